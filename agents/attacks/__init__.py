@@ -1,0 +1,118 @@
+"""Observation attacks: ``name:key=value,...`` specs build ``ObservationAttack`` objects.
+
+Spec examples: ``fgsm:eps=1/255``, ``pgd:eps=2/255,steps=10,norm=l2``.
+Fractions are accepted anywhere a number is (``eps=1/255``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+from agents.attacks.base import (
+    AttackSpecError,
+    AttackStep,
+    ObservationAttack,
+    PerturbationBudget,
+)
+
+AttackFactory = Callable[..., ObservationAttack]
+_ATTACKS: dict[str, tuple[AttackFactory, str]] = {}
+# Modules that define attacks; each calls ``register_attack`` on import.
+_ATTACK_MODULES = (
+    "agents.attacks.gradient",
+    "agents.attacks.noise",
+    "agents.attacks.timed",
+    "agents.attacks.patch",
+    "agents.attacks.universal",
+)
+_LOADED = False
+
+
+def register_attack(name: str, factory: AttackFactory, help: str = "") -> None:
+    _ATTACKS[name] = (factory, help)
+
+
+def available() -> dict[str, str]:
+    _load()
+    return {name: help for name, (_, help) in sorted(_ATTACKS.items())}
+
+
+def _load() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    for module in _ATTACK_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and exc.name.startswith(module):
+                continue
+            raise
+
+
+def parse_number(text: str) -> float:
+    """``"0.001"``, ``"1/255"``, ``"2e-3"`` -> float."""
+    try:
+        return float(Fraction(text.strip())) if "/" in text else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise AttackSpecError(f"not a number: {text!r} (use e.g. 0.004 or 1/255)") from None
+
+
+def _parse_value(text: str) -> Any:
+    low = text.strip().lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    try:
+        return parse_number(text)
+    except AttackSpecError:
+        return text.strip()
+
+
+def parse_attack(spec: str) -> ObservationAttack:
+    """Build an attack from ``name[:key=value,...]``; errors list the valid choices."""
+    _load()
+    name, _, rest = spec.partition(":")
+    if name not in _ATTACKS:
+        valid = ", ".join(sorted(_ATTACKS)) or "(none installed)"
+        raise AttackSpecError(f"unknown attack {name!r}; valid attacks: {valid}")
+    params: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise AttackSpecError(f"attack parameter {item!r} is not key=value (in {spec!r})")
+        params[key.strip()] = _parse_value(value)
+    factory, _ = _ATTACKS[name]
+    try:
+        return factory(**params)
+    except TypeError as exc:
+        raise AttackSpecError(f"{name}: {_explain_type_error(exc, factory)}") from None
+
+
+def _explain_type_error(exc: TypeError, factory: AttackFactory) -> str:
+    import inspect
+
+    try:
+        names = [
+            p for p in inspect.signature(factory).parameters if p not in ("self", "args", "kwargs")
+        ]
+    except (TypeError, ValueError):
+        names = []
+    return f"{exc}; valid parameters: {', '.join(names)}"
+
+
+__all__ = [
+    "AttackSpecError",
+    "AttackStep",
+    "ObservationAttack",
+    "PerturbationBudget",
+    "available",
+    "parse_attack",
+    "parse_number",
+    "register_attack",
+]

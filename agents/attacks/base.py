@@ -1,0 +1,133 @@
+"""The observation-attack contract.
+
+An attack sits on the victim's observation channel. Each step it receives the
+victim's clean network input ``x`` (see ``TorchPolicy.input_from_obs``) and returns
+``x + δ`` with ``δ`` inside the budget and ``x + δ`` inside the valid input range.
+The victim then acts on the perturbed input. Attacks never change the victim (its
+parameters, gradients or train/eval mode).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from agents.policies import Policy, TorchPolicy
+
+Norm = Literal["linf", "l2", "l0"]
+
+
+class AttackSpecError(ValueError):
+    """Unknown attack, unknown parameter or a budget out of range."""
+
+
+@dataclass(frozen=True)
+class PerturbationBudget:
+    """How large δ may be, with its units.
+
+    ``eps`` is measured on the victim's network input: for pixel victims that is the
+    [0, 1] pixel scale, so ``eps=1/255`` is one grey level. ``norm`` is ``linf``,
+    ``l2`` or ``l0`` (for ``l0``, ``eps`` counts pixels: a patch of k×k has ``k*k``).
+    """
+
+    eps: float
+    norm: Norm = "linf"
+    units: str = "network input"
+
+    def __post_init__(self) -> None:
+        if self.norm not in ("linf", "l2", "l0"):
+            raise AttackSpecError(f"unknown norm {self.norm!r}; valid norms: linf, l2, l0")
+        if self.norm != "l0" and not 0.0 <= self.eps <= 1.0:
+            raise AttackSpecError(f"eps={self.eps} is out of range; valid: 0 <= eps <= 1")
+        if self.norm == "l0" and self.eps < 0:
+            raise AttackSpecError(f"eps={self.eps} is out of range; valid: eps >= 0")
+
+    def describe(self) -> str:
+        """E.g. ``ε=0.00392 (1.00/255) L∞ on the network input``."""
+        if self.norm == "l0":
+            return f"ε={self.eps:g} pixels L0"
+        levels = self.eps * 255.0
+        return f"ε={self.eps:.5g} ({levels:.3g}/255) {self.norm.upper()} on the {self.units}"
+
+
+@dataclass
+class AttackStep:
+    """What one attacked step produced, batched over environments."""
+
+    actions: np.ndarray
+    """The victim's actions on the perturbed input (what the env receives)."""
+    clean_actions: np.ndarray
+    """The victim's actions on the clean input (for the action-flip rate)."""
+    delta: np.ndarray
+    """δ on the network-input scale, float32, same shape as the batch input."""
+    attacked: np.ndarray
+    """bool per environment: was δ applied at this step (timed attacks skip steps)."""
+    state: Any = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per-environment diagnostics, e.g. the victim's clean and attacked probabilities."""
+
+
+class ObservationAttack(ABC):
+    """Base class: subclasses implement ``perturb`` (batch input -> perturbed input)."""
+
+    name: str = "attack"
+    needs_gradient: bool = True
+    """False for black-box attacks that never differentiate the victim."""
+
+    def __init__(self, budget: PerturbationBudget, *, round_to_obs: bool = False):
+        self.budget = budget
+        self.round_to_obs = round_to_obs
+        self.generator = torch.Generator().manual_seed(0)
+
+    def reset(self, *, seed: int | None = None) -> None:
+        """Re-seed the attack's own randomness (random starts, noise)."""
+        self.generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+
+    def check_victim(self, victim: Policy) -> TorchPolicy:
+        if not isinstance(victim, TorchPolicy):
+            raise AttackSpecError(
+                f"the {self.name} attack needs a differentiable victim (a TorchPolicy: "
+                f"sb3:, atari:, zoo:, run:), not {type(victim).__name__}"
+            )
+        return victim
+
+    @abstractmethod
+    def perturb(
+        self, victim: TorchPolicy, x: torch.Tensor, state: Any = None, episode_start=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(x_adv, attacked)``: the perturbed batch and a bool mask per env."""
+
+    def step(
+        self,
+        victim: Policy,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> AttackStep:
+        """Attack one batched step and let the victim act on the result."""
+        tv = self.check_victim(victim)
+        x = tv.input_from_obs(observation)
+        x_adv, attacked = self.perturb(tv, x, state, episode_start)
+        x_adv = x_adv.detach()
+        if self.round_to_obs:
+            x_adv = tv.input_from_obs(tv.obs_from_input(x_adv))
+        with torch.no_grad():
+            clean_dist, _ = tv.forward(x, state, episode_start)
+            adv_dist, new_state = tv.forward(x_adv, state, episode_start)
+            clean = tv.sample(clean_dist, True)
+            if deterministic:
+                adv = tv.sample(adv_dist, True)
+            else:
+                adv = tv.sample(adv_dist, False)
+        return AttackStep(
+            actions=tv.to_actions(adv),
+            clean_actions=tv.to_actions(clean),
+            delta=(x_adv - x).numpy().astype(np.float32),
+            attacked=attacked.numpy().astype(bool),
+            state=new_state,
+        )

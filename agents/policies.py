@@ -1,0 +1,176 @@
+"""Who acts: the ``Policy`` protocol, the differentiable ``TorchPolicy`` and baselines.
+
+``Policy`` is Stable-Baselines3's ``predict`` signature, so an SB3 model is a Policy
+as it is. Observations are *batched* (leading axis = environments); recurrent
+policies carry ``state`` and reset it where ``episode_start`` is true.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import distributions as D
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Anything with SB3's ``predict``: maps a batch of observations to actions."""
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, Any]: ...
+
+
+def _is_batched(observation: np.ndarray, space: spaces.Space) -> bool:
+    shape = space.shape or ()
+    return observation.ndim == len(shape) + 1
+
+
+class SeededPolicy:
+    """Mixin for policies with their own randomness: ``reset(seed=...)`` re-seeds them."""
+
+    rng: np.random.Generator
+
+    def reset(self, *, seed: int | None = None) -> None:
+        self.rng = np.random.default_rng(seed)
+
+
+class RandomPolicy(SeededPolicy):
+    """Uniformly random actions from the action space (its own seeded generator)."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, seed=None):
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.reset(seed=seed)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        observation = np.asarray(observation)
+        batched = _is_batched(observation, self.observation_space)
+        n = observation.shape[0] if batched else 1
+        space = self.action_space
+        if isinstance(space, spaces.Discrete):
+            actions = space.start + self.rng.integers(0, space.n, size=n)
+        elif isinstance(space, spaces.Box):
+            low = np.where(np.isfinite(space.low), space.low, -1.0)
+            high = np.where(np.isfinite(space.high), space.high, 1.0)
+            actions = self.rng.uniform(low, high, size=(n, *space.shape)).astype(space.dtype)
+        elif isinstance(space, spaces.MultiDiscrete):
+            actions = self.rng.integers(0, space.nvec, size=(n, *space.nvec.shape))
+        else:
+            raise TypeError(f"RandomPolicy does not support {type(space).__name__}")
+        return (actions if batched else actions[0]), None
+
+
+class ZeroPolicy:
+    """Always the zero action (stands still in a MuJoCo game; action 0 = NOOP in Atari)."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space):
+        self.observation_space = observation_space
+        self.action_space = action_space
+        if isinstance(action_space, spaces.Box):
+            zero = np.clip(np.zeros(action_space.shape), action_space.low, action_space.high)
+            self._zero = zero.astype(action_space.dtype)
+        elif isinstance(action_space, spaces.Discrete):
+            self._zero = np.asarray(action_space.start, dtype=np.int64)
+        elif isinstance(action_space, spaces.MultiDiscrete):
+            self._zero = np.zeros(action_space.nvec.shape, dtype=np.int64)
+        else:
+            raise TypeError(f"ZeroPolicy does not support {type(action_space).__name__}")
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        observation = np.asarray(observation)
+        if _is_batched(observation, self.observation_space):
+            return np.repeat(self._zero[None], observation.shape[0], axis=0), None
+        return self._zero.copy(), None
+
+
+def distribution_mode(dist: D.Distribution) -> torch.Tensor:
+    """The most likely action of a categorical or (diagonal) normal distribution."""
+    if isinstance(dist, D.Categorical):
+        return dist.probs.argmax(dim=-1)
+    if isinstance(dist, D.Independent):
+        return distribution_mode(dist.base_dist)
+    if isinstance(dist, D.Normal):
+        return dist.mean
+    raise TypeError(f"no mode for {type(dist).__name__}")
+
+
+class TorchPolicy(ABC):
+    """A policy whose action distribution is a differentiable torch function of its input.
+
+    White-box attacks need three things from a victim, all defined here:
+
+    * ``input_from_obs``: the network's float input for a batch of observations
+      (for pixels: ``uint8 / 255``, so ε is on the [0, 1] pixel scale);
+    * ``input_low`` / ``input_high``: the valid range of that input (attacks clamp to it);
+    * ``forward(x, state, episode_start) -> (distribution, new_state)``: differentiable
+      in ``x``. Recurrent policies return their next state; others return ``None``.
+
+    Subclasses must not keep gradients or change mode as a side effect.
+    """
+
+    observation_space: spaces.Space
+    action_space: spaces.Space
+    recurrent: bool = False
+    input_low: float | torch.Tensor = -np.inf
+    input_high: float | torch.Tensor = np.inf
+
+    @abstractmethod
+    def input_from_obs(self, observation: np.ndarray) -> torch.Tensor:
+        """Batched observations -> the network's float input tensor."""
+
+    def obs_from_input(self, x: torch.Tensor) -> np.ndarray:
+        """Inverse of ``input_from_obs`` (rounded to the observation dtype)."""
+        arr = x.detach().cpu().numpy()
+        dtype = self.observation_space.dtype
+        if dtype is not None and np.issubdtype(dtype, np.integer):
+            arr = np.rint(arr)
+        return arr.astype(dtype)
+
+    @abstractmethod
+    def forward(
+        self, x: torch.Tensor, state: Any = None, episode_start: np.ndarray | None = None
+    ) -> tuple[D.Distribution, Any]:
+        """Action distribution for the batch input ``x`` (and the next recurrent state)."""
+
+    def distribution(self, x: torch.Tensor, state: Any = None, episode_start=None):
+        return self.forward(x, state, episode_start)[0]
+
+    def value(self, x: torch.Tensor, state: Any = None) -> torch.Tensor | None:
+        """The policy's own value estimate, where it has a value head."""
+        return None
+
+    def sample(self, dist: D.Distribution, deterministic: bool) -> torch.Tensor:
+        return distribution_mode(dist) if deterministic else dist.sample()
+
+    def to_actions(self, actions: torch.Tensor) -> np.ndarray:
+        out = actions.detach().cpu().numpy()
+        if isinstance(self.action_space, spaces.Box):
+            out = np.clip(out, self.action_space.low, self.action_space.high)
+            return out.astype(self.action_space.dtype)
+        return out.astype(np.int64)
+
+    def act_on_input(self, x, state=None, episode_start=None, deterministic=False):
+        """Actions for a (possibly perturbed) network input: the attack's entry point."""
+        with torch.no_grad():
+            dist, new_state = self.forward(x, state, episode_start)
+            return self.to_actions(self.sample(dist, deterministic)), new_state
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        observation = np.asarray(observation)
+        batched = _is_batched(observation, self.observation_space)
+        if not batched:
+            observation = observation[None]
+            if episode_start is not None:
+                episode_start = np.asarray(episode_start).reshape(1)
+        x = self.input_from_obs(observation)
+        actions, state = self.act_on_input(x, state, episode_start, deterministic)
+        return (actions if batched else actions[0]), state

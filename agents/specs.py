@@ -1,0 +1,167 @@
+"""Policy spec strings: ``random``, ``zero``, ``sb3:PATH`` and the kinds later modules add.
+
+A spec names an artifact; ``resolve`` loads it for a seat's spaces and ``reference``
+describes it for a run's manifest (the file's sha256, so a result always says which
+weights produced it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from gymnasium import spaces
+
+from agents.policies import Policy, RandomPolicy, ZeroPolicy
+
+
+class PolicySpecError(ValueError):
+    """A malformed or unknown policy spec, or a file that cannot serve the seat."""
+
+
+Loader = Callable[..., Policy]
+"""``loader(arg, observation_space, action_space, **context) -> Policy``."""
+
+
+@dataclass(frozen=True)
+class PolicyKind:
+    name: str
+    loader: Loader
+    takes_path: bool
+    """True if the argument is a file or directory (hashed into the manifest)."""
+    help: str
+
+
+_KINDS: dict[str, PolicyKind] = {}
+
+
+def register_kind(
+    name: str, loader: Loader, *, takes_path: bool, help: str, overwrite: bool = False
+) -> None:
+    if name in _KINDS and not overwrite:
+        raise PolicySpecError(f"policy kind {name!r} is already registered")
+    _KINDS[name] = PolicyKind(name, loader, takes_path, help)
+
+
+def kinds() -> dict[str, PolicyKind]:
+    _load_builtin_kinds()
+    return dict(_KINDS)
+
+
+def _valid_forms() -> str:
+    return ", ".join(
+        k.name + (":PATH" if k.takes_path else "") for k in sorted(kinds().values(), key=_order)
+    )
+
+
+def _order(kind: PolicyKind) -> tuple[bool, str]:
+    return (kind.takes_path, kind.name)
+
+
+def parse(spec: str) -> tuple[PolicyKind, str]:
+    """Split ``kind:arg`` and check the kind exists and the argument is present."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise PolicySpecError(f"empty policy spec; valid forms: {_valid_forms()}")
+    name, sep, arg = spec.partition(":")
+    table = kinds()
+    if name not in table:
+        raise PolicySpecError(f"unknown policy kind {name!r} in {spec!r}; valid forms: "
+                              f"{_valid_forms()}")
+    kind = table[name]
+    if kind.takes_path and not arg:
+        raise PolicySpecError(f"policy spec {spec!r} needs a path: {name}:PATH")
+    if not kind.takes_path and sep:
+        raise PolicySpecError(f"policy spec {spec!r}: {name!r} takes no argument")
+    return kind, arg
+
+
+def resolve(
+    spec: str, observation_space: spaces.Space, action_space: spaces.Space, **context: Any
+) -> Policy:
+    """Load the policy ``spec`` for a seat with these spaces."""
+    kind, arg = parse(spec)
+    if kind.takes_path:
+        path = Path(arg).expanduser()
+        if not path.exists():
+            raise PolicySpecError(f"policy file not found: {arg} (from {spec!r})")
+    return kind.loader(arg, observation_space, action_space, **context)
+
+
+def sha256_of(path: Path) -> str:
+    """sha256 of a file, or of a directory's files (names and bytes, in sorted order)."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        if path.is_dir():
+            digest.update(str(f.relative_to(path)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class PolicyRef:
+    """What a manifest records of a policy: the spec, the resolved path and its sha256."""
+
+    spec: str
+    kind: str
+    path: str | None = None
+    sha256: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def reference(spec: str) -> PolicyRef:
+    kind, arg = parse(spec)
+    if not kind.takes_path:
+        return PolicyRef(spec=spec, kind=kind.name)
+    path = Path(arg).expanduser()
+    if not path.exists():
+        raise PolicySpecError(f"policy file not found: {arg} (from {spec!r})")
+    return PolicyRef(spec=spec, kind=kind.name, path=str(path.resolve()), sha256=sha256_of(path))
+
+
+def _random(arg, observation_space, action_space, **context):
+    return RandomPolicy(observation_space, action_space)
+
+
+def _zero(arg, observation_space, action_space, **context):
+    return ZeroPolicy(observation_space, action_space)
+
+
+def _sb3(arg, observation_space, action_space, **context):
+    from agents.sb3 import PolicyFileError, sb3_victim
+
+    try:
+        return sb3_victim(arg, observation_space, action_space)
+    except PolicyFileError as exc:
+        raise PolicySpecError(str(exc)) from None
+
+
+_BUILTINS_DONE = False
+# Modules that add policy kinds when imported (zoo:, atari:, run:, masked:).
+_KIND_MODULES = ("agents.zoo", "agents.atari_cnn", "agents.runs")
+
+
+def _load_builtin_kinds() -> None:
+    global _BUILTINS_DONE
+    if _BUILTINS_DONE:
+        return
+    _BUILTINS_DONE = True
+    register_kind("random", _random, takes_path=False, help="uniformly random actions")
+    register_kind("zero", _zero, takes_path=False, help="always the zero / NOOP action")
+    register_kind("sb3", _sb3, takes_path=True, help="a Stable-Baselines3 .zip (PPO, A2C, DQN)")
+    import importlib
+
+    for module in _KIND_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and exc.name.startswith(module):
+                continue
+            raise

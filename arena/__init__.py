@@ -1,0 +1,16 @@
+"""The arena: hosts games and agents, runs matches, scores, records and replays them."""
+
+from arena.evaluation import SeatResult, wilson_interval
+from arena.match import EpisodeOutcome, MatchError, MatchResult, run_match
+from arena.recording import EpisodeRecord, RecordError
+
+__all__ = [
+    "EpisodeOutcome",
+    "EpisodeRecord",
+    "MatchError",
+    "MatchResult",
+    "RecordError",
+    "SeatResult",
+    "run_match",
+    "wilson_interval",
+]

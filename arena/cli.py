@@ -1,0 +1,286 @@
+"""The ``arena`` command.
+
+Every user error (unknown env, seat, policy or attack, missing or corrupted file,
+bad number) prints one line ``arena: error: ...`` naming the valid choices and exits
+with status 2. Nothing half-written is left behind: outputs are written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any, NoReturn
+
+USER_ERRORS: tuple[type[BaseException], ...] = ()
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from agents.attacks import AttackSpecError
+    from agents.sb3 import PolicyFileError
+    from agents.specs import PolicySpecError
+    from arena.match import MatchError
+    from arena.recording import RecordError
+    from envs import EnvError
+
+    extra: list[type[BaseException]] = []
+    for mod, name in (("arena.training", "TrainingError"), ("agents.zoo", "ZooError"),
+                      ("experiments", "ExperimentError")):
+        try:
+            extra.append(getattr(__import__(mod, fromlist=[name]), name))
+        except (ImportError, AttributeError):
+            pass
+    return (EnvError, PolicySpecError, PolicyFileError, AttackSpecError, MatchError,
+            RecordError, FileExistsError, FileNotFoundError, NotADirectoryError, *extra)
+
+
+def _version() -> str:
+    try:
+        return importlib_metadata.version("adversarial-arena")
+    except importlib_metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def _seat_pairs(items: Sequence[str] | None, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or ():
+        seat, eq, spec = item.partition("=")
+        if not eq or not seat or not spec:
+            raise _ArgError(f"{flag} expects SEAT=SPEC, got {item!r}")
+        if seat in out:
+            raise _ArgError(f"{flag} given twice for seat {seat!r}")
+        out[seat] = spec
+    return out
+
+
+class _ArgError(ValueError):
+    pass
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _progress(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="ep", file=sys.stderr, disable=None, leave=False)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    import envs
+
+    specs = envs.list_specs()
+    if args.json:
+        rows = [{"id": s.id, "seats": list(s.seats), "needs": list(s.needs),
+                 "nondeterministic": s.nondeterministic, "max_episode_steps": s.max_episode_steps,
+                 "default_policies": dict(s.default_policies)} for s in specs]
+        print(json.dumps(rows))
+        return 0
+    width = max(len(s.id) for s in specs)
+    for s in specs:
+        needs = f" [needs {', '.join(s.needs)}]" if s.needs else ""
+        print(f"{s.id:<{width}}  seats: {', '.join(s.seats)}{needs}")
+    return 0
+
+
+def _format_table(result: Any) -> str:
+    lines = [f"{result.env}: {result.episodes} episodes, seed {result.seed}, "
+             f"mean length {sum(result.lengths) / len(result.lengths):.1f}"]
+    header = f"{'seat':<12} {'W':>5} {'L':>5} {'T':>5}  {'win rate [95% CI]':<24} {'return':>16}"
+    lines.append(header)
+    for seat, r in result.seats.items():
+        ci = f"{r.win_rate:.2f} [{r.win_rate_ci95[0]:.2f}, {r.win_rate_ci95[1]:.2f}]"
+        ret = f"{r.mean_return:.2f} ± {r.std_return:.2f}"
+        lines.append(f"{seat:<12} {r.wins:>5} {r.losses:>5} {r.ties:>5}  {ci:<24} {ret:>16}")
+        if r.attack:
+            extra = f"  attack {r.attack}: {r.budget}; action-flip rate {r.flip_rate:.3f}"
+            if r.attacked_fraction is not None and r.attacked_fraction < 1.0:
+                extra += f", attacked {r.attacked_fraction:.1%} of steps"
+            lines.append(extra)
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from agents import specs as policy_specs
+    from arena.io import write_json_atomic
+    from arena.match import check_seats, run_match
+    from arena.recording import write_record
+    from arena.rundir import new_run_dir, run_metadata
+
+    policies = _seat_pairs(args.policy, "--policy")
+    attacks = _seat_pairs(args.attack, "--attack")
+    filled = check_seats(args.env_id, policies, attacks)
+    refs = {seat: policy_specs.reference(spec).to_json() for seat, spec in filled.items()}
+    if args.record:
+        record = Path(args.record)
+        if record.exists() and (not record.is_dir() or any(record.iterdir())):
+            raise FileExistsError(f"record directory {record} exists and is not empty")
+    config = {"env": args.env_id, "env_kwargs": {}, "policies": refs, "attacks": attacks,
+              "episodes": args.episodes, "seed": args.seed, "workers": args.workers,
+              "deterministic": not args.stochastic}
+    bar = _progress(args.episodes, f"evaluate {args.env_id}")
+    try:
+        result, records = run_match(
+            args.env_id, filled, n_episodes=args.episodes, seed=args.seed, attacks=attacks,
+            workers=args.workers, deterministic=not args.stochastic,
+            record=bool(args.record), on_progress=bar.update,
+        )
+    finally:
+        bar.close()
+    payload = result.to_json()
+    if args.record:
+        write_record(args.record, {**config, "seats": list(result.seats)}, records)
+        print(f"recorded {len(records)} episodes to {args.record}", file=sys.stderr)
+    if not args.no_save:
+        with new_run_dir(args.runs, "evaluate", args.env_id, args.seed) as (tmp, final):
+            write_json_atomic(tmp / "config.json", config)
+            write_json_atomic(tmp / "metadata.json", run_metadata())
+            write_json_atomic(tmp / "results.json", payload)
+        print(f"run saved to {final}", file=sys.stderr)
+    if args.json:
+        slim = {k: payload[k] for k in ("env", "episodes", "seed", "seats")}
+        print(json.dumps(slim, sort_keys=True))
+    else:
+        print(_format_table(result))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from arena.recording import read_episode, read_manifest
+    from arena.replay import resimulate
+
+    manifest = read_manifest(args.path)
+    n = len(manifest["episodes"])
+    positions = [args.episode] if args.episode is not None else list(range(n))
+    for p in positions:
+        if not 0 <= p < n:
+            raise _ArgError(f"--episode {p} is out of range; this record has episodes 0..{n - 1}")
+    ok = True
+    for p in positions:
+        record = read_episode(args.path, p)
+        returns = ", ".join(f"{s} {float(r.sum()):+.2f}" for s, r in record.rewards.items())
+        if not args.verify:
+            print(f"episode {record.index}: {record.length} steps; returns {returns}")
+            continue
+        check = resimulate(manifest, record)
+        if check.match:
+            print(f"episode {record.index}: {record.length} steps; returns {returns}; "
+                  f"verified: every observation and reward matches exactly")
+        else:
+            ok = False
+            print(f"episode {record.index}: MISMATCH at step {check.first_mismatch}: "
+                  f"{check.detail}")
+    if not ok:
+        print("arena: error: re-simulation diverged from the record", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from arena.demo import run_demo
+
+    return run_demo(out=Path(args.out), retrain=args.retrain, workers=args.workers)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from experiments import run_experiment
+
+    return run_experiment(args.name, args.rest)
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="arena", description="Adversarial RL arena: attack, score, record and "
+                     "replay reinforcement-learning victims.")
+    parser.add_argument("--version", action="version", version=f"arena {_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("envs", help="list the games")
+    p.add_argument("--json", action="store_true", help="one JSON list: id, seats, needs")
+    p.set_defaults(func=cmd_envs)
+
+    p = sub.add_parser("evaluate", help="play episodes and score every seat")
+    p.add_argument("env_id", help="a game id (see `arena envs`)")
+    p.add_argument("--policy", action="append", metavar="SEAT=SPEC",
+                   help="policy for a seat: random, zero, sb3:PATH, zoo:PATH, atari:PATH, run:DIR")
+    p.add_argument("--attack", action="append", metavar="SEAT=SPEC",
+                   help="observation attack on a seat's policy, e.g. player=fgsm:eps=1/255")
+    p.add_argument("--episodes", type=_positive, required=True, help="number of episodes (> 0)")
+    p.add_argument("--seed", type=int, default=0, help="one seed gives one result, bit for bit")
+    p.add_argument("--workers", type=_positive, default=1, help="worker processes")
+    p.add_argument("--stochastic", action="store_true", help="sample actions (default: greedy)")
+    p.add_argument("--record", metavar="DIR", help="write episode records to DIR (new)")
+    p.add_argument("--runs", default="runs", help="root of run directories (default: runs)")
+    p.add_argument("--no-save", action="store_true", help="write no run directory")
+    p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("replay", help="list or re-simulate a recorded match")
+    p.add_argument("path", help="a record directory (with manifest.json)")
+    p.add_argument("--verify", action="store_true",
+                   help="re-simulate from seed and actions; check every observation")
+    p.add_argument("--episode", type=int, help="only this episode (0-based position)")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("demo", help="train, evaluate, record and replay on the toy games")
+    p.add_argument("--out", default="runs/demo", help="where the demo writes (default runs/demo)")
+    p.add_argument("--retrain", action="store_true",
+                   help="train the toy victims from scratch instead of loading shipped weights")
+    p.add_argument("--workers", type=_positive, default=2, help="worker processes")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="run an experiment from experiments/ (e.g. `arena run list`)")
+    p.add_argument("name", help="experiment name; `list` lists them")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="the experiment's own arguments")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        return int(args.func(args) or 0)
+    except (_ArgError, *_user_errors()) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, FileNotFoundError) and exc.filename:
+            message = f"no such file or directory: {exc.filename}"
+        print(f"arena: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("arena: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,340 @@
+"""``run_match``: play a game with a policy in every seat, score it, optionally record it.
+
+Episodes are grouped into fixed chunks of ``CHUNK`` episodes. A chunk is played in
+lockstep (one batched ``predict`` per seat per step) and all of its randomness
+(reset seeds, the policies' and attacks' own seeds, torch's generator) derives from
+``(seed, chunk index)`` alone. Workers take whole chunks, so the same seed gives
+the same result, bit for bit, whatever ``workers`` is.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing as mp
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+import envs
+from agents import specs
+from agents.attacks import ObservationAttack, parse_attack
+from agents.policies import Policy
+from arena.evaluation import SeatResult
+from arena.recording import EpisodeRecord
+
+log = logging.getLogger(__name__)
+
+CHUNK = 8
+PolicyLike = str | Policy
+AttackLike = str | ObservationAttack
+
+
+class MatchError(ValueError):
+    """Bad match configuration: unknown seat, no policy for a seat, episodes <= 0."""
+
+
+def episode_seed(seed: int, index: int) -> int:
+    """The env reset seed of episode ``index`` of a match seeded ``seed``."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def _chunk_seed(seed: int, chunk: int, salt: int) -> int:
+    return int(np.random.SeedSequence([seed, chunk, 1_000_003 + salt]).generate_state(1)[0])
+
+
+@dataclass
+class EpisodeOutcome:
+    """The score of one episode."""
+
+    index: int
+    reset_seed: int
+    length: int
+    returns: dict[str, float]
+    outcomes: dict[str, str]
+    flips: dict[str, int] = field(default_factory=dict)
+    attacked: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    env: str
+    episodes: int
+    seed: int
+    seats: dict[str, SeatResult]
+    outcomes: list[EpisodeOutcome]
+
+    @property
+    def lengths(self) -> list[int]:
+        return [o.length for o in self.outcomes]
+
+    def to_json(self) -> dict[str, Any]:
+        lengths = self.lengths
+        return {
+            "env": self.env,
+            "episodes": self.episodes,
+            "seed": self.seed,
+            "seats": {s: r.to_json() for s, r in self.seats.items()},
+            "mean_length": float(np.mean(lengths)),
+            "lengths": lengths,
+        }
+
+
+@dataclass(frozen=True)
+class _Job:
+    env_id: str
+    env_kwargs: dict[str, Any]
+    policies: dict[str, PolicyLike]
+    attacks: dict[str, AttackLike]
+    deterministic: dict[str, bool]
+    seed: int
+    chunk: int
+    indices: tuple[int, ...]
+    record: bool
+
+
+_CACHE: dict[Any, Any] = {}
+
+
+def _resolve_policy(p: PolicyLike, env: Any, seat: str, env_id: str) -> Policy:
+    if not isinstance(p, str):
+        return p
+    key = ("policy", env_id, seat, p)
+    if key not in _CACHE:
+        _CACHE[key] = specs.resolve(
+            p, env.observation_space(seat), env.action_space(seat), env_id=env_id, seat=seat
+        )
+    return _CACHE[key]
+
+
+def _resolve_attack(a: AttackLike) -> ObservationAttack:
+    return parse_attack(a) if isinstance(a, str) else a
+
+
+def _outcome_from(info: dict, seat: str, returns: dict[str, float]) -> str:
+    if "outcome" in info:
+        return str(info["outcome"])
+    mine = returns[seat]
+    others = [r for s, r in returns.items() if s != seat]
+    ref = max(others) if others else 0.0
+    return "win" if mine > ref else ("loss" if mine < ref else "tie")
+
+
+def _stack(obs_list: list[Any]) -> np.ndarray:
+    return np.stack([np.asarray(o) for o in obs_list])
+
+
+def play_chunk(job: _Job) -> tuple[list[EpisodeOutcome], list[EpisodeRecord]]:
+    """Play the episodes of one chunk in lockstep (runs in a worker or in-process)."""
+    n = len(job.indices)
+    games = [envs.make(job.env_id, **job.env_kwargs) for _ in range(n)]
+    seats = list(games[0].possible_agents)
+    policies = {s: _resolve_policy(job.policies[s], games[0], s, job.env_id) for s in seats}
+    attacks = {s: _resolve_attack(a) for s, a in job.attacks.items()}
+    torch.manual_seed(_chunk_seed(job.seed, job.chunk, 0))
+    for i, seat in enumerate(seats):
+        reset = getattr(policies[seat], "reset", None)
+        if callable(reset):
+            reset(seed=_chunk_seed(job.seed, job.chunk, 1 + i))
+        if seat in attacks:
+            attacks[seat].reset(seed=_chunk_seed(job.seed, job.chunk, 100 + i))
+
+    seeds = [episode_seed(job.seed, idx) for idx in job.indices]
+    obs = [g.reset(seed=s)[0] for g, s in zip(games, seeds, strict=True)]
+    last_obs = [dict(o) for o in obs]
+    alive = np.ones(n, dtype=bool)
+    episode_start = np.ones(n, dtype=bool)
+    states: dict[str, Any] = {s: None for s in seats}
+    returns = [dict.fromkeys(seats, 0.0) for _ in range(n)]
+    lengths = [0] * n
+    outcomes: list[dict[str, str]] = [{} for _ in range(n)]
+    flips = [dict.fromkeys(attacks, 0) for _ in range(n)]
+    attacked = [dict.fromkeys(attacks, 0) for _ in range(n)]
+    traj: list[dict[str, dict[str, list]]] = [
+        {k: {s: [] for s in seats} for k in ("obs", "action", "reward")} for _ in range(n)
+    ]
+    atk_traj: list[dict[str, dict[str, list]]] = [
+        {s: {"delta": [], "clean_action": [], "attacked": []} for s in attacks} for _ in range(n)
+    ]
+    if job.record:
+        for e in range(n):
+            for s in seats:
+                traj[e]["obs"][s].append(np.asarray(obs[e][s]))
+
+    while alive.any():
+        actions: dict[str, np.ndarray] = {}
+        steps = {}
+        for seat in seats:
+            batch = _stack([last_obs[e][seat] for e in range(n)])
+            det = job.deterministic.get(seat, True)
+            if seat in attacks:
+                step = attacks[seat].step(policies[seat], batch, states[seat], episode_start, det)
+                actions[seat], states[seat] = step.actions, step.state
+                steps[seat] = step
+            else:
+                actions[seat], states[seat] = policies[seat].predict(
+                    batch, state=states[seat], episode_start=episode_start, deterministic=det
+                )
+        episode_start = np.zeros(n, dtype=bool)
+        for e in np.flatnonzero(alive):
+            act = {s: actions[s][e] for s in seats}
+            o, r, term, trunc, info = games[e].step(act)
+            lengths[e] += 1
+            for s in seats:
+                returns[e][s] += float(r[s])
+            for s, st in steps.items():
+                flipped = not np.array_equal(st.actions[e], st.clean_actions[e])
+                flips[e][s] += int(flipped and bool(st.attacked[e]))
+                attacked[e][s] += int(st.attacked[e])
+                if job.record:
+                    atk_traj[e][s]["delta"].append(st.delta[e])
+                    atk_traj[e][s]["clean_action"].append(st.clean_actions[e])
+                    atk_traj[e][s]["attacked"].append(bool(st.attacked[e]))
+            if job.record:
+                for s in seats:
+                    traj[e]["obs"][s].append(np.asarray(o[s]))
+                    traj[e]["action"][s].append(np.asarray(act[s]))
+                    traj[e]["reward"][s].append(float(r[s]))
+            last_obs[e] = o
+            if any(term.values()) or any(trunc.values()):
+                alive[e] = False
+                outcomes[e] = {s: _outcome_from(info.get(s, {}), s, returns[e]) for s in seats}
+
+    results = [
+        EpisodeOutcome(idx, seeds[e], lengths[e], returns[e], outcomes[e], flips[e], attacked[e])
+        for e, idx in enumerate(job.indices)
+    ]
+    records = []
+    if job.record:
+        for e, idx in enumerate(job.indices):
+            t = traj[e]
+            records.append(
+                EpisodeRecord(
+                    index=idx,
+                    reset_seed=seeds[e],
+                    observations={s: np.stack(t["obs"][s]) for s in seats},
+                    actions={s: np.stack(t["action"][s]) for s in seats},
+                    rewards={s: np.asarray(t["reward"][s], dtype=np.float64) for s in seats},
+                    attack={
+                        s: {
+                            "delta": np.stack(v["delta"]).astype(np.float32),
+                            "clean_action": np.stack(v["clean_action"]),
+                            "attacked": np.asarray(v["attacked"], dtype=bool),
+                        }
+                        for s, v in atk_traj[e].items()
+                    },
+                )
+            )
+    for g in games:
+        g.close()
+    return results, records
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def check_seats(
+    env_id: str, policies: Mapping[str, PolicyLike], attacks: Mapping[str, AttackLike]
+) -> dict[str, PolicyLike]:
+    """Fill empty seats with the game's default opponent; reject unknown seats."""
+    spec = envs.spec(env_id)
+    for seat in [*policies, *attacks]:
+        spec.check_seat(seat)
+    filled: dict[str, PolicyLike] = {}
+    for seat in spec.seats:
+        if seat in policies:
+            filled[seat] = policies[seat]
+        elif seat in spec.default_policies:
+            filled[seat] = spec.default_policies[seat]
+        else:
+            raise MatchError(
+                f"seat {seat!r} of {env_id} needs a policy (--policy {seat}=SPEC); "
+                f"seats: {', '.join(spec.seats)}"
+            )
+    return filled
+
+
+def run_match(
+    env_id: str,
+    policies: Mapping[str, PolicyLike],
+    *,
+    n_episodes: int,
+    seed: int = 0,
+    attacks: Mapping[str, AttackLike] | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    deterministic: bool | Mapping[str, bool] = True,
+    workers: int = 1,
+    record: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[MatchResult, list[EpisodeRecord]]:
+    """Play ``n_episodes`` of ``env_id`` and score every seat.
+
+    ``policies`` maps seats to policy specs (``"zero"``, ``"sb3:PATH"``...) or Policy
+    objects; empty seats get the game's default opponent. ``attacks`` maps a seat to
+    an observation attack on that seat's policy. Returns the result and, with
+    ``record=True``, the episode records (in episode order).
+    """
+    if not isinstance(n_episodes, int) or n_episodes <= 0:
+        raise MatchError(f"episodes must be a positive integer, got {n_episodes!r}")
+    if workers < 1:
+        raise MatchError(f"workers must be >= 1, got {workers}")
+    attacks = dict(attacks or {})
+    filled = check_seats(env_id, policies, attacks)
+    # Validate specs up front, in this process: errors surface before any work.
+    for seat, p in filled.items():
+        if isinstance(p, str):
+            specs.parse(p)
+    for a in attacks.values():
+        if isinstance(a, str):
+            parse_attack(a)
+    seats = list(envs.spec(env_id).seats)
+    det = (
+        {s: bool(deterministic) for s in seats}
+        if isinstance(deterministic, bool)
+        else {s: bool(deterministic.get(s, True)) for s in seats}
+    )
+    jobs = [
+        _Job(env_id, dict(env_kwargs or {}), filled, attacks, det, seed, c,
+             tuple(range(c * CHUNK, min(n_episodes, (c + 1) * CHUNK))), record)
+        for c in range((n_episodes + CHUNK - 1) // CHUNK)
+    ]
+    chunks: dict[int, tuple[list[EpisodeOutcome], list[EpisodeRecord]]] = {}
+    if workers == 1 or len(jobs) == 1:
+        for job in jobs:
+            chunks[job.chunk] = play_chunk(job)
+            if on_progress:
+                on_progress(len(job.indices))
+    else:
+        ctx = mp.get_context("forkserver")
+        with cf.ProcessPoolExecutor(min(workers, len(jobs)), ctx, _worker_init) as pool:
+            futures = {pool.submit(play_chunk, job): job for job in jobs}
+            for fut in cf.as_completed(futures):
+                job = futures[fut]
+                chunks[job.chunk] = fut.result()
+                if on_progress:
+                    on_progress(len(job.indices))
+    outcomes = [o for c in sorted(chunks) for o in chunks[c][0]]
+    records = [r for c in sorted(chunks) for r in chunks[c][1]]
+    return _score(env_id, seed, seats, outcomes, attacks), records
+
+
+def _score(env_id, seed, seats, outcomes, attacks) -> MatchResult:
+    total_steps = sum(o.length for o in outcomes)
+    result = {}
+    for seat in seats:
+        atk = attacks.get(seat)
+        a_obj = _resolve_attack(atk) if atk is not None else None
+        result[seat] = SeatResult.from_episodes(
+            [o.outcomes[seat] for o in outcomes],
+            [o.returns[seat] for o in outcomes],
+            flips=sum(o.flips[seat] for o in outcomes) if atk is not None else None,
+            attacked=sum(o.attacked[seat] for o in outcomes) if atk is not None else None,
+            steps=total_steps if atk is not None else None,
+            attack=(atk if isinstance(atk, str) else getattr(a_obj, "name", None)),
+            budget=a_obj.budget.describe() if a_obj is not None else None,
+        )
+    return MatchResult(env_id, len(outcomes), seed, result, outcomes)
