@@ -198,7 +198,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from arena.demo import run_demo
 
-    return run_demo(out=Path(args.out), retrain=args.retrain, workers=args.workers)
+    return run_demo(out=Path(args.out), retrain=not args.shipped, workers=args.workers,
+                    episodes=args.episodes, seed=args.seed)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -246,8 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="train, evaluate, record and replay on the toy games")
     p.add_argument("--out", default="runs/demo", help="where the demo writes (default runs/demo)")
-    p.add_argument("--retrain", action="store_true",
-                   help="train the toy victims from scratch instead of loading shipped weights")
+    p.add_argument("--shipped", action="store_true",
+                   help="load the victims shipped in arena/assets instead of training them")
+    p.add_argument("--episodes", type=_positive, default=50, help="episodes per table row")
+    p.add_argument("--seed", type=int, default=0, help="seed of training and evaluation")
     p.add_argument("--workers", type=_positive, default=2, help="worker processes")
     p.set_defaults(func=cmd_demo)
 

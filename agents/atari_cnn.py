@@ -1,0 +1,178 @@
+"""``atari:PATH.npz``: pretrained Atari actor-critic CNNs as differentiable victims.
+
+The file is a plain ``.npz`` of float32 arrays, read with ``numpy.load(...,
+allow_pickle=False)``: no pickle, no code. The network (../shared/atari/README.md):
+
+    input (B, 4, 84, 84) grey frames, 0..255 as float, divided by 255 by the network
+    conv1 32×8×8 /4, ReLU -> conv2 64×4×4 /2, ReLU -> conv3 32×3×3 /1, ReLU
+    flatten 32·7·7 = 1568 -> fc 512, ReLU -> pi: logits (n_actions), v: value (1)
+
+As a ``TorchPolicy`` its input is the frame on the [0, 1] scale (``uint8 / 255``), so
+an attack budget ``eps=1/255`` is one grey level. Greedy (argmax of the logits) by
+default; sampled from the categorical with ``--stochastic``.
+
+>>> from agents import specs                                  # doctest: +SKIP
+>>> victim = specs.resolve("atari:pong_ppo.npz", env.observation_space("player"),
+...                        env.action_space("player"))        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import distributions as D
+from torch import nn
+
+from agents.policies import TorchPolicy
+from agents.specs import PolicySpecError, register_kind
+
+_LAYERS = ("conv1", "conv2", "conv3", "fc", "pi", "v")
+
+
+class AtariCNN(nn.Module):
+    """The actor-critic network of the README, on inputs already scaled to [0, 1]."""
+
+    def __init__(self, in_channels: int, n_actions: int, conv3_out: int = 32, side: int = 84):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 32, 8, stride=4)
+        self.conv2 = nn.Conv2d(32, 64, 4, stride=2)
+        self.conv3 = nn.Conv2d(64, conv3_out, 3, stride=1)
+        out = ((side - 8) // 4 + 1 - 4) // 2 + 1 - 2
+        self.fc = nn.Linear(conv3_out * out * out, 512)
+        self.pi = nn.Linear(512, n_actions)
+        self.v = nn.Linear(512, 1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.conv1(x))
+        h = torch.relu(self.conv2(h))
+        h = torch.relu(self.conv3(h))
+        return torch.relu(self.fc(h.flatten(1)))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.features(x)
+        return self.pi(h), self.v(h).squeeze(-1)
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of ``path``; refuses pickled (object) arrays and non-npz files."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {k: archive[k] for k in archive.files}
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise PolicySpecError(
+                f"{path}: refusing a pickled object array (only plain numeric arrays load)"
+            ) from None
+        raise PolicySpecError(f"{path} is not a readable .npz weights file: {exc}") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise PolicySpecError(f"{path} is not a readable .npz weights file: {exc}") from None
+
+
+def build_network(arrays: dict[str, np.ndarray], path: str | Path = "weights") -> AtariCNN:
+    """Check the arrays' names and shapes and load them into an ``AtariCNN`` (eval mode)."""
+    expected = [f"{layer}.{p}" for layer in _LAYERS for p in ("weight", "bias")]
+    missing = [k for k in expected if k not in arrays]
+    if missing:
+        raise PolicySpecError(f"{path}: missing arrays {', '.join(missing)} "
+                              f"(has {', '.join(sorted(arrays)) or 'none'})")
+    for k in expected:
+        if not np.issubdtype(arrays[k].dtype, np.floating):
+            raise PolicySpecError(f"{path}: array {k} has dtype {arrays[k].dtype}, not float")
+    w1 = arrays["conv1.weight"]
+    if w1.ndim != 4:
+        raise PolicySpecError(f"{path}: conv1.weight must be 4-d, got shape {w1.shape}")
+    net = AtariCNN(
+        in_channels=int(w1.shape[1]),
+        n_actions=int(arrays["pi.weight"].shape[0]),
+        conv3_out=int(arrays["conv3.weight"].shape[0]),
+    )
+    state = {k: torch.from_numpy(np.ascontiguousarray(arrays[k], dtype=np.float32))
+             for k in expected}
+    own = net.state_dict()
+    bad = [f"{k} {tuple(v.shape)} (expected {tuple(own[k].shape)})"
+           for k, v in state.items() if tuple(v.shape) != tuple(own[k].shape)]
+    if bad:
+        raise PolicySpecError(f"{path}: arrays do not fit the README network: {'; '.join(bad)}")
+    net.load_state_dict(state)
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+class AtariCNNPolicy(TorchPolicy):
+    """A pretrained Atari CNN as a ``TorchPolicy`` on ``(B, C, 84, 84)`` uint8 frames.
+
+    Network input: ``frames / 255`` in [0, 1] (``input_low=0``, ``input_high=1``).
+    """
+
+    input_low = 0.0
+    input_high = 1.0
+
+    def __init__(self, net: AtariCNN, observation_space: spaces.Space, action_space: spaces.Space):
+        self.net = net
+        self.observation_space = observation_space
+        self.action_space = action_space
+
+    @property
+    def module(self) -> nn.Module:
+        return self.net
+
+    def input_from_obs(self, observation: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(observation), dtype=torch.float32) / 255.0
+
+    def obs_from_input(self, x: torch.Tensor) -> np.ndarray:
+        arr = np.rint(x.detach().cpu().numpy() * 255.0)
+        return np.clip(arr, 0, 255).astype(np.uint8)
+
+    def forward(self, x, state=None, episode_start=None):
+        logits, _ = self.net(x)
+        return D.Categorical(logits=logits), None
+
+    def value(self, x, state=None):
+        return self.net(x)[1]
+
+
+def _describe(space: spaces.Space) -> str:
+    if isinstance(space, spaces.Discrete):
+        return f"{int(space.n)} actions"
+    return f"{type(space).__name__}{tuple(space.shape or ())}"
+
+
+def atari_victim(
+    path: str | Path, observation_space: spaces.Space, action_space: spaces.Space
+) -> AtariCNNPolicy:
+    """Load ``path`` for a seat, or raise ``PolicySpecError`` saying what does not fit."""
+    net = build_network(read_npz(path), path)
+    n_actions = net.pi.out_features
+    expected_obs = (net.conv1.in_channels, 84, 84)
+    if not isinstance(action_space, spaces.Discrete) or int(action_space.n) != n_actions:
+        raise PolicySpecError(
+            f"{path} has {n_actions} actions, but the seat has {_describe(action_space)}"
+        )
+    seat_shape = tuple(getattr(observation_space, "shape", None) or ())
+    if not isinstance(observation_space, spaces.Box) or seat_shape != expected_obs:
+        raise PolicySpecError(
+            f"{path} takes frames of shape {expected_obs}, but the seat's observations are "
+            f"{_describe(observation_space)}"
+        )
+    return AtariCNNPolicy(net, observation_space, action_space)
+
+
+def _load(arg: str, observation_space, action_space, **context: Any) -> AtariCNNPolicy:
+    return atari_victim(arg, observation_space, action_space)
+
+
+register_kind(
+    "atari",
+    _load,
+    takes_path=True,
+    help="a pretrained Atari CNN (.npz of float arrays, see ../shared/atari/README.md)",
+)
+
+__all__ = ["AtariCNN", "AtariCNNPolicy", "atari_victim", "build_network", "read_npz"]
