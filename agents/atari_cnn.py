@@ -60,6 +60,8 @@ class AtariCNN(nn.Module):
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     """The arrays of ``path``; refuses pickled (object) arrays and non-npz files."""
+    if not zipfile.is_zipfile(path):
+        raise PolicySpecError(f"{path} is not a readable .npz weights file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {k: archive[k] for k in archive.files}
@@ -78,8 +80,10 @@ def build_network(arrays: dict[str, np.ndarray], path: str | Path = "weights") -
     expected = [f"{layer}.{p}" for layer in _LAYERS for p in ("weight", "bias")]
     missing = [k for k in expected if k not in arrays]
     if missing:
-        raise PolicySpecError(f"{path}: missing arrays {', '.join(missing)} "
-                              f"(has {', '.join(sorted(arrays)) or 'none'})")
+        raise PolicySpecError(
+            f"{path}: missing arrays {', '.join(missing)} "
+            f"(has {', '.join(sorted(arrays)) or 'none'})"
+        )
     for k in expected:
         if not np.issubdtype(arrays[k].dtype, np.floating):
             raise PolicySpecError(f"{path}: array {k} has dtype {arrays[k].dtype}, not float")
@@ -91,11 +95,15 @@ def build_network(arrays: dict[str, np.ndarray], path: str | Path = "weights") -
         n_actions=int(arrays["pi.weight"].shape[0]),
         conv3_out=int(arrays["conv3.weight"].shape[0]),
     )
-    state = {k: torch.from_numpy(np.ascontiguousarray(arrays[k], dtype=np.float32))
-             for k in expected}
+    state = {
+        k: torch.from_numpy(np.ascontiguousarray(arrays[k], dtype=np.float32)) for k in expected
+    }
     own = net.state_dict()
-    bad = [f"{k} {tuple(v.shape)} (expected {tuple(own[k].shape)})"
-           for k, v in state.items() if tuple(v.shape) != tuple(own[k].shape)]
+    bad = [
+        f"{k} {tuple(v.shape)} (expected {tuple(own[k].shape)})"
+        for k, v in state.items()
+        if tuple(v.shape) != tuple(own[k].shape)
+    ]
     if bad:
         raise PolicySpecError(f"{path}: arrays do not fit the README network: {'; '.join(bad)}")
     net.load_state_dict(state)

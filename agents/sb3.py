@@ -112,7 +112,7 @@ class SB3TorchPolicy(TorchPolicy):
             and getattr(sb3_policy, "normalize_images", False)
             and len(inner.shape) == 3
         )
-        self._transpose = tuple(self.observation_space.shape) != tuple(inner.shape)
+        self._transpose = (self.observation_space.shape or ()) != (inner.shape or ())
         if self._image:
             self.input_low, self.input_high = 0.0, 1.0
         elif isinstance(inner, spaces.Box):
@@ -159,15 +159,14 @@ def sb3_victim(
     """Load ``path`` for a seat with the given spaces, or say why it does not fit."""
     policy = load_sb3_policy(path)
     obs_inner, act_inner = policy.observation_space, policy.action_space
-    seat_shape, file_shape = tuple(observation_space.shape), tuple(obs_inner.shape)
+    seat_shape, file_shape = observation_space.shape or (), obs_inner.shape or ()
     fits_obs = seat_shape == file_shape or (
         len(seat_shape) == 3 and (seat_shape[2], seat_shape[0], seat_shape[1]) == file_shape
     )
-    fits_act = type(act_inner) is type(action_space) and (
-        act_inner.n == action_space.n
-        if isinstance(action_space, spaces.Discrete)
-        else act_inner.shape == action_space.shape
-    )
+    if isinstance(action_space, spaces.Discrete):
+        fits_act = isinstance(act_inner, spaces.Discrete) and act_inner.n == action_space.n
+    else:
+        fits_act = type(act_inner) is type(action_space) and act_inner.shape == action_space.shape
     if not (fits_obs and fits_act):
         raise PolicyFileError(
             f"{path} takes {_space_desc(obs_inner)} -> {_space_desc(act_inner)}, but the seat "

@@ -68,8 +68,9 @@ def parse(spec: str) -> tuple[PolicyKind, str]:
     name, sep, arg = spec.partition(":")
     table = kinds()
     if name not in table:
-        raise PolicySpecError(f"unknown policy kind {name!r} in {spec!r}; valid forms: "
-                              f"{_valid_forms()}")
+        raise PolicySpecError(
+            f"unknown policy kind {name!r} in {spec!r}; valid forms: {_valid_forms()}"
+        )
     kind = table[name]
     if kind.takes_path and not arg:
         raise PolicySpecError(f"policy spec {spec!r} needs a path: {name}:PATH")
@@ -98,7 +99,7 @@ def sha256_of(path: Path) -> str:
         if path.is_dir():
             digest.update(str(f.relative_to(path)).encode() + b"\0")
         with open(f, "rb") as fh:
-            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+            while chunk := fh.read(1 << 20):
                 digest.update(chunk)
     return digest.hexdigest()
 

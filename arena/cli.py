@@ -8,6 +8,7 @@ with status 2. Nothing half-written is left behind: outputs are written atomical
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -21,7 +22,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = ()
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"arena: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -33,14 +34,26 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from envs import EnvError
 
     extra: list[type[BaseException]] = []
-    for mod, name in (("arena.training", "TrainingError"), ("agents.zoo", "ZooError"),
-                      ("experiments", "ExperimentError")):
-        try:
+    for mod, name in (
+        ("arena.training", "TrainingError"),
+        ("agents.zoo", "ZooError"),
+        ("experiments", "ExperimentError"),
+    ):
+        with contextlib.suppress(ImportError, AttributeError):
             extra.append(getattr(__import__(mod, fromlist=[name]), name))
-        except (ImportError, AttributeError):
-            pass
-    return (EnvError, PolicySpecError, PolicyFileError, AttackSpecError, MatchError,
-            RecordError, FileExistsError, FileNotFoundError, NotADirectoryError, *extra)
+    return (
+        _ArgError,
+        EnvError,
+        PolicySpecError,
+        PolicyFileError,
+        AttackSpecError,
+        MatchError,
+        RecordError,
+        FileExistsError,
+        FileNotFoundError,
+        NotADirectoryError,
+        *extra,
+    )
 
 
 def _version() -> str:
@@ -90,9 +103,17 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
     specs = envs.list_specs()
     if args.json:
-        rows = [{"id": s.id, "seats": list(s.seats), "needs": list(s.needs),
-                 "nondeterministic": s.nondeterministic, "max_episode_steps": s.max_episode_steps,
-                 "default_policies": dict(s.default_policies)} for s in specs]
+        rows = [
+            {
+                "id": s.id,
+                "seats": list(s.seats),
+                "needs": list(s.needs),
+                "nondeterministic": s.nondeterministic,
+                "max_episode_steps": s.max_episode_steps,
+                "default_policies": dict(s.default_policies),
+            }
+            for s in specs
+        ]
         print(json.dumps(rows))
         return 0
     width = max(len(s.id) for s in specs)
@@ -103,8 +124,10 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
 
 def _format_table(result: Any) -> str:
-    lines = [f"{result.env}: {result.episodes} episodes, seed {result.seed}, "
-             f"mean length {sum(result.lengths) / len(result.lengths):.1f}"]
+    lines = [
+        f"{result.env}: {result.episodes} episodes, seed {result.seed}, "
+        f"mean length {sum(result.lengths) / len(result.lengths):.1f}"
+    ]
     header = f"{'seat':<12} {'W':>5} {'L':>5} {'T':>5}  {'win rate [95% CI]':<24} {'return':>16}"
     lines.append(header)
     for seat, r in result.seats.items():
@@ -129,20 +152,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     policies = _seat_pairs(args.policy, "--policy")
     attacks = _seat_pairs(args.attack, "--attack")
     filled = check_seats(args.env_id, policies, attacks)
-    refs = {seat: policy_specs.reference(spec).to_json() for seat, spec in filled.items()}
+    refs = {seat: policy_specs.reference(str(spec)).to_json() for seat, spec in filled.items()}
     if args.record:
         record = Path(args.record)
         if record.exists() and (not record.is_dir() or any(record.iterdir())):
             raise FileExistsError(f"record directory {record} exists and is not empty")
-    config = {"env": args.env_id, "env_kwargs": {}, "policies": refs, "attacks": attacks,
-              "episodes": args.episodes, "seed": args.seed, "workers": args.workers,
-              "deterministic": not args.stochastic}
+    config = {
+        "env": args.env_id,
+        "env_kwargs": {},
+        "policies": refs,
+        "attacks": attacks,
+        "episodes": args.episodes,
+        "seed": args.seed,
+        "workers": args.workers,
+        "deterministic": not args.stochastic,
+    }
     bar = _progress(args.episodes, f"evaluate {args.env_id}")
     try:
         result, records = run_match(
-            args.env_id, filled, n_episodes=args.episodes, seed=args.seed, attacks=attacks,
-            workers=args.workers, deterministic=not args.stochastic,
-            record=bool(args.record), on_progress=bar.update,
+            args.env_id,
+            filled,
+            n_episodes=args.episodes,
+            seed=args.seed,
+            attacks=attacks,
+            workers=args.workers,
+            deterministic=not args.stochastic,
+            record=bool(args.record),
+            on_progress=bar.update,
         )
     finally:
         bar.close()
@@ -183,12 +219,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
             continue
         check = resimulate(manifest, record)
         if check.match:
-            print(f"episode {record.index}: {record.length} steps; returns {returns}; "
-                  f"verified: every observation and reward matches exactly")
+            print(
+                f"episode {record.index}: {record.length} steps; returns {returns}; "
+                f"verified: every observation and reward matches exactly"
+            )
         else:
             ok = False
-            print(f"episode {record.index}: MISMATCH at step {check.first_mismatch}: "
-                  f"{check.detail}")
+            print(
+                f"episode {record.index}: MISMATCH at step {check.first_mismatch}: {check.detail}"
+            )
     if not ok:
         print("arena: error: re-simulation diverged from the record", file=sys.stderr)
         return 1
@@ -198,8 +237,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from arena.demo import run_demo
 
-    return run_demo(out=Path(args.out), retrain=not args.shipped, workers=args.workers,
-                    episodes=args.episodes, seed=args.seed)
+    return run_demo(
+        out=Path(args.out),
+        retrain=not args.shipped,
+        workers=args.workers,
+        episodes=args.episodes,
+        seed=args.seed,
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -212,8 +256,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="arena", description="Adversarial RL arena: attack, score, record and "
-                     "replay reinforcement-learning victims.")
+    parser = _Parser(
+        prog="arena",
+        description="Adversarial RL arena: attack, score, record and "
+        "replay reinforcement-learning victims.",
+    )
     parser.add_argument("--version", action="version", version=f"arena {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -224,10 +271,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="play episodes and score every seat")
     p.add_argument("env_id", help="a game id (see `arena envs`)")
-    p.add_argument("--policy", action="append", metavar="SEAT=SPEC",
-                   help="policy for a seat: random, zero, sb3:PATH, zoo:PATH, atari:PATH, run:DIR")
-    p.add_argument("--attack", action="append", metavar="SEAT=SPEC",
-                   help="observation attack on a seat's policy, e.g. player=fgsm:eps=1/255")
+    p.add_argument(
+        "--policy",
+        action="append",
+        metavar="SEAT=SPEC",
+        help="policy for a seat: random, zero, sb3:PATH, zoo:PATH, atari:PATH, run:DIR",
+    )
+    p.add_argument(
+        "--attack",
+        action="append",
+        metavar="SEAT=SPEC",
+        help="observation attack on a seat's policy, e.g. player=fgsm:eps=1/255",
+    )
     p.add_argument("--episodes", type=_positive, required=True, help="number of episodes (> 0)")
     p.add_argument("--seed", type=int, default=0, help="one seed gives one result, bit for bit")
     p.add_argument("--workers", type=_positive, default=1, help="worker processes")
@@ -240,15 +295,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("replay", help="list or re-simulate a recorded match")
     p.add_argument("path", help="a record directory (with manifest.json)")
-    p.add_argument("--verify", action="store_true",
-                   help="re-simulate from seed and actions; check every observation")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="re-simulate from seed and actions; check every observation",
+    )
     p.add_argument("--episode", type=int, help="only this episode (0-based position)")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("demo", help="train, evaluate, record and replay on the toy games")
     p.add_argument("--out", default="runs/demo", help="where the demo writes (default runs/demo)")
-    p.add_argument("--shipped", action="store_true",
-                   help="load the victims shipped in arena/assets instead of training them")
+    p.add_argument(
+        "--shipped",
+        action="store_true",
+        help="load the victims shipped in arena/assets instead of training them",
+    )
     p.add_argument("--episodes", type=_positive, default=50, help="episodes per table row")
     p.add_argument("--seed", type=int, default=0, help="seed of training and evaluation")
     p.add_argument("--workers", type=_positive, default=2, help="worker processes")
@@ -264,8 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -274,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(1)
     try:
         return int(args.func(args) or 0)
-    except (_ArgError, *_user_errors()) as exc:
+    except _user_errors() as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if isinstance(exc, FileNotFoundError) and exc.filename:
             message = f"no such file or directory: {exc.filename}"

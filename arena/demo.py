@@ -24,8 +24,8 @@ from arena.training import preset, train_seat
 
 ASSETS = Path(__file__).parent / "assets"
 
-# (env, learner seat, frozen opponents while training, timesteps) — the command that
-# made the shipped weights is `arena demo --seed 0` (they are copied from its victims/), which trains exactly these.
+# (env, learner seat, frozen opponents while training, timesteps). The shipped weights
+# in arena/assets were made by `arena demo --seed 0`: copied from its victims/ folder.
 VICTIMS = {
     "toy_pass_v0": ("runner", {"blocker": "random"}, 60_000),
     "toy_catch_v0": ("player", {}, 100_000),
@@ -46,10 +46,16 @@ def _rows(env_id: str, victim_spec: str) -> list[tuple[str, dict, dict]]:
             ("trained runner vs random blocker", {seat: victim_spec, "blocker": "random"}, {}),
             ("random runner vs zero blocker", {seat: "random", "blocker": "zero"}, {}),
         ]
-    rows = [("trained player", {seat: victim_spec}, {}), ("random player", {seat: "random"}, {})]
+    rows: list[tuple[str, dict, dict]] = [
+        ("trained player", {seat: victim_spec}, {}),
+        ("random player", {seat: "random"}, {}),
+    ]
     attacks = available_attacks()
-    for name, spec in (("noise", "noise:eps=0.3"), ("fgsm", "fgsm:eps=0.3"),
-                       ("pgd", "pgd:eps=0.3,steps=10")):
+    for name, spec in (
+        ("noise", "noise:eps=0.3"),
+        ("fgsm", "fgsm:eps=0.3"),
+        ("pgd", "pgd:eps=0.3,steps=10"),
+    ):
         if name in attacks:
             rows.append((f"trained player, {spec}", {seat: victim_spec}, {seat: spec}))
     return rows
@@ -65,28 +71,56 @@ def run_demo(
         for env_id, (seat, frozen, steps) in VICTIMS.items():
             if retrain:
                 path = tmp / "victims" / shipped(env_id).name
-                print(f"[demo] training the {seat} of {env_id} ({steps:,} PPO steps)...",
-                      file=sys.stderr)
-                train_seat(env_id, seat, frozen, timesteps=steps, seed=seed, out=path,
-                           config=preset(env_id))
+                print(
+                    f"[demo] training the {seat} of {env_id} ({steps:,} PPO steps)...",
+                    file=sys.stderr,
+                )
+                train_seat(
+                    env_id,
+                    seat,
+                    frozen,
+                    timesteps=steps,
+                    seed=seed,
+                    out=path,
+                    config=preset(env_id),
+                )
             else:
                 path = shipped(env_id)
             victim = f"sb3:{path}"
             for label, policies, attacks in _rows(env_id, victim):
-                result, _ = run_match(env_id, policies, n_episodes=episodes, seed=seed,
-                                      attacks=attacks, workers=workers)
+                result, _ = run_match(
+                    env_id,
+                    policies,
+                    n_episodes=episodes,
+                    seed=seed,
+                    attacks=attacks,
+                    workers=workers,
+                )
                 r = result.seats[seat]
                 table.append({"env": env_id, "match": label, "seat": seat, **r.to_json()})
             record_dir = tmp / "records" / env_id
-            _, records = run_match(env_id, {seat: victim, **frozen}, n_episodes=2, seed=seed,
-                                   record=True)
-            manifest = {"env": env_id, "env_kwargs": {}, "seats": list(records[0].actions),
-                        "policies": {seat: victim, **frozen}, "attacks": {}, "seed": seed}
+            _, records = run_match(
+                env_id, {seat: victim, **frozen}, n_episodes=2, seed=seed, record=True
+            )
+            manifest = {
+                "env": env_id,
+                "env_kwargs": {},
+                "seats": list(records[0].actions),
+                "policies": {seat: victim, **frozen},
+                "attacks": {},
+                "seed": seed,
+            }
             write_record(record_dir, manifest, records)
             checks = verify(record_dir)
             ok = all(c.match for c in checks)
-            table.append({"env": env_id, "match": "replay --verify of 2 recorded episodes",
-                          "seat": seat, "verified": ok})
+            table.append(
+                {
+                    "env": env_id,
+                    "match": "replay --verify of 2 recorded episodes",
+                    "seat": seat,
+                    "verified": ok,
+                }
+            )
             if not ok:
                 print(f"[demo] replay of {env_id} diverged: {checks}", file=sys.stderr)
         write_json_atomic(tmp / "results.json", table)
@@ -101,8 +135,10 @@ def _format(table: list[dict[str, Any]]) -> str:
     lines = [f"{'game':<14} {'match':<44} {'win rate [95% CI]':<22} {'return':>14}  notes"]
     for row in table:
         if "verified" in row:
-            lines.append(f"{row['env']:<14} {row['match']:<44} "
-                         f"{'exact match' if row['verified'] else 'DIVERGED'}")
+            lines.append(
+                f"{row['env']:<14} {row['match']:<44} "
+                f"{'exact match' if row['verified'] else 'DIVERGED'}"
+            )
             continue
         lo, hi = row["win_rate_ci95"]
         ci = f"{row['win_rate']:.2f} [{lo:.2f}, {hi:.2f}]"

@@ -65,8 +65,15 @@ class VictimEmbeddedEnv(gym.Env):
                 )
             frozen[seat] = spec.default_policies[seat]
         self.frozen: dict[str, Policy] = {
-            seat: specs.resolve(p, self.game.observation_space(seat), self.game.action_space(seat),
-                                env_id=env_id, seat=seat) if isinstance(p, str) else p
+            seat: specs.resolve(
+                p,
+                self.game.observation_space(seat),
+                self.game.action_space(seat),
+                env_id=env_id,
+                seat=seat,
+            )
+            if isinstance(p, str)
+            else p
             for seat, p in frozen.items()
         }
         self.deterministic = deterministic
@@ -94,7 +101,9 @@ class VictimEmbeddedEnv(gym.Env):
         for seat, policy in self.frozen.items():
             obs = np.asarray(self._obs[seat])[None]
             act, self._states[seat] = policy.predict(
-                obs, state=self._states[seat], episode_start=start,
+                obs,
+                state=self._states[seat],
+                episode_start=start,
                 deterministic=self.deterministic,
             )
             actions[seat] = np.asarray(act)[0]
@@ -107,8 +116,13 @@ class VictimEmbeddedEnv(gym.Env):
         obs, rewards, terms, truncs, infos = self.game.step(actions)
         self._obs = obs
         seat = self.learner_seat
-        return (obs[seat], float(rewards[seat]), bool(terms[seat]), bool(truncs[seat]),
-                infos.get(seat, {}))
+        return (
+            obs[seat],
+            float(rewards[seat]),
+            bool(terms[seat]),
+            bool(truncs[seat]),
+            infos.get(seat, {}),
+        )
 
     def render(self):
         return self.game.render()

@@ -179,7 +179,7 @@ def play_chunk(job: _Job) -> tuple[list[EpisodeOutcome], list[EpisodeRecord]]:
                     batch, state=states[seat], episode_start=episode_start, deterministic=det
                 )
         episode_start = np.zeros(n, dtype=bool)
-        for e in np.flatnonzero(alive):
+        for e in map(int, np.flatnonzero(alive)):
             act = {s: actions[s][e] for s in seats}
             o, r, term, trunc, info = games[e].step(act)
             lengths[e] += 1
@@ -285,7 +285,7 @@ def run_match(
     attacks = dict(attacks or {})
     filled = check_seats(env_id, policies, attacks)
     # Validate specs up front, in this process: errors surface before any work.
-    for seat, p in filled.items():
+    for _seat, p in filled.items():
         if isinstance(p, str):
             specs.parse(p)
     for a in attacks.values():
@@ -298,8 +298,17 @@ def run_match(
         else {s: bool(deterministic.get(s, True)) for s in seats}
     )
     jobs = [
-        _Job(env_id, dict(env_kwargs or {}), filled, attacks, det, seed, c,
-             tuple(range(c * CHUNK, min(n_episodes, (c + 1) * CHUNK))), record)
+        _Job(
+            env_id,
+            dict(env_kwargs or {}),
+            filled,
+            attacks,
+            det,
+            seed,
+            c,
+            tuple(range(c * CHUNK, min(n_episodes, (c + 1) * CHUNK))),
+            record,
+        )
         for c in range((n_episodes + CHUNK - 1) // CHUNK)
     ]
     chunks: dict[int, tuple[list[EpisodeOutcome], list[EpisodeRecord]]] = {}

@@ -55,8 +55,10 @@ class EpisodeRecord:
                 raise RecordError(f"episode {self.index}, seat {seat!r}: {t} rewards expected")
             for key, arr in self.attack.get(seat, {}).items():
                 if len(arr) != t:
-                    raise RecordError(f"episode {self.index}, seat {seat!r}: {key} has "
-                                      f"{len(arr)} rows, expected {t}")
+                    raise RecordError(
+                        f"episode {self.index}, seat {seat!r}: {key} has "
+                        f"{len(arr)} rows, expected {t}"
+                    )
 
     @property
     def length(self) -> int:
@@ -104,14 +106,19 @@ def write_record(
     directory = Path(directory)
     manifest = {"schema_version": SCHEMA_VERSION, **manifest}
     manifest["episodes"] = [
-        {"index": ep.index, "file": episode_filename(ep.index), "reset_seed": ep.reset_seed,
-         "length": ep.length,
-         "returns": {s: float(r.sum()) for s, r in ep.rewards.items()}}
+        {
+            "index": ep.index,
+            "file": episode_filename(ep.index),
+            "reset_seed": ep.reset_seed,
+            "length": ep.length,
+            "returns": {s: float(r.sum()) for s, r in ep.rewards.items()},
+        }
         for ep in episodes
     ]
     with atomic_directory(directory) as tmp:
         for ep in episodes:
-            np.savez_compressed(tmp / episode_filename(ep.index), **ep.to_arrays())
+            arrays: dict[str, Any] = ep.to_arrays()
+            np.savez_compressed(tmp / episode_filename(ep.index), **arrays)
         write_json_atomic(tmp / MANIFEST, manifest)
     return directory
 

@@ -57,10 +57,19 @@ def resimulate(
             on_step(env, t + 1)
         for s in seats:
             if not _same(np.asarray(obs[s]), record.observations[s][t + 1]):
-                diff = np.max(np.abs(np.asarray(obs[s], np.float64)
-                                     - record.observations[s][t + 1].astype(np.float64)))
-                return EpisodeCheck(record.index, t + 1, False, t + 1,
-                                    f"observation of {s!r} differs (max |Δ| = {diff:.3g})")
+                diff = np.max(
+                    np.abs(
+                        np.asarray(obs[s], np.float64)
+                        - record.observations[s][t + 1].astype(np.float64)
+                    )
+                )
+                return EpisodeCheck(
+                    record.index,
+                    t + 1,
+                    False,
+                    t + 1,
+                    f"observation of {s!r} differs (max |Δ| = {diff:.3g})",
+                )
             if float(rew[s]) != float(record.rewards[s][t]):
                 return EpisodeCheck(record.index, t + 1, False, t + 1, f"reward of {s!r} differs")
         done = any(term.values()) or any(trunc.values())

@@ -19,22 +19,36 @@ from typing import Any
 
 from arena.io import atomic_directory
 
-_PACKAGES = ("adversarial-arena", "numpy", "torch", "gymnasium", "stable-baselines3",
-             "pettingzoo", "mujoco", "ale-py")
+_PACKAGES = (
+    "adversarial-arena",
+    "numpy",
+    "torch",
+    "gymnasium",
+    "stable-baselines3",
+    "pettingzoo",
+    "mujoco",
+    "ale-py",
+)
 
 
 def git_sha() -> str | None:
     root = Path(__file__).resolve().parent.parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def run_metadata() -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for pkg in _PACKAGES:
         try:
             versions[pkg] = importlib_metadata.version(pkg)

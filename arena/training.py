@@ -48,8 +48,9 @@ class PPOConfig:
 
 PRESETS: dict[str, PPOConfig] = {
     "toy_pass_v0": PPOConfig(),
-    "toy_catch_v0": PPOConfig(n_steps=128, batch_size=256, n_epochs=4, ent_coef=0.01,
-                              net_arch=(), cnn=True),
+    "toy_catch_v0": PPOConfig(
+        n_steps=128, batch_size=256, n_epochs=4, ent_coef=0.01, net_arch=(), cnn=True
+    ),
 }
 
 
@@ -57,43 +58,57 @@ def preset(env_id: str) -> PPOConfig:
     return PRESETS.get(env_id, PPOConfig())
 
 
-class _TqdmCallback:
-    """SB3 callback that drives a tqdm bar: timesteps, steps/s and rolling win rate."""
+def progress_callback(total: int, desc: str) -> Any:
+    """An SB3 callback driving a tqdm bar: timesteps, steps/s and the rolling win rate."""
+    from stable_baselines3.common.callbacks import BaseCallback
+    from tqdm import tqdm
 
-    def __new__(cls, total: int, desc: str):
-        from stable_baselines3.common.callbacks import BaseCallback
-        from tqdm import tqdm
+    class TqdmCallback(BaseCallback):
+        def _on_training_start(self) -> None:
+            self.bar = tqdm(total=total, desc=desc, unit="step", disable=None, leave=False)
+            self.outcomes: list[float] = []
 
-        class Callback(BaseCallback):
-            def _on_training_start(self) -> None:
-                self.bar = tqdm(total=total, desc=desc, unit="step", disable=None, leave=False)
-                self.outcomes: list[float] = []
+        def _on_step(self) -> bool:
+            self.bar.update(self.training_env.num_envs)
+            for info in self.locals.get("infos", ()):
+                if "outcome" in info:
+                    self.outcomes = [*self.outcomes[-99:], float(info["outcome"] == "win")]
+            if self.outcomes and self.n_calls % 50 == 0:
+                self.bar.set_postfix(win=f"{np.mean(self.outcomes):.2f}")
+            return True
 
-            def _on_step(self) -> bool:
-                self.bar.update(self.training_env.num_envs)
-                for info in self.locals.get("infos", ()):
-                    if "outcome" in info:
-                        self.outcomes = [*self.outcomes[-99:], float(info["outcome"] == "win")]
-                if self.outcomes and self.n_calls % 50 == 0:
-                    self.bar.set_postfix(win=f"{np.mean(self.outcomes):.2f}")
-                return True
+        def _on_training_end(self) -> None:
+            self.bar.close()
 
-            def _on_training_end(self) -> None:
-                self.bar.close()
-
-        return Callback()
+    return TqdmCallback()
 
 
-def save_atomic(model: Any, path: Path) -> None:
-    """``model.save`` to a temporary file in the same directory, then rename."""
+def save_atomic(model: Any, path: Path, *, keep_optimizer: bool = True) -> None:
+    """``model.save`` to a temporary file in the same directory, then rename.
+
+    Without ``keep_optimizer`` the optimiser state (needed only to resume training,
+    two thirds of the file) is left out: the file still loads as a policy.
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".zip", dir=path.parent)
     os.close(fd)
     try:
         model.save(tmp)
+        if not keep_optimizer:
+            _drop_members(Path(tmp), {"policy.optimizer.pth"})
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _drop_members(path: Path, names: set[str]) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path) as src:
+        members = [(i, src.read(i)) for i in src.infolist() if i.filename not in names]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info, data in members:
+            dst.writestr(info, data)
 
 
 def train_seat(
@@ -134,14 +149,23 @@ def train_seat(
     if config.cnn:
         policy_kwargs["features_extractor_class"] = SmallCNN
     model = PPO(
-        "CnnPolicy" if config.cnn else "MlpPolicy", venv, n_steps=config.n_steps,
-        batch_size=config.batch_size, n_epochs=config.n_epochs,
-        learning_rate=config.learning_rate, ent_coef=config.ent_coef, gamma=config.gamma,
-        policy_kwargs=policy_kwargs, seed=seed, verbose=0, device="cpu", **config.extra,
+        "CnnPolicy" if config.cnn else "MlpPolicy",
+        venv,
+        n_steps=config.n_steps,
+        batch_size=config.batch_size,
+        n_epochs=config.n_epochs,
+        learning_rate=config.learning_rate,
+        ent_coef=config.ent_coef,
+        gamma=config.gamma,
+        policy_kwargs=policy_kwargs,
+        seed=seed,
+        verbose=0,
+        device="cpu",
+        **config.extra,
     )
-    callback = _TqdmCallback(timesteps, f"train {env_id}:{learner_seat}") if progress else None
+    callback = progress_callback(timesteps, f"train {env_id}:{learner_seat}") if progress else None
     model.learn(timesteps, callback=callback)
-    save_atomic(model, out)
+    save_atomic(model, out, keep_optimizer=False)
     venv.close()
     log.info("saved %s", out)
     return out

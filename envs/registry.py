@@ -133,7 +133,7 @@ def _summarise(ids: list[str], limit: int = 12) -> str:
     families = [f"{f.prefix}<game>{f.suffix}" for f in _FAMILIES]
     shown = fixed + families
     if len(shown) > limit:
-        shown = shown[:limit] + [f"... ({len(ids)} in all: `arena envs`)"]
+        shown = [*shown[:limit], f"... ({len(ids)} in all: `arena envs`)"]
     return ", ".join(shown)
 
 

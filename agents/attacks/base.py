@@ -101,6 +101,18 @@ class ObservationAttack(ABC):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(x_adv, attacked)``: the perturbed batch and a bool mask per env."""
 
+    def _perturb_step(
+        self, victim: TorchPolicy, x: torch.Tensor, state: Any, episode_start: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.distributions.Distribution | None]:
+        """``perturb`` plus, when the attack computed it anyway, the clean distribution.
+
+        Attacks that run the victim on the clean input (gradient attacks, the timed
+        attack) override this to hand that distribution back, saving ``step`` a
+        forward pass. The default returns ``None`` for it.
+        """
+        x_adv, attacked = self.perturb(victim, x, state, episode_start)
+        return x_adv, attacked, None
+
     def step(
         self,
         victim: Policy,
@@ -112,18 +124,21 @@ class ObservationAttack(ABC):
         """Attack one batched step and let the victim act on the result."""
         tv = self.check_victim(victim)
         x = tv.input_from_obs(observation)
-        x_adv, attacked = self.perturb(tv, x, state, episode_start)
+        x_adv, attacked, clean_dist = self._perturb_step(tv, x, state, episode_start)
         x_adv = x_adv.detach()
         if self.round_to_obs:
             x_adv = tv.input_from_obs(tv.obs_from_input(x_adv))
         with torch.no_grad():
-            clean_dist, _ = tv.forward(x, state, episode_start)
-            adv_dist, new_state = tv.forward(x_adv, state, episode_start)
-            clean = tv.sample(clean_dist, True)
-            if deterministic:
-                adv = tv.sample(adv_dist, True)
+            if clean_dist is None or tv.recurrent:
+                clean_dist, clean_state = tv.forward(x, state, episode_start)
             else:
-                adv = tv.sample(adv_dist, False)
+                clean_state = None
+            clean = tv.sample(clean_dist, True)
+            if bool(attacked.any()) or tv.recurrent:
+                adv_dist, new_state = tv.forward(x_adv, state, episode_start)
+            else:  # nothing perturbed this step: the clean pass is the victim's pass
+                adv_dist, new_state = clean_dist, clean_state
+            adv = tv.sample(adv_dist, deterministic)
         return AttackStep(
             actions=tv.to_actions(adv),
             clean_actions=tv.to_actions(clean),
@@ -131,3 +146,60 @@ class ObservationAttack(ABC):
             attacked=attacked.numpy().astype(bool),
             state=new_state,
         )
+
+
+# ---------------------------------------------------------------- helpers for attacks
+
+
+def check_number(
+    name: str, value: Any, *, low: float | None = None, high: float | None = None
+) -> float:
+    """A spec parameter as a float in ``[low, high]``, else ``AttackSpecError``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise AttackSpecError(f"{name} must be a number, got {value!r}")
+    v = float(value)
+    if (low is not None and v < low) or (high is not None and v > high):
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        raise AttackSpecError(f"{name}={v:g} is out of range; valid: {lo} <= {name} <= {hi}")
+    return v
+
+
+def check_int(name: str, value: Any, *, low: int = 1) -> int:
+    """A spec parameter as an integer ``>= low``, else ``AttackSpecError``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise AttackSpecError(f"{name} must be an integer, got {value!r}")
+    if value < low:
+        raise AttackSpecError(f"{name}={int(value)} is out of range; valid: {name} >= {low}")
+    return int(value)
+
+
+def check_flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise AttackSpecError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value.lower() not in choices:
+        raise AttackSpecError(f"unknown {name} {value!r}; valid: {', '.join(choices)}")
+    return value.lower()
+
+
+def detached(dist: torch.distributions.Distribution) -> torch.distributions.Distribution | None:
+    """A graph-free copy of a categorical distribution (``None`` for other kinds)."""
+    if isinstance(dist, torch.distributions.Categorical):
+        return torch.distributions.Categorical(logits=dist.logits.detach())
+    return None
+
+
+def clamp_input(victim: TorchPolicy, x: torch.Tensor) -> torch.Tensor:
+    """``x`` clamped to the victim's valid input range (scalar or per-element bounds)."""
+    low, high = victim.input_low, victim.input_high
+    if isinstance(low, torch.Tensor) or isinstance(high, torch.Tensor):
+        lo = torch.as_tensor(low, dtype=x.dtype).expand_as(x)
+        hi = torch.as_tensor(high, dtype=x.dtype).expand_as(x)
+        return torch.maximum(torch.minimum(x, hi), lo)
+    if np.isinf(low) and np.isinf(high):
+        return x
+    return x.clamp(None if np.isinf(low) else float(low), None if np.isinf(high) else float(high))

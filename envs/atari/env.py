@@ -74,8 +74,12 @@ class AtariEnv(ParallelEnv):
         fire_reset: bool = True,
         render_mode: str | None = None,
     ):
-        for name, value, low in (("frame_skip", frame_skip, 1), ("noop_max", noop_max, 0),
-                                 ("frame_stack", frame_stack, 1), ("screen_size", screen_size, 8)):
+        for name, value, low in (
+            ("frame_skip", frame_skip, 1),
+            ("noop_max", noop_max, 0),
+            ("frame_stack", frame_stack, 1),
+            ("screen_size", screen_size, 8),
+        ):
             if int(value) != value or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if not 0.0 <= repeat_action_probability <= 1.0:
@@ -103,8 +107,8 @@ class AtariEnv(ParallelEnv):
         self.ale = ALEInterface()
         ALEInterface.setLoggerMode(LoggerMode.Error)
         self._seed_ale(int(np.random.SeedSequence().generate_state(1)[0]))
-        actions = self.ale.getLegalActionSet() if full_action_space else (
-            self.ale.getMinimalActionSet()
+        actions = (
+            self.ale.getLegalActionSet() if full_action_space else (self.ale.getMinimalActionSet())
         )
         self._actions = list(actions)
         meanings = [str(a).rsplit(".", 1)[-1] for a in self._actions]
@@ -143,9 +147,7 @@ class AtariEnv(ParallelEnv):
 
     def _frame(self, rgb: np.ndarray) -> np.ndarray:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        return cv2.resize(
-            grey, (self.screen_size, self.screen_size), interpolation=cv2.INTER_AREA
-        )
+        return cv2.resize(grey, (self.screen_size, self.screen_size), interpolation=cv2.INTER_AREA)
 
     def _push(self, frame: np.ndarray) -> None:
         self._stack[:-1] = self._stack[1:]
@@ -232,9 +234,7 @@ class AtariEnv(ParallelEnv):
         )
         info: dict[str, Any] = {"lives": lives, "score": self._score}
         if terminated or truncated:
-            info["outcome"] = (
-                "win" if self._score > 0 else ("loss" if self._score < 0 else "tie")
-            )
+            info["outcome"] = "win" if self._score > 0 else ("loss" if self._score < 0 else "tie")
             self.agents = []
         return (
             {PLAYER: self._stack.copy()},

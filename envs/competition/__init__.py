@@ -1,0 +1,83 @@
+"""Competitive MuJoCo games (Bansal et al. 2018) that the agent-zoo victims play.
+
+Registered here cheaply: ``mujoco`` is imported only when a game is made.
+
+=========================  ======================  ==========  ===========
+id                         seats                   agent       observation
+=========================  ======================  ==========  ===========
+you_shall_not_pass_v0      runner, blocker         humanoid    380
+kick_and_defend_v0         kicker, keeper          humanoid    384
+sumo_humans_v0             fighter_0, fighter_1    humanoid    395
+sumo_ants_v0               fighter_0, fighter_1    ant         137
+run_to_goal_humans_v0      runner_0, runner_1      humanoid    380
+run_to_goal_ants_v0        runner_0, runner_1      ant         122
+=========================  ======================  ==========  ===========
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envs.registry import EnvSpec, register
+
+
+def _factory(class_name: str):
+    def make(**kwargs: Any) -> Any:
+        from envs.competition import games
+
+        return getattr(games, class_name)(**kwargs)
+
+    make.__name__ = f"make_{class_name}"
+    return make
+
+
+_GAMES = (
+    (
+        "you_shall_not_pass_v0",
+        "YouShallNotPassEnv",
+        ("runner", "blocker"),
+        "humanoid runner must pass x = -4; humanoid blocker stops it",
+    ),
+    (
+        "kick_and_defend_v0",
+        "KickAndDefendEnv",
+        ("kicker", "keeper"),
+        "humanoid kicker shoots a ball at a goal a humanoid keeper defends",
+    ),
+    (
+        "sumo_humans_v0",
+        "SumoHumansEnv",
+        ("fighter_0", "fighter_1"),
+        "two humanoids push each other off a round arena",
+    ),
+    (
+        "sumo_ants_v0",
+        "SumoAntsEnv",
+        ("fighter_0", "fighter_1"),
+        "two ants push each other off a round arena",
+    ),
+    (
+        "run_to_goal_humans_v0",
+        "RunToGoalHumansEnv",
+        ("runner_0", "runner_1"),
+        "two humanoids race to the goal line behind the other",
+    ),
+    (
+        "run_to_goal_ants_v0",
+        "RunToGoalAntsEnv",
+        ("runner_0", "runner_1"),
+        "two ants race to the goal line behind the other",
+    ),
+)
+
+for _id, _cls, _seats, _desc in _GAMES:
+    register(
+        EnvSpec(
+            id=_id,
+            entry_point=_factory(_cls),
+            seats=_seats,
+            needs=("mujoco",),
+            max_episode_steps=500,
+            description=_desc + " (MuJoCo; agent-zoo compatible)",
+        )
+    )

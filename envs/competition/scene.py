@@ -18,10 +18,14 @@ trained on, are reproduced:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import mujoco
+# Offscreen rendering without a display: EGL, unless the user chose a backend.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import mujoco  # after choosing the GL backend, which mujoco reads on import
 import numpy as np
 
 HUMANOID, ANT = "humanoid", "ant"
@@ -42,15 +46,16 @@ def _base_agent(kind: str) -> mujoco.MjSpec:
     if kind == HUMANOID:
         spec = mujoco.MjSpec.from_file(str(_asset("humanoid.xml")))
         joint = spec.joint("left_hip_y")
-        joint.range = np.deg2rad([-120.0, 20.0])
+        joint.range = [-120.0, 20.0]  # the asset's compiler reads degrees
     elif kind == ANT:
         spec = mujoco.MjSpec.from_file(str(_asset("ant.xml")))
         for geom in spec.geoms:
             if geom.name != "floor":
                 geom.conaffinity = 1  # the zoo's ants collide with each other
         # The ankle bodies are unnamed in the asset; they count in the agent's body lists.
-        for i, leg in enumerate(("front_left_leg", "front_right_leg", "back_leg",
-                                 "right_back_leg"), start=1):
+        for i, leg in enumerate(
+            ("front_left_leg", "front_right_leg", "back_leg", "right_back_leg"), start=1
+        ):
             aux = spec.body(leg).first_body()
             aux.first_body().name = f"ankle_{i}_body"
         for numeric in list(spec.numerics):
@@ -62,7 +67,11 @@ def _base_agent(kind: str) -> mujoco.MjSpec:
     return spec
 
 
-def _mujoco131_inertials(spec: mujoco.MjSpec) -> dict[str, tuple[float, np.ndarray, ...]]:
+Inertial = tuple[float, np.ndarray, np.ndarray, np.ndarray]
+"""mass, principal inertia, centre of mass and inertia frame of a body."""
+
+
+def _mujoco131_inertials(spec: mujoco.MjSpec) -> dict[str, Inertial]:
     """Body inertials as MuJoCo 1.31 computed them (capsule = cylinder extended by r/2)."""
     shadow = spec.copy()
     for geom in shadow.geoms:
@@ -77,9 +86,9 @@ def _mujoco131_inertials(spec: mujoco.MjSpec) -> dict[str, tuple[float, np.ndarr
             geom.fromto = np.concatenate([a - axis * radius / 2, b + axis * radius / 2])
         geom.type = mujoco.mjtGeom.mjGEOM_CYLINDER
     model = shadow.compile()
-    out = {}
+    out: dict[str, Inertial] = {}
     for body in range(1, model.nbody):
-        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, body)
+        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, body) or ""
         out[name] = (
             float(model.body_mass[body]),
             model.body_inertia[body].copy(),
@@ -89,8 +98,13 @@ def _mujoco131_inertials(spec: mujoco.MjSpec) -> dict[str, tuple[float, np.ndarr
     return out
 
 
-def agent_spec(kind: str, *, pos: tuple[float, float, float], quat: tuple[float, ...],
-               rgba: tuple[float, float, float, float] | None = None) -> mujoco.MjSpec:
+def agent_spec(
+    kind: str,
+    *,
+    pos: tuple[float, float, float],
+    quat: tuple[float, ...],
+    rgba: tuple[float, float, float, float] | None = None,
+) -> mujoco.MjSpec:
     """One agent, with MuJoCo 1.31 body inertials, its torso at ``pos`` facing ``quat``."""
     spec = _base_agent(kind)
     inertials = _mujoco131_inertials(spec)
@@ -146,31 +160,68 @@ def build_scene(config: SceneConfig) -> mujoco.MjSpec:
 
     wb = world.worldbody
     wb.add_light(pos=[0, 0, 6], dir=[0, 0, -1], diffuse=[0.8, 0.8, 0.8])
-    wb.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[20, 20, 0.125],
-                condim=3, friction=[1, 0.1, 0.1], rgba=[0.8, 0.9, 0.8, 1])
+    wb.add_geom(
+        name="floor",
+        type=mujoco.mjtGeom.mjGEOM_PLANE,
+        size=[20, 20, 0.125],
+        condim=3,
+        friction=[1, 0.1, 0.1],
+        rgba=[0.8, 0.9, 0.8, 1],
+    )
     for name, x in (("rightgoal", 4.0), ("leftgoal", -4.0)):
-        wb.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[0.03, 0, 0],
-                    fromto=[x, -5, 0, x, 5, 0], condim=3,
-                    rgba=[1, 1, 1, 0 if config.arena else 1])
+        wb.add_geom(
+            name=name,
+            type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+            size=[0.03, 0, 0],
+            fromto=[x, -5, 0, x, 5, 0],
+            condim=3,
+            rgba=[1, 1, 1, 0 if config.arena else 1],
+        )
     if config.arena:
-        wb.add_geom(name="arena", type=mujoco.mjtGeom.mjGEOM_CYLINDER,
-                    size=[ARENA_MAX_RADIUS, ARENA_HALF_HEIGHT, 0],
-                    pos=[0, 0, ARENA_HALF_HEIGHT], condim=3, friction=[1, 0.1, 0.1],
-                    rgba=[0.6, 0.5, 0.4, 1])
+        wb.add_geom(
+            name="arena",
+            type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+            size=[ARENA_MAX_RADIUS, ARENA_HALF_HEIGHT, 0],
+            pos=[0, 0, ARENA_HALF_HEIGHT],
+            condim=3,
+            friction=[1, 0.1, 0.1],
+            rgba=[0.6, 0.5, 0.4, 1],
+        )
     if config.football:
-        wb.add_geom(name="goalpost", type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.1, 3, 3],
-                    pos=[4.05, 0, 0], contype=0, conaffinity=0, rgba=[0.9, 0.9, 0.9, 0.3])
+        wb.add_geom(
+            name="goalpost",
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=[0.1, 3, 3],
+            pos=[4.05, 0, 0],
+            contype=0,
+            conaffinity=0,
+            rgba=[0.9, 0.9, 0.9, 0.3],
+        )
         ball = wb.add_body(name="ball", pos=[0, 0, 0.2])
-        ball.add_joint(name="ball", type=mujoco.mjtJoint.mjJNT_FREE, damping=0.001,
-                       armature=0.0)
-        ball.add_geom(name="ball", type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.15, 0, 0],
-                      mass=0.1, condim=3, margin=0.0, rgba=[1, 1, 1, 1])
+        ball.add_joint(name="ball", type=mujoco.mjtJoint.mjJNT_FREE, damping=0.001, armature=0.0)
+        ball.add_geom(
+            name="ball",
+            type=mujoco.mjtGeom.mjGEOM_SPHERE,
+            size=[0.15, 0, 0],
+            mass=0.1,
+            condim=3,
+            margin=0.0,
+            rgba=[1, 1, 1, 1],
+        )
         ball.explicitinertial = True
         ball.mass = 0.1
         ball.inertia = [0.0009, 0.0009, 0.0009]
+        ball.ipos = [0.0, 0.0, 0.0]  # MjSpec otherwise leaves the body's pos here
+        ball.iquat = [1.0, 0.0, 0.0, 0.0]
     for k, (pos, quat) in enumerate(config.poses):
         agent = agent_spec(config.agent, pos=pos, quat=quat, rgba=_COLOURS[k])
+        # The world's options win; make the agent agree so attaching reports no conflict.
+        agent.option.timestep = opt.timestep
+        agent.option.iterations = opt.iterations
+        agent.option.integrator = opt.integrator
+        agent.option.solver = opt.solver
+        agent.nkey = world.nkey
+        agent.nuser_geom = world.nuser_geom
         frame = wb.add_frame()
-        frame.attach_body(agent.body("torso"), f"agent{k}/", "")
-        # The agents' tendons and motors come with the attached body.
+        frame.attach_body(agent.body("torso"), f"agent{k}/", "")  # brings tendons, motors
     return world

@@ -77,8 +77,13 @@ class PlanePassEnv(ParallelEnv):
         for i, agent in enumerate(self.possible_agents):
             j = 1 - i
             obs = np.concatenate(
-                [self.pos[i], self.vel[i] * 10.0, self.pos[j] - self.pos[i], self.vel[j] * 10.0,
-                 [left]]
+                [
+                    self.pos[i],
+                    self.vel[i] * 10.0,
+                    self.pos[j] - self.pos[i],
+                    self.vel[j] * 10.0,
+                    [left],
+                ]
             )
             out[agent] = obs.astype(np.float32)
         return out
@@ -104,7 +109,8 @@ class PlanePassEnv(ParallelEnv):
         done = arrived or timeout
         rewards = {RUNNER: self.shaping * progress, BLOCKER: -self.shaping * progress}
         infos: dict[str, dict[str, Any]] = {
-            RUNNER: {"shaping": progress}, BLOCKER: {"shaping": -progress}
+            RUNNER: {"shaping": progress},
+            BLOCKER: {"shaping": -progress},
         }
         if done:
             winner = RUNNER if arrived else BLOCKER

@@ -1,0 +1,297 @@
+"""``zoo:PATH``: the agent-zoo victims of Bansal et al. (2018) as torch policies.
+
+A zoo file is a pickle of ONE flat float32 array (``../shared/zoo/README.md``),
+read here by an unpickler that admits only numpy's array reconstruction: a file
+that asks for anything else (``os.system``...) is refused before anything runs.
+
+The array holds, in order: return-normalisation stats (3, unused), observation
+normalisation stats (sum D, sum of squares D, count 1), the value branch, the
+policy branch (weights input-major: ``x @ W + b``) and the Gaussian's log-std (A).
+Two architectures, told apart by the file's length for the seat's D and A:
+
+* MLP: two hidden layers of 64 with tanh (130·D + 66·A + 8517 numbers);
+* LSTM: a 128-unit ReLU layer, a 128-unit LSTM cell on ``[x, h]`` with gates in the
+  order i, j, f, o and forget bias +1, then a linear head (258·D + 130·A + 263557).
+  The state (zeros) resets where ``episode_start`` is true.
+
+The network sees ``clip((obs − mean) / std, −5, 5)`` with ``std =
+sqrt(max(sumsq/count − mean², 0.01))``; ``input_from_obs`` is the raw observation,
+so observation attacks perturb the game's own units.
+
+A relative path is looked up in the zoo directory named by ``ARENA_ZOO_DIR``.
+
+>>> policy = load_zoo_policy("sumo/ants/agent_parameters-v1.pkl", obs_space, act_space)
+... # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import distributions as D
+
+from agents.policies import TorchPolicy
+from agents.specs import PolicySpecError, register_kind
+
+ZOO_DIR_ENV = "ARENA_ZOO_DIR"
+MLP_HIDDEN = 64
+LSTM_UNITS = 128
+OBS_CLIP = 5.0
+
+
+class ZooError(ValueError):
+    """A zoo file that is missing, unsafe or malformed, or a zoo directory that is not set."""
+
+
+class UnsafeZooFileError(ZooError):
+    """The pickle asks for something other than numpy's array reconstruction."""
+
+
+# The only globals a zoo pickle may name: how numpy rebuilds one array.
+_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _ALLOWED:
+            raise UnsafeZooFileError(
+                f"refusing to load {module}.{name}: a zoo file may only hold a numpy array"
+            )
+        return super().find_class(module, name)
+
+
+def read_zoo_array(path: str | Path) -> np.ndarray:
+    """The flat float32 parameter array of a zoo file, read without running its code."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ZooError(f"cannot read zoo file {path}: {exc}") from None
+    try:
+        obj = _ArrayUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except UnsafeZooFileError as exc:
+        raise UnsafeZooFileError(f"{path}: {exc}") from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        TypeError,
+        ValueError,
+    ) as exc:
+        raise ZooError(f"{path} is not a zoo parameter file: {exc}") from None
+    if (
+        not isinstance(obj, np.ndarray)
+        or obj.ndim != 1
+        or not np.issubdtype(obj.dtype, np.floating)
+    ):
+        raise ZooError(f"{path} is not a zoo parameter file (want one flat float array)")
+    return obj.astype(np.float32)
+
+
+def zoo_dir() -> Path:
+    """The zoo directory named by ``ARENA_ZOO_DIR`` (``ZooError`` if unset or missing)."""
+    value = os.environ.get(ZOO_DIR_ENV, "").strip()
+    if not value:
+        raise ZooError(
+            f"no zoo directory: set {ZOO_DIR_ENV} to the folder holding the agent zoo "
+            "(e.g. ../shared/zoo), or give the file's path"
+        )
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise ZooError(
+            f"zoo directory {path} ({ZOO_DIR_ENV}) does not exist; set {ZOO_DIR_ENV} to "
+            "the folder holding the agent zoo, or give the file's path"
+        )
+    return path
+
+
+def resolve_zoo_path(arg: str) -> Path:
+    """``arg`` as given if it exists (or is absolute), else relative to the zoo directory."""
+    path = Path(arg).expanduser()
+    if path.is_absolute() or path.exists():
+        if not path.is_file():
+            raise ZooError(f"zoo file not found: {path}")
+        return path
+    full = zoo_dir() / path
+    if not full.is_file():
+        raise ZooError(f"zoo file not found: {path} (looked in {full.parent})")
+    return full
+
+
+def mlp_size(d: int, a: int) -> int:
+    return 130 * d + 66 * a + 8517
+
+
+def lstm_size(d: int, a: int) -> int:
+    return 258 * d + 130 * a + 263557
+
+
+class _Reader:
+    def __init__(self, flat: np.ndarray):
+        self.flat, self.pos = flat, 0
+
+    def take(self, *shape: int) -> torch.Tensor:
+        n = int(np.prod(shape))
+        out = self.flat[self.pos : self.pos + n].reshape(shape)
+        self.pos += n
+        return torch.from_numpy(out.copy())
+
+
+class ZooPolicy(TorchPolicy):
+    """A zoo victim: observation normalisation, MLP or LSTM, diagonal Gaussian.
+
+    ``forward(x, state, episode_start)`` takes raw observations ``(N, D)``; for the
+    LSTM the state is a tensor ``(N, 2, 128)`` (cell, hidden) of the policy branch,
+    zeros where ``episode_start`` is true. ``value(x, state)`` evaluates the
+    value branch (for the LSTM from a zero state: the file's value branch has its
+    own recurrent state that acting does not track).
+    """
+
+    def __init__(
+        self,
+        flat: np.ndarray,
+        observation_space: spaces.Box,
+        action_space: spaces.Box,
+        *,
+        source: str = "<array>",
+    ):
+        d = int(np.prod(observation_space.shape))
+        a = int(np.prod(action_space.shape))
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.source = source
+        if flat.size == mlp_size(d, a):
+            self.arch = "mlp"
+        elif flat.size == lstm_size(d, a):
+            self.arch = "lstm"
+        else:
+            raise PolicySpecError(
+                f"{source}: {flat.size} parameters fit neither zoo network for this seat "
+                f"(observation size {d}, action size {a}: MLP needs {mlp_size(d, a)}, "
+                f"LSTM needs {lstm_size(d, a)}); is it a file for another game or seat?"
+            )
+        self.recurrent = self.arch == "lstm"
+        r = _Reader(flat)
+        r.take(3)  # return normalisation: unused when acting
+        obs_sum, obs_sumsq, count = r.take(d), r.take(d), r.take(1)
+        self.obs_mean = obs_sum / count
+        self.obs_std = torch.sqrt(torch.clamp(obs_sumsq / count - self.obs_mean**2, min=0.01))
+        if self.arch == "mlp":
+            h = MLP_HIDDEN
+            self.vf = [r.take(d, h), r.take(h), r.take(h, h), r.take(h), r.take(h, 1), r.take(1)]
+            self.pi = [r.take(d, h), r.take(h), r.take(h, h), r.take(h), r.take(h, a), r.take(a)]
+        else:
+            u = LSTM_UNITS
+            self.vf = [
+                r.take(d, u),
+                r.take(u),
+                r.take(2 * u, 4 * u),
+                r.take(4 * u),
+                r.take(u, 1),
+                r.take(1),
+            ]
+            self.pi = [
+                r.take(d, u),
+                r.take(u),
+                r.take(2 * u, 4 * u),
+                r.take(4 * u),
+                r.take(u, a),
+                r.take(a),
+            ]
+        self.log_std = r.take(a)
+        assert r.pos == flat.size, "zoo layout consumed the wrong number of parameters"
+
+    # ---- TorchPolicy -----------------------------------------------------------------
+    def input_from_obs(self, observation: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(observation, dtype=np.float32))
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp((x - self.obs_mean) / self.obs_std, -OBS_CLIP, OBS_CLIP)
+
+    def initial_state(self, n: int) -> torch.Tensor:
+        return torch.zeros(n, 2, LSTM_UNITS)
+
+    def _state(self, n: int, state: Any, episode_start: np.ndarray | None) -> torch.Tensor:
+        if state is None:
+            return self.initial_state(n)
+        state = torch.as_tensor(state, dtype=torch.float32)
+        if episode_start is not None:
+            start = torch.as_tensor(np.asarray(episode_start, dtype=bool).reshape(-1))
+            state = torch.where(start[:, None, None], torch.zeros_like(state), state)
+        return state
+
+    @staticmethod
+    def _lstm(w: list[torch.Tensor], x: torch.Tensor, state: torch.Tensor):
+        hidden = torch.relu(x @ w[0] + w[1])
+        c, h = state[:, 0], state[:, 1]
+        gates = torch.cat([hidden, h], dim=1) @ w[2] + w[3]
+        i, j, f, o = gates.chunk(4, dim=1)
+        c_new = c * torch.sigmoid(f + 1.0) + torch.sigmoid(i) * torch.tanh(j)
+        h_new = torch.tanh(c_new) * torch.sigmoid(o)
+        return h_new @ w[4] + w[5], torch.stack([c_new, h_new], dim=1)
+
+    @staticmethod
+    def _mlp(w: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(x @ w[0] + w[1])
+        h = torch.tanh(h @ w[2] + w[3])
+        return h @ w[4] + w[5]
+
+    def forward(
+        self, x: torch.Tensor, state: Any = None, episode_start: np.ndarray | None = None
+    ) -> tuple[D.Distribution, Any]:
+        z = self.normalise(x)
+        if self.recurrent:
+            mean, new_state = self._lstm(self.pi, z, self._state(x.shape[0], state, episode_start))
+        else:
+            mean, new_state = self._mlp(self.pi, z), None
+        std = torch.exp(self.log_std).expand_as(mean)
+        return D.Independent(D.Normal(mean, std), 1), new_state
+
+    def value(self, x: torch.Tensor, state: Any = None) -> torch.Tensor | None:
+        z = self.normalise(x)
+        if self.recurrent:
+            return self._lstm(self.vf, z, self.initial_state(x.shape[0]))[0][:, 0]
+        return self._mlp(self.vf, z)[:, 0]
+
+    def __repr__(self) -> str:
+        return f"ZooPolicy({self.arch}, {self.source})"
+
+
+def load_zoo_policy(
+    path: str | Path, observation_space: spaces.Space, action_space: spaces.Space
+) -> ZooPolicy:
+    """Load a zoo file (absolute, existing, or relative to ``ARENA_ZOO_DIR``) for a seat."""
+    if not isinstance(observation_space, spaces.Box) or not isinstance(action_space, spaces.Box):
+        raise PolicySpecError(
+            "zoo policies need Box observation and action spaces (the competitive MuJoCo games)"
+        )
+    full = resolve_zoo_path(str(path))
+    return ZooPolicy(read_zoo_array(full), observation_space, action_space, source=str(path))
+
+
+def _loader(
+    arg: str, observation_space: spaces.Space, action_space: spaces.Space, **context: Any
+) -> ZooPolicy:
+    return load_zoo_policy(arg, observation_space, action_space)
+
+
+register_kind(
+    "zoo",
+    _loader,
+    takes_path=True,
+    help=f"an agent-zoo .pkl of Bansal et al. 2018 (relative paths: in ${ZOO_DIR_ENV})",
+)

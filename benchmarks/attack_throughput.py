@@ -1,0 +1,110 @@
+"""Agent steps per second of clean, FGSM and PGD-10 evaluation, side by side in one run.
+
+Each mode plays the same ``--envs`` Pong games in lockstep (one batched victim call
+per step, as ``arena evaluate`` does) for ``--steps`` agent steps per game, through
+``arena.match.run_match``. The modes are interleaved over ``--repeats`` rounds and the
+median rate of each is reported, so a busy machine slows all three alike. Targets
+(issue 3): FGSM at >= 40% of the clean rate, PGD-10 at >= 10%.
+
+The victim is ``$ARENA_ATARI_DIR/pong_ppo.npz`` or ``--victim PATH``; without one,
+random weights of the same network (identical cost; the scores are meaningless).
+
+    ARENA_ATARI_DIR=../shared/atari python benchmarks/attack_throughput.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+MODES = {"clean": None, "fgsm": "fgsm:eps=1/255", "pgd10": "pgd:eps=1/255,steps=10"}
+TARGETS = {"fgsm": 0.40, "pgd10": 0.10}
+
+
+def victim_path(arg: str | None, tmp: Path) -> tuple[str, str]:
+    if arg:
+        return arg, arg
+    root = os.environ.get("ARENA_ATARI_DIR")
+    if root and (Path(root) / "pong_ppo.npz").is_file():
+        path = str(Path(root) / "pong_ppo.npz")
+        return path, path
+    rng = np.random.default_rng(0)
+    shapes = {
+        "conv1": ((32, 4, 8, 8), 32),
+        "conv2": ((64, 32, 4, 4), 64),
+        "conv3": ((32, 64, 3, 3), 32),
+        "fc": ((512, 1568), 512),
+        "pi": ((6, 512), 6),
+        "v": ((1, 512), 1),
+    }
+    arrays = {}
+    for name, (w, b) in shapes.items():
+        arrays[f"{name}.weight"] = (rng.standard_normal(w) * 0.05).astype(np.float32)
+        arrays[f"{name}.bias"] = np.zeros(b, np.float32)
+    path = tmp / "random_pong_cnn.npz"
+    np.savez(path, **arrays)
+    return str(path), "random weights of the README network (no ARENA_ATARI_DIR)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--victim", help="an atari .npz victim (default: $ARENA_ATARI_DIR/pong_ppo.npz)")
+    p.add_argument("--envs", type=int, default=8, help="games in lockstep (default 8)")
+    p.add_argument("--steps", type=int, default=150, help="agent steps per game (default 150)")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default 3)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+
+    from arena.match import run_match
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path, described = victim_path(args.victim, Path(tmp))
+        spec = f"atari:{path}"
+        kwargs = {"max_episode_steps": args.steps}
+        run_match(
+            "atari_pong_v0", {"player": spec}, n_episodes=1, env_kwargs={"max_episode_steps": 5}
+        )  # warm-up: imports, ROM, weights cache
+        rates: dict[str, list[float]] = {m: [] for m in MODES}
+        for _ in range(args.repeats):
+            for mode, attack in MODES.items():
+                start = time.perf_counter()
+                result, _ = run_match(
+                    "atari_pong_v0",
+                    {"player": spec},
+                    n_episodes=args.envs,
+                    attacks={"player": attack} if attack else None,
+                    env_kwargs=kwargs,
+                )
+                elapsed = time.perf_counter() - start
+                rates[mode].append(sum(result.lengths) / elapsed)
+    med = {m: statistics.median(r) for m, r in rates.items()}
+    print(f"victim: {described}")
+    print(
+        f"{args.envs} Pong games in lockstep x {args.steps} agent steps, one torch thread, "
+        f"median of {args.repeats} interleaved rounds"
+    )
+    print(f"{'mode':<8} {'agent steps/s':>14} {'vs clean':>9} {'target':>8}")
+    ok = True
+    for mode, rate in med.items():
+        ratio = rate / med["clean"]
+        target = TARGETS.get(mode)
+        mark = (
+            ""
+            if target is None
+            else (f">= {target:.0%}" + (" ok" if ratio >= target else " MISSED"))
+        )
+        ok &= target is None or ratio >= target
+        print(f"{mode:<8} {rate:>14.1f} {ratio:>9.1%} {mark:>8}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

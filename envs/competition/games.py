@@ -1,0 +1,673 @@
+"""The competitive MuJoCo games of Bansal et al. (2018), rebuilt on today's MuJoCo.
+
+Every game is a PettingZoo ``ParallelEnv`` with two seats. Observations follow the
+layout the agent-zoo victims expect (``../shared/zoo/GAMES.md`` §4.1), physics the
+options of the original scenes (RK4, 5 substeps, PGS with 1000 iterations) with
+MuJoCo 1.31's capsule inertials (``scene``). Rules and rewards follow §4.2–4.3:
+
+* the returned reward is the goal reward (±1000 at the end) plus ``shaping`` times
+  the dense move reward (``shaping=1.0`` is the original games);
+* ``info[seat]`` carries ``reward_move`` (the dense move reward),
+  ``reward_shaping`` (the scene's info-only shaping term, never in the reward),
+  ``reward_remaining`` (the goal reward) and ``winner``; at the end of an episode
+  also ``outcome``: ``"win"``, ``"loss"`` or ``"tie"`` (the seat with the
+  ``winner`` flag wins, the other loses; without a winner both tie, as Gleave et
+  al. scored them).
+
+Randomness comes only from the env's seeded generator, so the same seed and
+actions give identical observations (records are replayed by re-simulation).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from envs.competition import scene as sc
+
+GOAL_REWARD = 1000.0
+MAX_STEPS = 500
+FRAME_SKIP = 5
+
+
+@dataclass(frozen=True)
+class _Seat:
+    """Index ranges of one agent in the compiled model."""
+
+    qpos: slice
+    qvel: slice
+    bodies: np.ndarray
+    torso: int
+    geoms: frozenset[int]
+    ctrl: slice
+    ctrl_low: np.ndarray
+    ctrl_high: np.ndarray
+
+
+_MODELS: dict[sc.SceneConfig, Any] = {}
+
+
+def _compiled(config: sc.SceneConfig) -> Any:
+    """A fresh copy of the scene's compiled model (compiled once per process)."""
+    if config not in _MODELS:
+        _MODELS[config] = sc.build_scene(config).compile()
+    return copy.deepcopy(_MODELS[config])
+
+
+class CompetitionEnv(ParallelEnv):
+    """Base of the two-seat MuJoCo games; subclasses set the scene, observation and rules."""
+
+    metadata = {"name": "competition", "render_modes": ["rgb_array"], "render_fps": 66}
+    seats: tuple[str, str] = ("agent_0", "agent_1")
+    """Names of physical seat 0 and seat 1 (the order of the agents in the scene)."""
+    scene: sc.SceneConfig
+    obs_size: int
+
+    def __init__(
+        self,
+        *,
+        max_steps: int = MAX_STEPS,
+        shaping: float = 1.0,
+        render_mode: str | None = None,
+        width: int = 640,
+        height: int = 480,
+    ):
+        import mujoco
+
+        if max_steps <= 0:
+            raise ValueError(f"max_steps must be > 0, got {max_steps}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self._mj = mujoco
+        self.max_steps = int(max_steps)
+        self.shaping = float(shaping)
+        self.render_mode = render_mode
+        self._size = (int(height), int(width))
+        self._renderer: Any = None
+        self.model = _compiled(self.scene)
+        self.data = mujoco.MjData(self.model)
+        self._seat = [self._index(k) for k in range(2)]
+        self.possible_agents = list(self.agent_order())
+        self.agents: list[str] = []
+        self._phys = {name: self.seats.index(name) for name in self.possible_agents}
+        self._obs_space = spaces.Box(-np.inf, np.inf, shape=(self.obs_size,), dtype=np.float64)
+        self._act_spaces = {
+            name: spaces.Box(
+                self._seat[k].ctrl_low.astype(np.float32),
+                self._seat[k].ctrl_high.astype(np.float32),
+                dtype=np.float32,
+            )
+            for name, k in self._phys.items()
+        }
+        self._rng = np.random.default_rng()
+        self.t = 0
+        self._start_sign = np.ones(2)
+
+    # ---- structure -------------------------------------------------------------------
+    def agent_order(self) -> tuple[str, ...]:
+        """``possible_agents`` order (defaults to the physical order)."""
+        return self.seats
+
+    def _index(self, k: int) -> _Seat:
+        mj, m = self._mj, self.model
+        prefix = f"agent{k}/"
+        joints = [
+            j for j in range(m.njnt) if _name(mj, m, mj.mjtObj.mjOBJ_JOINT, j).startswith(prefix)
+        ]
+        q0 = int(m.jnt_qposadr[joints[0]])
+        v0 = int(m.jnt_dofadr[joints[0]])
+        q1 = int(m.jnt_qposadr[joints[-1]]) + 1
+        v1 = int(m.jnt_dofadr[joints[-1]]) + 1
+        bodies = np.array(
+            [b for b in range(m.nbody) if _name(mj, m, mj.mjtObj.mjOBJ_BODY, b).startswith(prefix)]
+        )
+        torso = mj.mj_name2id(m, mj.mjtObj.mjOBJ_BODY, prefix + "torso")
+        geoms = frozenset(int(g) for g in range(m.ngeom) if int(m.geom_bodyid[g]) in set(bodies))
+        acts = [a for a in range(m.nu) if int(m.actuator_trnid[a, 0]) in set(joints)]
+        ctrl = slice(acts[0], acts[-1] + 1)
+        return _Seat(
+            slice(q0, q1),
+            slice(v0, v1),
+            bodies,
+            torso,
+            geoms,
+            ctrl,
+            m.actuator_ctrlrange[ctrl, 0].copy(),
+            m.actuator_ctrlrange[ctrl, 1].copy(),
+        )
+
+    def observation_space(self, agent: str) -> spaces.Box:
+        self._check_agent(agent)
+        return self._obs_space
+
+    def action_space(self, agent: str) -> spaces.Box:
+        self._check_agent(agent)
+        return self._act_spaces[agent]
+
+    def _check_agent(self, agent: str) -> None:
+        if agent not in self._act_spaces:
+            raise ValueError(f"unknown agent {agent!r}; valid: {', '.join(self.possible_agents)}")
+
+    # ---- reset -----------------------------------------------------------------------
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        mj, m, d = self._mj, self.model, self.data
+        mj.mj_resetData(m, d)
+        self._before_noise(self._rng)
+        d.qpos[:] = m.qpos0 + self._rng.uniform(-0.1, 0.1, size=m.nq)
+        d.qvel[:] = self._rng.normal(0.0, 0.1, size=m.nv)
+        self._place(self._rng)
+        for j in range(m.njnt):
+            if m.jnt_type[j] == mj.mjtJoint.mjJNT_FREE:
+                a = int(m.jnt_qposadr[j]) + 3
+                d.qpos[a : a + 4] /= np.linalg.norm(d.qpos[a : a + 4])
+        mj.mj_forward(m, d)
+        mj.mj_rnePostConstraint(m, d)
+        self.t = 0
+        self.agents = list(self.possible_agents)
+        self._start_sign = np.array([-1.0 if d.qpos[s.qpos][0] > 0 else 1.0 for s in self._seat])
+        self._after_reset()
+        obs = {a: self._observe(self._phys[a]) for a in self.agents}
+        infos: dict[str, dict[str, Any]] = {a: {} for a in self.agents}
+        return obs, infos
+
+    def _before_noise(self, rng: np.random.Generator) -> None:
+        """Scene randomisation before the standard noise (sumo: the arena radius)."""
+
+    def _place(self, rng: np.random.Generator) -> None:
+        """Scene placement after the noise (x, y of the agents; z kept)."""
+
+    def _after_reset(self) -> None:
+        """Per-episode state of the rules."""
+
+    # ---- step ------------------------------------------------------------------------
+    def step(self, actions: dict[str, np.ndarray]):
+        if not self.agents:
+            raise RuntimeError("step() called on a finished episode; call reset()")
+        mj, m, d = self._mj, self.model, self.data
+        acts = [np.zeros(0)] * 2
+        for name, k in self._phys.items():
+            if name not in actions:
+                raise ValueError(f"no action for agent {name!r}")
+            a = np.asarray(actions[name], dtype=np.float64).reshape(-1)
+            want = self._act_spaces[name].shape
+            if a.shape != want:
+                raise ValueError(f"{name}: action must have shape {want}, got {a.shape}")
+            acts[k] = a
+        unknown = set(actions) - set(self._phys)
+        if unknown:
+            raise ValueError(
+                f"actions for unknown agents {sorted(unknown)}; "
+                f"valid: {', '.join(self.possible_agents)}"
+            )
+        before = self._progress_x()
+        for k, s in enumerate(self._seat):
+            d.ctrl[s.ctrl] = acts[k]
+        mj.mj_step(m, d, nstep=FRAME_SKIP)
+        mj.mj_rnePostConstraint(m, d)
+        self.t += 1
+        move, agent_done = self._move_rewards(acts, before)
+        finite = bool(np.isfinite(d.qpos).all() and np.isfinite(d.qvel).all())
+        goal, winner, shaping, done = self._rules(agent_done)
+        timeout = self.t >= self.max_steps
+        if not finite:
+            goal, winner, done = [0.0, 0.0], None, True
+        done = done or timeout
+        rewards, infos = {}, {}
+        for name, k in self._phys.items():
+            rewards[name] = float(goal[k] + self.shaping * move[k])
+            info: dict[str, Any] = {
+                "reward_move": float(move[k]),
+                "reward_shaping": float(shaping[k]),
+                "reward_remaining": float(goal[k]),
+                "winner": winner == k,
+            }
+            if done:
+                info["outcome"] = "tie" if winner is None else "win" if winner == k else "loss"
+            infos[name] = info
+        obs = {name: self._observe(k) for name, k in self._phys.items()}
+        truncated = done and timeout and not self._decided
+        terminations = {a: done and not truncated for a in self.agents}
+        truncations = {a: truncated for a in self.agents}
+        if done:
+            self.agents = []
+        return obs, rewards, terminations, truncations, infos
+
+    _decided = False
+    """Set by ``_rules`` when the episode ended by a rule rather than the step limit."""
+
+    def _progress_x(self) -> np.ndarray:
+        """Per-seat x that the forward-progress reward differentiates."""
+        return np.zeros(2)
+
+    def _move_rewards(self, acts: list[np.ndarray], before: np.ndarray):
+        raise NotImplementedError
+
+    def _rules(self, agent_done: list[bool]):
+        """``(goal rewards, winner seat or None, info-only shaping, done)`` after a step."""
+        raise NotImplementedError
+
+    # ---- helpers ---------------------------------------------------------------------
+    def _z(self, k: int) -> float:
+        return float(self.data.qpos[self._seat[k].qpos][2])
+
+    def _xy(self, k: int) -> np.ndarray:
+        return self.data.qpos[self._seat[k].qpos][:2].copy()
+
+    def _contact_cost(self, k: int) -> float:
+        f = self.data.cfrc_ext[self._seat[k].bodies]
+        return float(min(0.5e-6 * np.square(f).sum(), 10.0))
+
+    def _ctrl_cost(self, k: int, a: np.ndarray, weight: float, clip: bool) -> float:
+        if clip:
+            s = self._seat[k]
+            a = np.clip(a, s.ctrl_low, s.ctrl_high)
+        return weight * float(np.square(a).sum())
+
+    def _mass_centre_x(self, k: int) -> float:
+        b = self._seat[k].bodies
+        mass = self.model.body_mass[b]
+        return float((mass * self.data.xipos[b, 0]).sum() / mass.sum())
+
+    def _subtree_x(self, k: int) -> float:
+        return float(self.data.subtree_com[self._seat[k].torso, 0])
+
+    def _touching(self, geoms_a: frozenset[int], geoms_b: frozenset[int]) -> bool:
+        d = self.data
+        for i in range(d.ncon):
+            c = d.contact[i]
+            if c.dist < 0 and (
+                (c.geom1 in geoms_a and c.geom2 in geoms_b)
+                or (c.geom1 in geoms_b and c.geom2 in geoms_a)
+            ):
+                return True
+        return False
+
+    def _standard_obs(self, k: int) -> list[np.ndarray]:
+        """Own qpos, qvel, [cinert, cvel, qfrc_actuator,] clipped cfrc_ext, other's qpos."""
+        d, s, o = self.data, self._seat[k], self._seat[1 - k]
+        parts = [d.qpos[s.qpos], d.qvel[s.qvel]]
+        if self.scene.agent == sc.HUMANOID:
+            parts += [d.cinert[s.bodies].ravel(), d.cvel[s.bodies].ravel(), d.qfrc_actuator[s.qvel]]
+        parts += [np.clip(d.cfrc_ext[s.bodies], -1.0, 1.0).ravel(), d.qpos[o.qpos]]
+        return parts
+
+    def _observe(self, k: int) -> np.ndarray:
+        return np.concatenate(self._standard_obs(k)).astype(np.float64)
+
+    # ---- rendering -------------------------------------------------------------------
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        mj = self._mj
+        if self._renderer is None:
+            h, w = self._size
+            self._renderer = mj.Renderer(self.model, height=h, width=w)
+            self._camera = mj.MjvCamera()
+            self._camera.lookat[:] = [0.0, 0.0, 0.6]
+            self._camera.distance = 11.0
+            self._camera.azimuth = 90.0
+            self._camera.elevation = -25.0
+        self._renderer.update_scene(self.data, camera=self._camera)
+        return np.asarray(self._renderer.render())
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+
+def _name(mj: Any, m: Any, kind: Any, i: int) -> str:
+    return mj.mj_id2name(m, kind, i) or ""
+
+
+_HUMAN_POSES = (((-1.0, 0.0, 1.4), sc.YAW_0), ((1.0, 0.0, 1.4), sc.YAW_180))
+
+
+class _WalkerRewards:
+    """Humanoid walker / ant runner move rewards (run-to-goal, the YSNP runner)."""
+
+    def _walker(self: Any, k: int, a: np.ndarray, before: np.ndarray) -> tuple[float, bool]:
+        z = self._z(k)
+        if self.scene.agent == sc.HUMANOID:
+            fwd = 0.25 * (self._progress_x()[k] - before[k]) / self.model.opt.timestep
+            goal_x = 4.0 if self._start_sign[k] > 0 else -4.0
+            r = (
+                self._start_sign[k] * fwd
+                - self._ctrl_cost(k, a, 0.1, False)
+                - self._contact_cost(k)
+                + (5.0 if z >= 1.0 else -5.0)
+                - abs(float(self.data.qpos[self._seat[k].qpos][0]) - goal_x)
+            )
+            return r, z < 0.8
+        fwd = (self._progress_x()[k] - before[k]) / (self.model.opt.timestep * FRAME_SKIP)
+        cf = np.clip(self.data.cfrc_ext[self._seat[k].bodies], -1.0, 1.0)
+        r = (
+            self._start_sign[k] * fwd
+            - self._ctrl_cost(k, a, 0.5, False)
+            - 0.5e-3 * float(np.square(cf).sum())
+            + (1.0 if z >= 0.28 else -1.0)
+        )
+        return r, z < 0.28
+
+
+class RunToGoalEnv(_WalkerRewards, CompetitionEnv):
+    """Run to the goal line behind the opponent (x = +4 for seat 0, −4 for seat 1).
+
+    A seat scores when its centre of mass is strictly beyond its goal; the first to
+    score wins (both in the same step: a tie). Both fallen, or the step limit
+    (500, our choice: the original has none): a tie.
+    """
+
+    seats = ("runner_0", "runner_1")
+
+    def _progress_x(self) -> np.ndarray:
+        if self.scene.agent == sc.HUMANOID:
+            return np.array([self._mass_centre_x(0), self._mass_centre_x(1)])
+        return np.array([self._subtree_x(0), self._subtree_x(1)])
+
+    def _move_rewards(self, acts, before):
+        out = [self._walker(k, acts[k], before) for k in range(2)]
+        return [r for r, _ in out], [dn for _, dn in out]
+
+    def _rules(self, agent_done):
+        x = [self._subtree_x(0), self._subtree_x(1)]
+        scored = [x[0] > 4.0, x[1] < -4.0]
+        self._decided = any(scored) or all(agent_done)
+        if scored[0] and scored[1]:
+            return [0.0, 0.0], None, [0.0, 0.0], True
+        for k in range(2):
+            if scored[k]:
+                goal = [GOAL_REWARD if j == k else -GOAL_REWARD for j in range(2)]
+                return goal, k, [0.0, 0.0], True
+        return [0.0, 0.0], None, [0.0, 0.0], all(agent_done)
+
+
+class RunToGoalHumansEnv(RunToGoalEnv):
+    metadata = {**CompetitionEnv.metadata, "name": "run_to_goal_humans_v0"}
+    scene = sc.SceneConfig(sc.HUMANOID, _HUMAN_POSES)
+    obs_size = 380
+
+
+class RunToGoalAntsEnv(RunToGoalEnv):
+    metadata = {**CompetitionEnv.metadata, "name": "run_to_goal_ants_v0", "render_fps": 20}
+    scene = sc.SceneConfig(
+        sc.ANT,
+        (((-1.0, 0.0, 0.75), sc.YAW_0), ((1.0, 0.0, 0.75), sc.YAW_180)),
+        timestep=0.01,
+        solver="PGS",
+    )
+    obs_size = 122
+
+    def __init__(self, *, solver: str = "PGS", **kwargs: Any):
+        if solver not in ("PGS", "Newton"):
+            raise ValueError(f"solver must be 'PGS' or 'Newton', got {solver!r}")
+        if solver != "PGS":
+            self.scene = sc.SceneConfig(sc.ANT, self.scene.poses, timestep=0.01, solver="NEWTON")
+        super().__init__(**kwargs)
+
+
+class YouShallNotPassEnv(_WalkerRewards, CompetitionEnv):
+    """The runner (seat 1, from x = +1) must get past x = −4; the blocker (seat 0) stops it.
+
+    Runner's centre of mass beyond −4: the runner wins. Runner fallen (z ≤ 0.3):
+    the blocker wins (+1000 only if it still stands above 0.3). Step limit: the
+    blocker wins. Info-only shaping: the blocker gets ``|runner x + 4|``.
+    """
+
+    metadata = {**CompetitionEnv.metadata, "name": "you_shall_not_pass_v0"}
+    seats = ("blocker", "runner")
+    scene = sc.SceneConfig(sc.HUMANOID, _HUMAN_POSES)
+    obs_size = 380
+
+    def agent_order(self) -> tuple[str, ...]:
+        return ("runner", "blocker")
+
+    def _progress_x(self) -> np.ndarray:
+        return np.array([self._mass_centre_x(0), self._mass_centre_x(1)])
+
+    def _move_rewards(self, acts, before):
+        z0 = self._z(0)
+        blocker = (
+            -self._ctrl_cost(0, acts[0], 0.1, False)
+            - self._contact_cost(0)
+            + (5.0 if z0 >= 1.0 else -5.0)
+        )
+        runner, runner_done = self._walker(1, acts[1], before)
+        return [blocker, runner], [z0 <= 0.5, runner_done]
+
+    def _rules(self, agent_done):
+        runner_x = self._subtree_x(1)
+        shaping = [abs(float(self.data.qpos[self._seat[1].qpos][0]) + 4.0), 0.0]
+        self._decided = False
+        if runner_x < -4.0:
+            self._decided = True
+            return [-GOAL_REWARD, GOAL_REWARD], 1, shaping, True
+        if self._z(1) <= 0.3:
+            self._decided = True
+            blocker = GOAL_REWARD if self._z(0) > 0.3 else 0.0
+            return [blocker, -GOAL_REWARD], 0, shaping, True
+        if self.t >= self.max_steps:
+            return [0.0, -GOAL_REWARD], 0, shaping, True
+        return [0.0, 0.0], None, shaping, False
+
+
+class SumoEnv(CompetitionEnv):
+    """Push the other off the round arena or make it fall.
+
+    A fall (torso at or below the arena top + 0.5 for humans, + 0.3 for ants) or
+    leaving the ring loses. By default (Gleave et al. 2020) the other seat then wins
+    even if the two never touched; ``contact_required=True`` is the original rule
+    (no winner without prior contact). Step limit: a tie.
+    """
+
+    seats = ("fighter_0", "fighter_1")
+    r_min: float
+    r_max: float
+    fall_margin: float
+
+    def __init__(self, *, contact_required: bool = False, **kwargs: Any):
+        self.contact_required = bool(contact_required)
+        super().__init__(**kwargs)
+        self._arena = self._mj.mj_name2id(self.model, self._mj.mjtObj.mjOBJ_GEOM, "arena")
+        self.radius = self.r_max
+        self._contact = False
+
+    def _before_noise(self, rng):
+        self.radius = float(rng.uniform(self.r_min, self.r_max))
+        self.model.geom_size[self._arena, 0] = self.radius
+
+    def _place(self, rng):
+        r, g = self.radius, 0.3 + self.r_min / 2
+        for k, (lo, hi) in enumerate(((-r + g, -0.3), (0.3, r - g))):
+            x = rng.uniform(lo, hi)
+            half = np.sqrt(r * r - x * x)
+            y = rng.uniform(-half + g, half - g)
+            q = self._seat[k].qpos
+            self.data.qpos[q.start] = x
+            self.data.qpos[q.start + 1] = y
+
+    def _after_reset(self):
+        self._contact = False
+
+    def _height(self, k: int) -> float:
+        return self._z(k) - 2 * sc.ARENA_HALF_HEIGHT
+
+    def _move_rewards(self, acts, before):
+        rewards, done = [], []
+        for k in range(2):
+            h = self._height(k)
+            if self.scene.agent == sc.HUMANOID:
+                ctrl = self._ctrl_cost(k, acts[k], 0.1, True)
+                alive = 5.0 if h >= 1.0 else -5.0
+            else:
+                ctrl = self._ctrl_cost(k, acts[k], 0.1, False)
+                alive = 5.0 if h >= 0.28 else -5.0
+            rewards.append(
+                -float(np.linalg.norm(self._xy(k))) - ctrl - self._contact_cost(k) + alive
+            )
+            done.append(h <= self.fall_margin)
+        return rewards, done
+
+    def _rules(self, agent_done):
+        if not self._contact:
+            self._contact = self._touching(self._seat[0].geoms, self._seat[1].geoms)
+        fallen = [self._height(k) <= self.fall_margin for k in range(2)]
+        out = [float(np.linalg.norm(self._xy(k))) > self.radius for k in range(2)]
+        self._decided = True
+        for lost in (fallen, out):
+            if any(lost):
+                goal, winner = [0.0, 0.0], None
+                for k in range(2):
+                    if lost[k]:
+                        goal[k] = -GOAL_REWARD
+                    elif self._contact or not self.contact_required:
+                        goal[k], winner = GOAL_REWARD, k
+                return goal, winner, [0.0, 0.0], True
+        self._decided = False
+        if self.t >= self.max_steps:
+            return [-GOAL_REWARD, -GOAL_REWARD], None, [0.0, 0.0], True
+        return [0.0, 0.0], None, [0.0, 0.0], False
+
+    def _observe(self, k: int) -> np.ndarray:
+        d, o = self.data, 1 - k
+        own, other = self._xy(k), self._xy(o)
+        r = self.radius
+        extra = [
+            other - own,
+            d.xmat[self._seat[k].torso],
+            [r, r - np.linalg.norm(own), r - np.linalg.norm(other), float(self.max_steps - self.t)],
+        ]
+        return np.concatenate([*self._standard_obs(k), *extra]).astype(np.float64)
+
+
+class SumoHumansEnv(SumoEnv):
+    metadata = {**CompetitionEnv.metadata, "name": "sumo_humans_v0"}
+    scene = sc.SceneConfig(
+        sc.HUMANOID, (((-2.0, 0.0, 2.5), sc.YAW_0), ((2.0, 0.0, 2.5), sc.YAW_180)), arena=True
+    )
+    obs_size = 395
+    r_min, r_max, fall_margin = 1.5, 3.5, 0.5
+
+
+class SumoAntsEnv(SumoEnv):
+    metadata = {**CompetitionEnv.metadata, "name": "sumo_ants_v0"}
+    scene = sc.SceneConfig(
+        sc.ANT, (((-1.0, 0.0, 2.5), sc.YAW_180), ((1.0, 0.0, 2.5), sc.YAW_180)), arena=True
+    )
+    obs_size = 137
+    r_min, r_max, fall_margin = 2.5, 4.5, 0.3
+
+
+class KickAndDefendEnv(CompetitionEnv):
+    """The kicker (seat 0) must kick the ball into the goal at x = 4 (|y| ≤ 3).
+
+    Goal: the kicker wins. The keeper wins on the step limit, when the ball crosses
+    x = 4 outside the goal, or rolls back (vx < 0 at speed > 1), or when both agents
+    have fallen; it loses (no winner: a tie) for straying more than 2.5 from the
+    goal line. Info-only shaping: ``−|ball x − 4|`` to the kicker, ``+`` to the keeper.
+    """
+
+    metadata = {**CompetitionEnv.metadata, "name": "kick_and_defend_v0"}
+    seats = ("kicker", "keeper")
+    scene = sc.SceneConfig(
+        sc.HUMANOID, (((-3.0, 0.0, 1.5), sc.YAW_0), ((3.0, 0.0, 1.5), sc.YAW_180)), football=True
+    )
+    obs_size = 384
+    goal_x = 4.0
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        mj = self._mj
+        self._ball_body = mj.mj_name2id(self.model, mj.mjtObj.mjOBJ_BODY, "ball")
+        self._ball_geom = frozenset([mj.mj_name2id(self.model, mj.mjtObj.mjOBJ_GEOM, "ball")])
+        self._touched = False
+
+    def _place(self, rng):
+        d = self.data
+        for k, (lo, hi) in enumerate(((-3.5, -0.5), (1.6, 3.5))):
+            q = self._seat[k].qpos
+            d.qpos[q.start] = rng.uniform(lo, hi)
+            d.qpos[q.start + 1] = rng.uniform(-2.0, 2.0)
+        d.qpos[0:3] = [rng.uniform(-2.0, 1.0), rng.uniform(-4.0, 4.0), 0.35]
+        if d.qvel[0] < 0:
+            d.qvel[0:3] = 0.1
+
+    def _after_reset(self):
+        self._touched = False
+
+    def _progress_x(self) -> np.ndarray:
+        return np.array([self._mass_centre_x(0), self._mass_centre_x(1)])
+
+    def _ball(self) -> np.ndarray:
+        return self.data.qpos[0:3]
+
+    def _move_rewards(self, acts, before):
+        z0, z1 = self._z(0), self._z(1)
+        fwd = 0.25 * (self._progress_x()[0] - before[0]) / self.model.opt.timestep
+        to_ball = float(np.linalg.norm(self._ball()[:2] - self._xy(0)))
+        kicker = (
+            fwd
+            - self._ctrl_cost(0, acts[0], 0.1, True)
+            - self._contact_cost(0)
+            + (5.0 if z0 >= 1.0 else -5.0)
+            - to_ball
+        )
+        x1, y1 = self._xy(1)
+        keeper_ok = z1 >= 1.0 and x1 <= 4.05 and abs(y1) <= 3.0
+        keeper = (
+            -self._ctrl_cost(1, acts[1], 0.1, True)
+            - self._contact_cost(1)
+            + (5.0 if keeper_ok else -5.0)
+        )
+        return [kicker, keeper], [z0 < 0.8, z1 <= 0.5]
+
+    def _rules(self, agent_done):
+        if not self._touched:
+            self._touched = self._touching(self._ball_geom, self._seat[1].geoms)
+        ball = self._ball()
+        vel = self.data.qvel[0:3]
+        dist = abs(float(ball[0]) - self.goal_x)
+        shaping = [-dist, dist]
+        self._decided = True
+        if ball[0] > self.goal_x and abs(ball[1]) <= 3.0:
+            return [GOAL_REWARD, -GOAL_REWARD], 0, shaping, True
+        done = (
+            self.t >= self.max_steps
+            or ball[0] > self.goal_x
+            or (vel[0] < 0 and float(np.linalg.norm(vel)) > 1.0)
+        )
+        if done or all(agent_done):
+            self._decided = self.t < self.max_steps
+            keeper = GOAL_REWARD + 500.0 * self._touched + 500.0 * (self._z(1) > 0.8)
+            return [-GOAL_REWARD, keeper], 1, shaping, True
+        if abs(self.goal_x - float(self._xy(1)[0])) > 2.5:
+            return [0.0, -GOAL_REWARD], None, shaping, True
+        self._decided = False
+        return [0.0, 0.0], None, shaping, False
+
+    def _observe(self, k: int) -> np.ndarray:
+        d, s, o = self.data, self._seat[k], self._seat[1 - k]
+        own_xy = self._xy(k)
+        other = d.qpos[o.qpos].copy()
+        other[:2] -= own_xy
+        ball = self._ball()
+        parts = [
+            d.qpos[s.qpos][2:],
+            d.qvel[s.qvel],
+            d.cinert[s.bodies].ravel(),
+            d.cvel[s.bodies].ravel(),
+            d.qfrc_actuator[s.qvel],
+            np.clip(d.cfrc_ext[s.bodies], -1.0, 1.0).ravel(),
+            other,
+            ball[:2] - own_xy,
+            ball[2:3],
+            [self.goal_x - ball[0], 3.0 - ball[1], -3.0 - ball[1]],
+        ]
+        return np.concatenate(parts).astype(np.float64)

@@ -1,0 +1,284 @@
+"""Huang et al. 2017 on Pong: victims × attacks × ε grid, score vs ε with 95% intervals.
+
+Reproduces the headline experiment of "Adversarial Attacks on Neural Network Policies"
+(Huang, Papernot, Goodfellow, Duan, Abbeel 2017) on ``atari_pong_v0``: each pretrained
+victim plays full games under each attack at each budget ε (L∞ on the [0, 1] float
+network input, no rounding unless ``--round``), and the table and the plot report the
+mean game score with its 95% interval. ε = 0 is the clean game, played once per victim.
+
+Victims are ``.npz`` files in the format of ../shared/atari/README.md (``atari:`` policy
+kind), given with ``--victims PATH...`` or found in ``$ARENA_ATARI_DIR``.
+
+    ARENA_ATARI_DIR=../shared/atari arena run huang2017_pong --quick
+    arena run huang2017_pong --victims ../shared/atari/pong_ppo.npz --episodes 10 \\
+        --attacks fgsm noise pgd
+
+Writes ``runs/huang2017_pong/atari_pong_v0__s<seed>__<time>/`` with ``config.json``,
+``metadata.json``, ``results.json``, ``results.csv``, ``table.txt`` and
+``score_vs_eps.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from experiments import ExperimentError
+
+ENV_ID = "atari_pong_v0"
+EPS_GRID = ("0", "0.0002", "0.0005", "0.001", "1/255", "2/255")
+DEFAULT_VICTIMS = ("pong_ppo", "pong_a2c", "pong_acktr", "pong_ppo_advtrained")
+ATTACK_SPECS = {
+    "fgsm": "fgsm:eps={eps}",
+    "noise": "noise:eps={eps}",
+    "pgd": "pgd:eps={eps},steps=10",
+    "timed": "timed:eps={eps}",
+}
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="arena run huang2017_pong", description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--victims",
+        nargs="+",
+        metavar="PATH",
+        help="victim .npz files (default: the pong_* files in $ARENA_ATARI_DIR)",
+    )
+    p.add_argument(
+        "--attacks",
+        nargs="+",
+        default=["fgsm", "noise"],
+        choices=list(ATTACK_SPECS),
+        help="attacks to run (default: fgsm noise)",
+    )
+    p.add_argument(
+        "--eps",
+        nargs="+",
+        default=list(EPS_GRID),
+        metavar="E",
+        help=f"ε grid on the [0, 1] pixel scale; fractions allowed (default: {' '.join(EPS_GRID)})",
+    )
+    p.add_argument("--episodes", type=int, default=10, help="full games per cell (default 10)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 games per cell and only the first victim (a smoke run)",
+    )
+    p.add_argument(
+        "--round",
+        action="store_true",
+        help="round perturbed frames to valid uint8 pixels (default: float input)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="worker processes")
+    p.add_argument("--runs", default="runs", help="root of run directories (default: runs)")
+    return p
+
+
+def find_victims(paths: list[str] | None) -> list[Path]:
+    """The victim files: the given paths, else the known ones in ``$ARENA_ATARI_DIR``."""
+    if paths:
+        out = [Path(p).expanduser() for p in paths]
+        missing = [str(p) for p in out if not p.is_file()]
+        if missing:
+            raise ExperimentError(f"victim file not found: {', '.join(missing)}")
+        return out
+    root = os.environ.get("ARENA_ATARI_DIR")
+    if not root:
+        raise ExperimentError(
+            "no victims: pass --victims PATH.npz or set ARENA_ATARI_DIR to the "
+            "directory of the pretrained Atari victims (e.g. "
+            "ARENA_ATARI_DIR=../shared/atari)"
+        )
+    found = [
+        Path(root) / f"{n}.npz" for n in DEFAULT_VICTIMS if (Path(root) / f"{n}.npz").is_file()
+    ]
+    if not found:
+        raise ExperimentError(
+            f"ARENA_ATARI_DIR={root} holds none of {', '.join(n + '.npz' for n in DEFAULT_VICTIMS)}"
+        )
+    return found
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    series: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        series.setdefault((r["victim"], r["attack"]), []).append(r)
+    for (victim, attack), pts in sorted(series.items()):
+        pts = sorted(pts, key=lambda r: r["eps"])
+        xs = [r["eps"] for r in pts]
+        ys = [r["mean_return"] for r in pts]
+        lo = [r["mean_return"] - r["return_ci95"][0] for r in pts]
+        hi = [r["return_ci95"][1] - r["mean_return"] for r in pts]
+        ax.errorbar(
+            xs,
+            ys,
+            yerr=[lo, hi],
+            marker="o",
+            capsize=3,
+            label=f"{victim} / {attack}",
+            linestyle="--" if attack == "noise" else "-",
+        )
+    ax.set_xscale("symlog", linthresh=1e-4)
+    ax.set_xlabel("ε (L∞ on the [0, 1] network input; 1/255 = one grey level)")
+    ax.set_ylabel("game score (mean, 95% CI)")
+    ax.set_ylim(-22, 22)
+    ax.axhline(0, color="grey", linewidth=0.5)
+    ax.set_title("Pong: score vs ε (Huang et al. 2017)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        f"{'victim':<22} {'attack':<7} {'ε':>9} {'ε·255':>6} {'score':>7} "
+        f"{'95% CI':>16} {'win':>5} {'flip':>6} {'n':>3}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        ci = f"[{r['return_ci95'][0]:.1f}, {r['return_ci95'][1]:.1f}]"
+        flip = "" if r["flip_rate"] is None else f"{r['flip_rate']:.3f}"
+        lines.append(
+            f"{r['victim']:<22} {r['attack']:<7} {r['eps']:>9.5f} {r['eps'] * 255:>6.3g} "
+            f"{r['mean_return']:>7.2f} {ci:>16} {r['win_rate']:>5.2f} {flip:>6} "
+            f"{r['episodes']:>3}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    import torch
+
+    from agents.attacks import parse_number
+    from agents.specs import reference
+    from arena.io import write_json_atomic
+    from arena.match import run_match
+    from arena.rundir import new_run_dir, run_metadata
+
+    torch.set_num_threads(1)
+    if args.episodes <= 0:
+        raise ExperimentError(f"--episodes must be > 0, got {args.episodes}")
+    victims = find_victims(args.victims)
+    episodes = args.episodes
+    if args.quick:
+        victims, episodes = victims[:1], min(episodes, 2)
+    grid = sorted({parse_number(e): e for e in args.eps}.items())
+    for value, text in grid:
+        if not 0 <= value <= 1:
+            raise ExperimentError(f"ε={text} is out of range; valid: 0 <= ε <= 1")
+    rounding = ",round=true" if args.round else ""
+    rows: list[dict[str, Any]] = []
+    refs = {}
+    for victim in victims:
+        spec = f"atari:{victim}"
+        refs[victim.stem] = reference(spec).to_json()
+        clean = None
+        for attack in args.attacks:
+            for value, text in grid:
+                attack_spec = None
+                if value > 0:
+                    attack_spec = ATTACK_SPECS[attack].format(eps=text) + rounding
+                if attack_spec is None and clean is not None:
+                    seat = clean
+                else:
+                    result, _ = run_match(
+                        ENV_ID,
+                        {"player": spec},
+                        n_episodes=episodes,
+                        seed=args.seed,
+                        attacks={"player": attack_spec} if attack_spec else None,
+                        workers=args.workers,
+                    )
+                    seat = result.seats["player"]
+                    if attack_spec is None:
+                        clean = seat
+                row = {
+                    "victim": victim.stem,
+                    "attack": attack,
+                    "eps": value,
+                    "eps_text": text,
+                    "attack_spec": attack_spec,
+                    "episodes": episodes,
+                    "mean_return": seat.mean_return,
+                    "return_ci95": list(seat.return_ci95),
+                    "win_rate": seat.win_rate,
+                    "win_rate_ci95": list(seat.win_rate_ci95),
+                    "flip_rate": seat.flip_rate,
+                    "attacked_fraction": seat.attacked_fraction,
+                }
+                rows.append(row)
+                print(
+                    f"{victim.stem:<22} {attack:<6} ε={text:<7} score {seat.mean_return:6.2f} "
+                    f"[{seat.return_ci95[0]:.1f}, {seat.return_ci95[1]:.1f}]",
+                    file=sys.stderr,
+                )
+    table = format_table(rows)
+    config = {
+        "experiment": "huang2017_pong",
+        "env": ENV_ID,
+        "victims": refs,
+        "attacks": {a: ATTACK_SPECS[a] + rounding for a in args.attacks},
+        "eps": [t for _, t in grid],
+        "eps_units": "L∞ on the [0, 1] network input"
+        + ("; frames rounded to uint8" if args.round else "; float input, no rounding"),
+        "episodes": episodes,
+        "seed": args.seed,
+        "quick": args.quick,
+    }
+    with new_run_dir(args.runs, "huang2017_pong", ENV_ID, args.seed) as (tmp, final):
+        write_json_atomic(tmp / "config.json", config)
+        write_json_atomic(tmp / "metadata.json", run_metadata())
+        write_json_atomic(tmp / "results.json", {"rows": rows})
+        with open(tmp / "results.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(
+                [
+                    "victim",
+                    "attack",
+                    "eps",
+                    "mean_return",
+                    "ci95_low",
+                    "ci95_high",
+                    "win_rate",
+                    "flip_rate",
+                    "episodes",
+                ]
+            )
+            for r in rows:
+                writer.writerow(
+                    [
+                        r["victim"],
+                        r["attack"],
+                        r["eps"],
+                        r["mean_return"],
+                        *r["return_ci95"],
+                        r["win_rate"],
+                        r["flip_rate"],
+                        r["episodes"],
+                    ]
+                )
+        (tmp / "table.txt").write_text(table + "\n")
+        plot(rows, tmp / "score_vs_eps.png")
+    print(table)
+    print(f"written to {final}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

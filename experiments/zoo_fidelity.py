@@ -1,0 +1,236 @@
+"""Zoo fidelity: do the agent-zoo victims play our rebuilt games as on MuJoCo 1.31?
+
+For every competitive MuJoCo game, the zoo agent plays three opponents: the zoo
+agent of the other seat (zoo vs zoo), a motionless ``zero`` opponent and a uniformly
+``random`` one, ``--episodes`` episodes each (sampled actions, as the zoo agents
+were evaluated). Prints win / tie / loss of each seat with 95% Wilson intervals and
+saves the table as JSON under ``runs/zoo_fidelity/``.
+
+    arena run zoo_fidelity --episodes 100
+    python -m experiments.zoo_fidelity --games sumo_ants_v0 --episodes 20
+
+Reference figures (``../shared/zoo/README.md``): you-shall-not-pass zoo runner vs
+zero blocker ≥ 95% wins; kick-and-defend kicker 66.9% on MuJoCo 1.31 (target
+0.60-0.74); sumo zoo vs zero ≥ 90% (Gleave's scoring); run-to-goal vs zero ≥ 90%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Game:
+    env_id: str
+    files: dict[str, str]
+    """Zoo file of each seat, relative to the zoo directory."""
+    focus: str
+    """The seat the zoo agent keeps when playing ``zero`` / ``random``."""
+
+
+GAMES = (
+    Game(
+        "you_shall_not_pass_v0",
+        {
+            "runner": "you-shall-not-pass/agent2_parameters-v1.pkl",
+            "blocker": "you-shall-not-pass/agent1_parameters-v1.pkl",
+        },
+        "runner",
+    ),
+    Game(
+        "kick_and_defend_v0",
+        {
+            "kicker": "kick-and-defend/kicker/agent1_parameters-v1.pkl",
+            "keeper": "kick-and-defend/defender/agent2_parameters-v1.pkl",
+        },
+        "kicker",
+    ),
+    Game(
+        "sumo_humans_v0",
+        {
+            "fighter_0": "sumo/humans/agent_parameters-v1.pkl",
+            "fighter_1": "sumo/humans/agent_parameters-v1.pkl",
+        },
+        "fighter_0",
+    ),
+    Game(
+        "sumo_ants_v0",
+        {
+            "fighter_0": "sumo/ants/agent_parameters-v1.pkl",
+            "fighter_1": "sumo/ants/agent_parameters-v1.pkl",
+        },
+        "fighter_0",
+    ),
+    Game(
+        "run_to_goal_humans_v0",
+        {
+            "runner_0": "run-to-goal/humans/agent1_parameters-v1.pkl",
+            "runner_1": "run-to-goal/humans/agent2_parameters-v1.pkl",
+        },
+        "runner_0",
+    ),
+    Game(
+        "run_to_goal_ants_v0",
+        {
+            "runner_0": "run-to-goal/ants/agent1_parameters-v1.pkl",
+            "runner_1": "run-to-goal/ants/agent2_parameters-v1.pkl",
+        },
+        "runner_0",
+    ),
+)
+OPPONENTS = ("zoo", "zero", "random")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="zoo_fidelity", description=__doc__.splitlines()[0])
+    p.add_argument("--episodes", type=int, default=100, help="episodes per matchup (100)")
+    p.add_argument("--games", default="all", help="comma-separated game ids, or 'all' (default)")
+    p.add_argument(
+        "--opponents",
+        default=",".join(OPPONENTS),
+        help="comma-separated subset of zoo,zero,random (default: all three)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="match seed (0)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (2)")
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="use the Gaussian's mean instead of sampled actions",
+    )
+    p.add_argument("--zoo", default=None, help="zoo directory (default: the ARENA_ZOO_DIR setting)")
+    p.add_argument(
+        "--env-kwargs",
+        default="",
+        metavar="K=V,...",
+        help="game keyword arguments, e.g. contact_required=1 (numbers or text)",
+    )
+    p.add_argument("--runs", default="runs", help="root of run directories (runs)")
+    p.add_argument("--no-save", action="store_true", help="write no run directory")
+    return p
+
+
+def _kwargs(text: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            out[key] = int(value)
+        except ValueError:
+            try:
+                out[key] = float(value)
+            except ValueError:
+                out[key] = value
+    return out
+
+
+def matchups(game: Game, zoo: Path, opponents: list[str]) -> list[tuple[str, dict[str, str]]]:
+    """``(label, {seat: spec})`` for each opponent kind."""
+    zoo_spec = {seat: f"zoo:{zoo / rel}" for seat, rel in game.files.items()}
+    out = []
+    for kind in opponents:
+        if kind == "zoo":
+            out.append(("zoo vs zoo", zoo_spec))
+        else:
+            seats = {s: (zoo_spec[s] if s == game.focus else kind) for s in game.files}
+            out.append((f"zoo {game.focus} vs {kind}", seats))
+    return out
+
+
+def _row(game: str, label: str, seat: str, r: Any) -> str:
+    lo, hi = r.win_rate_ci95
+    n = r.wins + r.losses + r.ties
+    return (
+        f"{game:<23} {label:<28} {seat:<10} {r.wins:>4} {r.ties:>4} {r.losses:>4} "
+        f"{r.win_rate:>6.3f}  [{lo:.3f}, {hi:.3f}]  n={n}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from arena.io import write_json_atomic
+    from arena.match import run_match
+    from arena.rundir import new_run_dir, run_metadata
+
+    args = build_parser().parse_args(argv)
+    torch.set_num_threads(1)
+    zoo_text = args.zoo or os.environ.get("ARENA_ZOO_DIR", "")
+    if not zoo_text or not Path(zoo_text).is_dir():
+        print(
+            "zoo_fidelity: no zoo directory; set ARENA_ZOO_DIR or pass --zoo DIR", file=sys.stderr
+        )
+        return 2
+    zoo = Path(zoo_text).resolve()
+    wanted = [g.env_id for g in GAMES] if args.games == "all" else args.games.split(",")
+    known = {g.env_id: g for g in GAMES}
+    unknown = [g for g in wanted if g not in known]
+    opponents = [o for o in args.opponents.split(",") if o]
+    if unknown or any(o not in OPPONENTS for o in opponents) or args.episodes <= 0:
+        print(
+            f"zoo_fidelity: valid games: {', '.join(known)}; opponents: "
+            f"{', '.join(OPPONENTS)}; episodes > 0",
+            file=sys.stderr,
+        )
+        return 2
+    env_kwargs = _kwargs(args.env_kwargs)
+    results: list[dict[str, Any]] = []
+    header = (
+        f"{'game':<23} {'matchup':<28} {'seat':<10} {'win':>4} {'tie':>4} {'loss':>4} "
+        f"{'rate':>6}  95% interval"
+    )
+    print(header)
+    print("-" * len(header))
+    for env_id in wanted:
+        game = known[env_id]
+        for label, seats in matchups(game, zoo, opponents):
+            start = time.perf_counter()
+            result, _ = run_match(
+                env_id,
+                seats,
+                n_episodes=args.episodes,
+                seed=args.seed,
+                workers=args.workers,
+                deterministic=args.deterministic,
+                env_kwargs=env_kwargs,
+            )
+            seconds = time.perf_counter() - start
+            for seat, r in result.seats.items():
+                print(_row(env_id, label, seat, r), flush=True)
+            results.append(
+                {
+                    "env": env_id,
+                    "matchup": label,
+                    "policies": seats,
+                    "seconds": seconds,
+                    "episodes_per_second": args.episodes / seconds,
+                    **result.to_json(),
+                }
+            )
+    config = {
+        "episodes": args.episodes,
+        "games": wanted,
+        "opponents": opponents,
+        "seed": args.seed,
+        "workers": args.workers,
+        "env_kwargs": env_kwargs,
+        "deterministic": args.deterministic,
+        "zoo": str(zoo),
+    }
+    if not args.no_save:
+        name = wanted[0] if len(wanted) == 1 else "all"
+        with new_run_dir(args.runs, "zoo_fidelity", name, args.seed) as (tmp, final):
+            write_json_atomic(tmp / "config.json", config)
+            write_json_atomic(tmp / "metadata.json", run_metadata())
+            write_json_atomic(tmp / "results.json", {"matchups": results})
+        print(f"results saved to {final}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

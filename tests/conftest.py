@@ -1,0 +1,52 @@
+"""Shared fixtures: in-process CLI runner, shipped toy victims."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "arena" / "assets"
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch, tmp_path):
+    """Run ``arena ARGS`` in-process from a temporary working directory."""
+    from arena.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str) -> CliResult:
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse's --version / usage errors
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def runner_zip() -> Path:
+    return ASSETS / "toy_pass_v0__runner.zip"
+
+
+@pytest.fixture(scope="session")
+def catch_zip() -> Path:
+    return ASSETS / "toy_catch_v0__player.zip"

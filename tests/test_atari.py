@@ -1,0 +1,365 @@
+"""Atari games, the ``atari:`` and ``sb3:`` pixel victims, and attacks through the arena.
+
+Tests that need ale-py ROMs are marked ``atari``; those that need the pretrained
+victims of ../shared/atari are marked ``needs_data`` and skip unless ``ARENA_ATARI_DIR``
+points at a directory holding them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+import envs
+from agents import specs
+from agents.atari_cnn import AtariCNNPolicy, atari_victim
+from agents.attacks import parse_attack
+from agents.specs import PolicySpecError
+from arena.match import run_match
+
+SEAT_OBS = spaces.Box(0, 255, (4, 84, 84), np.uint8)
+SEAT_ACT = spaces.Discrete(6)
+
+
+def _atari_dir() -> Path | None:
+    value = os.environ.get("ARENA_ATARI_DIR")
+    if not value:
+        return None
+    path = Path(value)
+    return path if (path / "pong_ppo.npz").is_file() else None
+
+
+ATARI_DIR = _atari_dir()
+needs_data = pytest.mark.skipif(
+    ATARI_DIR is None,
+    reason="needs the pretrained Atari victims: set ARENA_ATARI_DIR to a directory with "
+    "pong_ppo.npz (e.g. ../shared/atari)",
+)
+
+
+def random_weights(n_actions: int = 6, in_channels: int = 4, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    shapes = {
+        "conv1.weight": (32, in_channels, 8, 8),
+        "conv1.bias": (32,),
+        "conv2.weight": (64, 32, 4, 4),
+        "conv2.bias": (64,),
+        "conv3.weight": (32, 64, 3, 3),
+        "conv3.bias": (32,),
+        "fc.weight": (512, 1568),
+        "fc.bias": (512,),
+        "pi.weight": (n_actions, 512),
+        "pi.bias": (n_actions,),
+        "v.weight": (1, 512),
+        "v.bias": (1,),
+    }
+    return {k: (rng.standard_normal(s) * 0.05).astype(np.float32) for k, s in shapes.items()}
+
+
+# ---------------------------------------------------------------- the family
+
+
+def test_every_rom_is_a_game():
+    from envs.atari import rom_names
+
+    names = rom_names()
+    assert len(names) > 100 and "pong" in names and "space_invaders" in names
+    ids = envs.list_ids()
+    assert all(f"atari_{n}_v0" in ids for n in names)
+    s = envs.spec("atari_breakout_v0")
+    assert s.seats == ("player",) and s.needs == ("atari",) and not s.nondeterministic
+
+
+def test_unknown_atari_game_lists_valid():
+    with pytest.raises(envs.EnvError, match="did you mean atari_pong_v0"):
+        envs.spec("atari_pongg_v0")
+
+
+def test_registry_import_is_light():
+    code = (
+        "import sys, envs; envs.list_ids(); envs.spec('atari_pong_v0'); "
+        "print(sorted(m for m in ('ale_py', 'cv2', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------- the env
+
+
+@pytest.mark.atari
+@pytest.mark.parametrize("game", ["pong", "breakout"])
+def test_pettingzoo_api(game):
+    from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+    parallel_api_test(envs.make(f"atari_{game}_v0", max_episode_steps=60), num_cycles=80)
+    parallel_seed_test(lambda: envs.make(f"atari_{game}_v0", max_episode_steps=60), num_cycles=40)
+
+
+@pytest.mark.atari
+def test_observations_and_determinism():
+    env = envs.make("atari_pong_v0")
+    obs, _ = env.reset(seed=7)
+    o = obs["player"]
+    assert o.shape == (4, 84, 84) and o.dtype == np.uint8
+    assert not o[:3].any() and o[3].any()  # a fresh stack: zeros, then the first frame
+    assert env.action_space("player").n == 6
+
+    def play(seed, sticky):
+        e = envs.make("atari_pong_v0", repeat_action_probability=sticky)
+        frames = [e.reset(seed=seed)[0]["player"]]
+        rng = np.random.default_rng(1)
+        for _ in range(40):
+            frames.append(e.step({"player": int(rng.integers(6))})[0]["player"])
+        return np.stack(frames)
+
+    a = play(3, 0.0)
+    assert np.array_equal(a, play(3, 0.0))
+    assert not np.array_equal(a, play(4, 0.0))
+    assert np.array_equal(play(3, 0.25), play(3, 0.25))  # sticky actions are seeded too
+
+
+@pytest.mark.atari
+def test_outcome_and_truncation():
+    env = envs.make("atari_pong_v0", max_episode_steps=5)
+    env.reset(seed=0)
+    for _ in range(5):
+        _, _, term, trunc, info = env.step({"player": 0})
+    assert trunc["player"] and not term["player"] and env.agents == []
+    assert info["player"]["outcome"] == "tie"  # nothing scored in 5 steps
+    with pytest.raises(RuntimeError):
+        env.step({"player": 0})
+
+
+@pytest.mark.atari
+def test_pong_loss_outcome():
+    # NOOP loses every point of Pong: the full game ends -21 and is a loss.
+    env = envs.make("atari_pong_v0", frame_skip=8)
+    env.reset(seed=0)
+    total, done = 0.0, False
+    while not done:
+        _, rew, term, trunc, info = env.step({"player": 0})
+        total += rew["player"]
+        done = term["player"] or trunc["player"]
+    assert total == -21 and info["player"]["outcome"] == "loss"
+
+
+@pytest.mark.atari
+def test_env_kwargs_validated():
+    with pytest.raises(envs.EnvError, match="unexpected keyword"):
+        envs.make("atari_pong_v0", sticky=0.25)
+    with pytest.raises(ValueError, match="frame_skip"):
+        envs.make("atari_pong_v0", frame_skip=0)
+
+
+# ---------------------------------------------------------------- atari: loader
+
+
+def test_atari_loader_roundtrip(tmp_path):
+    path = tmp_path / "w.npz"
+    np.savez(path, **random_weights())
+    policy = specs.resolve(f"atari:{path}", SEAT_OBS, SEAT_ACT)
+    assert isinstance(policy, AtariCNNPolicy)
+    assert (policy.input_low, policy.input_high) == (0.0, 1.0)
+    obs = np.random.default_rng(0).integers(0, 256, (3, 4, 84, 84), dtype=np.uint8)
+    actions, _ = policy.predict(obs, deterministic=True)
+    assert actions.shape == (3,) and actions.dtype == np.int64
+    single, _ = policy.predict(obs[0], deterministic=True)
+    assert single == actions[0]
+    x = policy.input_from_obs(obs)
+    assert float(x.max()) <= 1.0 and np.array_equal(policy.obs_from_input(x), obs)
+    assert policy.value(x).shape == (3,)
+    ref = specs.reference(f"atari:{path}")
+    assert ref.kind == "atari" and ref.sha256 is not None and len(ref.sha256) == 64
+
+
+def test_atari_loader_wrong_actions(tmp_path):
+    path = tmp_path / "w.npz"
+    np.savez(path, **random_weights(n_actions=4))
+    with pytest.raises(PolicySpecError, match="has 4 actions, but the seat has 6 actions"):
+        atari_victim(path, SEAT_OBS, SEAT_ACT)
+
+
+def test_atari_loader_wrong_input(tmp_path):
+    path = tmp_path / "w.npz"
+    np.savez(path, **random_weights(in_channels=3))
+    with pytest.raises(PolicySpecError, match=r"takes frames of shape \(3, 84, 84\), but"):
+        atari_victim(path, SEAT_OBS, SEAT_ACT)
+    np.savez(path, **random_weights())
+    with pytest.raises(PolicySpecError, match=r"Box\(1, 24, 24\)"):
+        atari_victim(path, spaces.Box(0, 255, (1, 24, 24), np.uint8), SEAT_ACT)
+
+
+def test_atari_loader_refuses_pickle(tmp_path):
+    path = tmp_path / "evil.npz"
+    weights = random_weights()
+    weights["payload"] = np.array([{"code": "print('boom')"}], dtype=object)
+    np.savez(path, **weights)
+    with pytest.raises(PolicySpecError, match="refusing a pickled object array"):
+        specs.resolve(f"atari:{path}", SEAT_OBS, SEAT_ACT)
+
+
+def test_atari_loader_bad_files(tmp_path):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip at all")
+    with pytest.raises(PolicySpecError, match="not a readable .npz"):
+        atari_victim(junk, SEAT_OBS, SEAT_ACT)
+    partial = tmp_path / "partial.npz"
+    weights = random_weights()
+    del weights["pi.weight"]
+    np.savez(partial, **weights)
+    with pytest.raises(PolicySpecError, match="missing arrays pi.weight"):
+        atari_victim(partial, SEAT_OBS, SEAT_ACT)
+    with pytest.raises(PolicySpecError, match="not found"):
+        specs.resolve(f"atari:{tmp_path / 'absent.npz'}", SEAT_OBS, SEAT_ACT)
+
+
+def test_atari_victim_attack_step(tmp_path):
+    path = tmp_path / "w.npz"
+    np.savez(path, **random_weights())
+    victim = specs.resolve(f"atari:{path}", SEAT_OBS, SEAT_ACT)
+    obs = np.random.default_rng(0).integers(0, 256, (2, 4, 84, 84), dtype=np.uint8)
+    result = parse_attack("fgsm:eps=1/255").step(victim, obs, deterministic=True)
+    assert np.abs(result.delta).max() <= 1 / 255 + 1e-7 and result.attacked.all()
+
+
+# ---------------------------------------------------------------- sb3: CNN victims
+
+
+class _FrameEnv(gym.Env):
+    def __init__(self, shape):
+        self.observation_space = spaces.Box(0, 255, shape, np.uint8)
+        self.action_space = spaces.Discrete(6)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), 0.0, False, False, {}
+
+
+@pytest.mark.parametrize(
+    ("algo", "shape"), [("PPO", (4, 84, 84)), ("PPO", (84, 84, 4)), ("DQN", (4, 84, 84))]
+)
+def test_sb3_cnn_victim_on_atari_seat(tmp_path, algo, shape):
+    import stable_baselines3 as sb3
+
+    from agents.networks import SmallCNN
+
+    kwargs = {
+        "features_extractor_class": SmallCNN,
+        "features_extractor_kwargs": {"features_dim": 16},
+    }
+    if algo == "PPO":
+        kwargs["net_arch"] = []
+        model = sb3.PPO(
+            "CnnPolicy",
+            _FrameEnv(shape),
+            n_steps=8,
+            batch_size=8,
+            policy_kwargs=kwargs,
+            seed=0,
+            device="cpu",
+        )
+    else:
+        kwargs["net_arch"] = []
+        model = sb3.DQN(
+            "CnnPolicy",
+            _FrameEnv(shape),
+            buffer_size=10,
+            learning_starts=0,
+            policy_kwargs=kwargs,
+            seed=0,
+            device="cpu",
+        )
+    path = tmp_path / "cnn.zip"
+    model.save(path)
+    victim = specs.resolve(f"sb3:{path}", SEAT_OBS, SEAT_ACT)
+    obs = np.random.default_rng(0).integers(0, 256, (3, 4, 84, 84), dtype=np.uint8)
+    ours, _ = victim.predict(obs, deterministic=True)
+    theirs, _ = model.predict(obs, deterministic=True)
+    assert np.array_equal(ours, theirs)
+    x = victim.input_from_obs(obs)
+    assert x.shape == (3, 4, 84, 84) and float(x.max()) <= 1.0
+    result = parse_attack("pgd:eps=2/255,steps=2").step(victim, obs, deterministic=True)
+    assert np.abs(result.delta).max() <= 2 / 255 + 1e-7
+    with pytest.raises(PolicySpecError, match="Discrete"):
+        specs.resolve(f"sb3:{path}", SEAT_OBS, spaces.Discrete(4))
+
+
+@pytest.mark.atari
+def test_sb3_victim_through_the_arena(tmp_path):
+    import stable_baselines3 as sb3
+
+    from agents.networks import SmallCNN
+
+    model = sb3.PPO(
+        "CnnPolicy",
+        _FrameEnv((4, 84, 84)),
+        n_steps=8,
+        batch_size=8,
+        device="cpu",
+        policy_kwargs={"features_extractor_class": SmallCNN, "net_arch": []},
+    )
+    path = tmp_path / "cnn.zip"
+    model.save(path)
+    result, records = run_match(
+        "atari_pong_v0",
+        {"player": f"sb3:{path}"},
+        n_episodes=2,
+        attacks={"player": "fgsm:eps=1/255"},
+        record=True,
+        env_kwargs={"max_episode_steps": 15},
+    )
+    seat = result.seats["player"]
+    assert seat.flip_rate is not None and seat.attacked_fraction == 1.0
+    assert records[0].attack["player"]["delta"].shape == (15, 4, 84, 84)
+
+
+# ---------------------------------------------------------------- the real victims
+
+
+@needs_data
+@pytest.mark.atari
+def test_pretrained_pong_loads_and_attack_flips():
+    assert ATARI_DIR is not None
+    env = envs.make("atari_pong_v0")
+    victim = specs.resolve(
+        f"atari:{ATARI_DIR / 'pong_ppo.npz'}",
+        env.observation_space("player"),
+        env.action_space("player"),
+    )
+    obs, _ = env.reset(seed=0)
+    frames = []
+    for _ in range(80):
+        obs, *_ = env.step({"player": int(victim.predict(obs["player"], deterministic=True)[0])})
+        frames.append(obs["player"])
+    batch = np.stack(frames[-16:])
+    torch.manual_seed(0)
+    result = parse_attack("fgsm:eps=1/255").step(victim, batch, deterministic=True)
+    assert (result.actions != result.clean_actions).mean() > 0.5
+
+
+@needs_data
+@pytest.mark.atari
+@pytest.mark.slow
+def test_pretrained_pong_scores():
+    assert ATARI_DIR is not None
+    spec = f"atari:{ATARI_DIR / 'pong_ppo.npz'}"
+    clean, _ = run_match("atari_pong_v0", {"player": spec}, n_episodes=2)
+    assert clean.seats["player"].mean_return >= 19
+    attacked, _ = run_match(
+        "atari_pong_v0", {"player": spec}, n_episodes=2, attacks={"player": "fgsm:eps=1/255"}
+    )
+    assert attacked.seats["player"].mean_return <= -19

@@ -1,0 +1,139 @@
+"""Competitive MuJoCo games: API, observation layout, 1.31 inertials, rules, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import envs
+
+mujoco = pytest.importorskip("mujoco")
+pytestmark = pytest.mark.mujoco
+
+GAMES = {
+    "you_shall_not_pass_v0": (("runner", "blocker"), (380, 380), (17, 17)),
+    "kick_and_defend_v0": (("kicker", "keeper"), (384, 384), (17, 17)),
+    "sumo_humans_v0": (("fighter_0", "fighter_1"), (395, 395), (17, 17)),
+    "sumo_ants_v0": (("fighter_0", "fighter_1"), (137, 137), (8, 8)),
+    "run_to_goal_humans_v0": (("runner_0", "runner_1"), (380, 380), (17, 17)),
+    "run_to_goal_ants_v0": (("runner_0", "runner_1"), (122, 122), (8, 8)),
+}
+
+
+@pytest.mark.parametrize("env_id", list(GAMES))
+def test_spaces_and_reset_observations_have_the_zoo_sizes(env_id):
+    seats, obs_sizes, act_sizes = GAMES[env_id]
+    spec = envs.spec(env_id)
+    assert spec.seats == seats and "mujoco" in spec.needs
+    env = envs.make(env_id)
+    obs, _ = env.reset(seed=3)
+    for seat, d, a in zip(seats, obs_sizes, act_sizes, strict=True):
+        assert obs[seat].shape == (d,) and obs[seat].dtype == np.float64
+        assert env.observation_space(seat).contains(obs[seat])
+        assert env.action_space(seat).shape == (a,)
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", ["you_shall_not_pass_v0", "sumo_ants_v0"])
+def test_pettingzoo_conformance_short(env_id):
+    # The full conformance run over every game is in test_registry (slow tier).
+    from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+    parallel_api_test(envs.make(env_id), num_cycles=60)
+    parallel_seed_test(lambda: envs.make(env_id), num_cycles=30)
+
+
+def _rollout(env_id, seed, steps, **kwargs):
+    env = envs.make(env_id, **kwargs)
+    obs, _ = env.reset(seed=seed)
+    rng = np.random.default_rng(0)
+    trace = [np.concatenate([obs[s] for s in env.possible_agents])]
+    for _ in range(steps):
+        if not env.agents:
+            break
+        acts = {s: rng.uniform(-1, 1, env.action_space(s).shape) for s in env.agents}
+        obs, *_ = env.step(acts)
+        trace.append(np.concatenate([obs[s] for s in env.possible_agents]))
+    return np.stack(trace)
+
+
+def test_same_seed_and_actions_give_identical_observations():
+    a = _rollout("kick_and_defend_v0", 11, 40)
+    b = _rollout("kick_and_defend_v0", 11, 40)
+    c = _rollout("kick_and_defend_v0", 12, 40)
+    assert np.array_equal(a, b)
+    assert a.shape != c.shape or not np.array_equal(a, c)
+
+
+def test_bodies_carry_mujoco_131_capsule_inertials():
+    env = envs.make("sumo_humans_v0")
+    m = env.model
+    torso = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "agent0/torso")
+    assert m.body_mass[torso] == pytest.approx(8.32208, abs=1e-5)
+    assert m.body_subtreemass[torso] == pytest.approx(39.646, abs=1e-3)
+    assert m.body_inertia[torso] == pytest.approx([0.15914, 0.14763, 0.03313], abs=1e-5)
+    assert m.body_ipos[torso] == pytest.approx([-0.00245, 0.0, 0.04036], abs=1e-5)
+    ants = envs.make("sumo_ants_v0").model
+    torso = mujoco.mj_name2id(ants, mujoco.mjtObj.mjOBJ_BODY, "agent1/torso")
+    assert ants.body_subtreemass[torso] == pytest.approx(0.87871, abs=1e-5)
+    assert ants.opt.integrator == mujoco.mjtIntegrator.mjINT_RK4
+    assert ants.opt.iterations == 1000 and ants.opt.timestep == pytest.approx(0.003)
+
+
+def test_observation_layout_of_sumo_ants():
+    env = envs.make("sumo_ants_v0")
+    obs, _ = env.reset(seed=5)
+    d = env.data
+    me, other = obs["fighter_0"], obs["fighter_1"]
+    assert np.array_equal(me[0:15], d.qpos[0:15]) and np.array_equal(me[107:122], d.qpos[15:30])
+    assert np.array_equal(me[15:29], d.qvel[0:14])
+    assert np.allclose(me[122:124], d.qpos[15:17] - d.qpos[0:2])
+    assert np.allclose(other[122:124], -me[122:124])
+    assert np.linalg.norm(me[3:7]) == pytest.approx(1.0)  # quaternions normalised at reset
+    assert me[133] == env.radius and me[136] == 500.0
+    assert me[134] == pytest.approx(env.radius - np.linalg.norm(d.qpos[0:2]))
+
+
+def test_every_seat_gets_an_outcome_at_the_end_and_shaping_terms_each_step():
+    env = envs.make("you_shall_not_pass_v0")
+    env.reset(seed=0)
+    while env.agents:
+        zero = {s: np.zeros(17, dtype=np.float32) for s in env.agents}
+        *_, infos = env.step(zero)
+        for s in env.possible_agents:
+            assert {"reward_move", "reward_shaping", "reward_remaining", "winner"} <= set(infos[s])
+    assert {infos[s]["outcome"] for s in env.possible_agents} == {"win", "loss"}
+    assert infos["blocker"]["outcome"] == "win"  # a motionless runner falls: the blocker wins
+
+
+def test_sumo_scoring_default_is_gleave_and_contact_rule_is_an_option():
+    def finish(**kwargs):
+        env = envs.make("sumo_humans_v0", **kwargs)
+        env.reset(seed=1)
+        while env.agents:
+            *_, infos = env.step({s: np.zeros(17) for s in env.agents})
+        return {s: infos[s]["outcome"] for s in env.possible_agents}
+
+    gleave = finish()
+    assert sorted(gleave.values()) == ["loss", "win"]  # motionless: one falls first
+    assert set(finish(contact_required=True).values()) == {"tie"}  # they never touched
+
+
+def test_bad_actions_and_agents_give_one_line_errors():
+    env = envs.make("sumo_ants_v0")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"fighter_0: action must have shape \(8,\)"):
+        env.step({"fighter_0": np.zeros(3), "fighter_1": np.zeros(8)})
+    with pytest.raises(ValueError, match="valid: fighter_0, fighter_1"):
+        env.action_space("goalie")
+
+
+def test_render_rgb_array_offscreen():
+    env = envs.make("sumo_ants_v0", render_mode="rgb_array", width=64, height=48)
+    env.reset(seed=0)
+    try:
+        frame = env.render()
+    except Exception as exc:  # no EGL/OSMesa on this machine
+        pytest.skip(f"offscreen rendering unavailable: {exc}")
+    assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8 and frame.std() > 0
+    env.close()

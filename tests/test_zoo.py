@@ -1,0 +1,239 @@
+"""``zoo:PATH`` victims: layout, architecture choice, safety, errors; physics vs MuJoCo 1.31."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from agents import specs
+from agents.specs import PolicySpecError
+from agents.zoo import (
+    UnsafeZooFileError,
+    ZooError,
+    ZooPolicy,
+    load_zoo_policy,
+    lstm_size,
+    mlp_size,
+    read_zoo_array,
+)
+
+
+def _zoo_dir() -> Path | None:
+    value = os.environ.get("ARENA_ZOO_DIR", "")
+    return Path(value) if value and Path(value).is_dir() else None
+
+
+ZOO = _zoo_dir()
+needs_zoo = [
+    pytest.mark.needs_data,
+    pytest.mark.skipif(ZOO is None, reason="set ARENA_ZOO_DIR to the agent zoo (../shared/zoo)"),
+]
+
+
+def _spaces(d: int, a: int, high: float = 0.4):
+    return (
+        spaces.Box(-np.inf, np.inf, (d,), np.float64),
+        spaces.Box(-high, high, (a,), np.float32),
+    )
+
+
+def _write(path: Path, array: np.ndarray) -> Path:
+    path.write_bytes(pickle.dumps(array.astype(np.float32), protocol=3))
+    return path
+
+
+@pytest.fixture
+def tiny_mlp(tmp_path):
+    rng = np.random.default_rng(0)
+    flat = rng.normal(0, 0.3, mlp_size(5, 2)).astype(np.float32)
+    flat[3 + 10] = 100.0  # observation count: keep the normalisation sane
+    flat[3:8] = 0.0
+    flat[8:13] = 100.0
+    return _write(tmp_path / "mlp.pkl", flat)
+
+
+def test_file_length_selects_mlp_or_lstm(tmp_path, tiny_mlp):
+    obs, act = _spaces(5, 2)
+    mlp = load_zoo_policy(tiny_mlp, obs, act)
+    assert mlp.arch == "mlp" and not mlp.recurrent
+    lstm_file = _write(tmp_path / "lstm.pkl", np.full(lstm_size(5, 2), 0.01))
+    lstm = load_zoo_policy(lstm_file, obs, act)
+    assert lstm.arch == "lstm" and lstm.recurrent
+
+
+def test_normalisation_and_deterministic_actions_of_the_mlp(tiny_mlp):
+    obs, act = _spaces(5, 2)
+    policy = load_zoo_policy(tiny_mlp, obs, act)
+    x = torch.ones(3, 5)
+    # mean = 0, std = sqrt(max(100/100 - 0, 0.01)) = 1; clipped to ±5
+    assert torch.equal(policy.normalise(x * 9), torch.full((3, 5), 5.0))
+    batch = np.random.default_rng(1).normal(size=(4, 5))
+    a1, _ = policy.predict(batch, deterministic=True)
+    a2, _ = policy.predict(batch, deterministic=True)
+    assert a1.shape == (4, 2) and np.array_equal(a1, a2) and np.all(np.abs(a1) <= 0.4)
+    single, _ = policy.predict(batch[0], deterministic=True)
+    assert np.allclose(single, a1[0], atol=1e-6)
+    assert policy.value(policy.input_from_obs(batch)).shape == (4,)
+
+
+def test_lstm_state_is_batched_and_resets_at_episode_start(tmp_path):
+    rng = np.random.default_rng(2)
+    flat = rng.normal(0, 0.1, lstm_size(4, 3)).astype(np.float32)
+    flat[3:7], flat[7:11], flat[11] = 0.0, 10.0, 10.0
+    obs, act = _spaces(4, 3, high=1.0)
+    policy = ZooPolicy(flat, obs, act)
+    x = torch.as_tensor(rng.normal(size=(2, 4)), dtype=torch.float32)
+    d0, s1 = policy.forward(x, None, np.array([True, True]))
+    assert s1.shape == (2, 2, 128)
+    d1, s2 = policy.forward(x, s1, np.array([False, False]))
+    assert not torch.allclose(d0.mean, d1.mean)  # the state matters
+    d2, _ = policy.forward(x, s2, np.array([True, False]))
+    assert torch.allclose(d2.mean[0], d0.mean[0]) and not torch.allclose(d2.mean[1], d0.mean[1])
+
+
+def test_wrong_file_for_the_seat_names_the_expected_sizes(tiny_mlp):
+    obs, act = _spaces(7, 2)
+    with pytest.raises(PolicySpecError) as info:
+        load_zoo_policy(tiny_mlp, obs, act)
+    message = str(info.value)
+    assert "observation size 7, action size 2" in message
+    assert str(mlp_size(7, 2)) in message and str(lstm_size(7, 2)) in message
+
+
+class _Exploit:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pickle_that_would_run_a_command_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps(_Exploit(marker)))
+    with pytest.raises(UnsafeZooFileError, match=r"refusing to load .*system"):
+        read_zoo_array(evil)
+    obs, act = _spaces(5, 2)
+    with pytest.raises(ZooError):
+        specs.resolve(f"zoo:{evil}", obs, act)
+    assert not marker.exists()
+    # an array pickled next to a call is refused as well: only the array may be there
+    evil.write_bytes(pickle.dumps([np.zeros(3), _Exploit(marker)]))
+    with pytest.raises(UnsafeZooFileError):
+        read_zoo_array(evil)
+    assert not marker.exists()
+
+
+def test_not_a_flat_float_array_is_refused(tmp_path):
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(pickle.dumps(np.zeros((3, 3), dtype=np.float32)))
+    with pytest.raises(ZooError, match="one flat float array"):
+        read_zoo_array(bad)
+    bad.write_bytes(b"not a pickle at all")
+    with pytest.raises(ZooError, match="not a zoo parameter file"):
+        read_zoo_array(bad)
+
+
+def test_relative_path_without_zoo_dir_says_how_to_point_at_one(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ARENA_ZOO_DIR", raising=False)
+    obs, act = _spaces(380, 17)
+    with pytest.raises(ZooError, match="set ARENA_ZOO_DIR"):
+        load_zoo_policy("you-shall-not-pass/agent1_parameters-v1.pkl", obs, act)
+    monkeypatch.setenv("ARENA_ZOO_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(ZooError, match="does not exist; set ARENA_ZOO_DIR"):
+        load_zoo_policy("you-shall-not-pass/agent1_parameters-v1.pkl", obs, act)
+
+
+def test_zoo_kind_is_registered():
+    assert "zoo" in specs.kinds() and specs.kinds()["zoo"].takes_path
+
+
+# ---- with the real zoo (../shared/zoo) ------------------------------------------------
+
+ZOO_FILES = [
+    ("you-shall-not-pass/agent1_parameters-v1.pkl", 380, 17, "mlp"),
+    ("you-shall-not-pass/agent2_parameters-v1.pkl", 380, 17, "mlp"),
+    ("run-to-goal/humans/agent1_parameters-v1.pkl", 380, 17, "mlp"),
+    ("run-to-goal/ants/agent2_parameters-v1.pkl", 122, 8, "mlp"),
+    ("sumo/humans/agent_parameters-v1.pkl", 395, 17, "lstm"),
+    ("sumo/ants/agent_parameters-v1.pkl", 137, 8, "lstm"),
+    ("kick-and-defend/kicker/agent1_parameters-v1.pkl", 384, 17, "lstm"),
+    ("kick-and-defend/defender/agent2_parameters-v1.pkl", 384, 17, "lstm"),
+]
+
+
+@pytest.mark.parametrize(("rel", "d", "a", "arch"), ZOO_FILES, ids=[f[0] for f in ZOO_FILES])
+@pytest.mark.needs_data
+@pytest.mark.skipif(ZOO is None, reason="set ARENA_ZOO_DIR to the agent zoo (../shared/zoo)")
+def test_every_zoo_file_loads_for_its_seat_relative_to_the_zoo_dir(rel, d, a, arch):
+    obs, act = _spaces(d, a)
+    policy = load_zoo_policy(rel, obs, act)  # relative: looked up in ARENA_ZOO_DIR
+    assert policy.arch == arch
+    actions, _ = policy.predict(np.zeros((2, d)), deterministic=True)
+    assert actions.shape == (2, a) and np.isfinite(actions).all()
+
+
+@pytest.mark.needs_data
+@pytest.mark.skipif(ZOO is None, reason="set ARENA_ZOO_DIR to the agent zoo (../shared/zoo)")
+def test_a_file_of_another_game_is_refused_for_the_seat():
+    obs, act = _spaces(137, 8, high=1.0)
+    with pytest.raises(PolicySpecError, match="observation size 137, action size 8"):
+        load_zoo_policy("you-shall-not-pass/agent1_parameters-v1.pkl", obs, act)
+
+
+@pytest.mark.mujoco
+@pytest.mark.needs_data
+@pytest.mark.skipif(ZOO is None, reason="set ARENA_ZOO_DIR to the agent zoo (../shared/zoo)")
+def test_free_flight_velocities_match_mujoco_131_to_float32_precision():
+    """Replay the real MuJoCo 1.31 sumo-ants data: while the ant touches nothing (before
+    its first recorded contact force), its next own-velocity must match to ~1e-6
+    (mass alone gives ~3e-3: this guards the full 1.31 inertial fix)."""
+    mujoco = pytest.importorskip("mujoco")
+    import envs
+
+    ref = np.load(ZOO / "reference" / "sumo_ants_mujoco131_seat0.npz")
+    env = envs.make("sumo_ants_v0")
+    env.reset(seed=0)
+    m, d = env.model, env.data
+    me, other = env._seat
+    checked, worst = 0, 0.0
+    for ep in (0, 1):
+        obs, act = ref[f"observations_ep{ep}"], ref[f"actions_ep{ep}"]
+        touching = np.abs(obs[:, 29:107]).sum(axis=1) > 0
+        first_contact = int(np.flatnonzero(touching)[0])
+        m.geom_size[env._arena, 0] = obs[0, 133]
+        for t in range(first_contact - 1):
+            mujoco.mj_resetData(m, d)
+            d.qpos[me.qpos], d.qvel[me.qvel] = obs[t, 0:15], obs[t, 15:29]
+            d.qpos[other.qpos] = obs[t, 107:122]
+            d.ctrl[me.ctrl] = act[t]
+            mujoco.mj_step(m, d, nstep=5)
+            worst = max(worst, float(np.abs(d.qvel[me.qvel] - obs[t + 1, 15:29]).max()))
+            checked += 1
+    assert checked > 60
+    assert worst <= 2e-6, f"velocity error {worst:.3g} after one step (1.31 physics drifted)"
+
+
+@pytest.mark.mujoco
+@pytest.mark.needs_data
+@pytest.mark.skipif(ZOO is None, reason="set ARENA_ZOO_DIR to the agent zoo (../shared/zoo)")
+def test_zoo_runner_beats_a_motionless_blocker_through_run_match():
+    from arena.match import run_match
+
+    runner = ZOO / "you-shall-not-pass" / "agent2_parameters-v1.pkl"
+    result, _ = run_match(
+        "you_shall_not_pass_v0",
+        {"runner": f"zoo:{runner}", "blocker": "zero"},
+        n_episodes=2,
+        seed=0,
+        deterministic=False,
+    )
+    assert result.seats["runner"].wins == 2
