@@ -26,12 +26,59 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from torch import distributions as D
+import torch.nn.functional as F
 from torch import nn
 
 from agents.policies import TorchPolicy
 from agents.specs import PolicySpecError, register_kind
 
 _LAYERS = ("conv1", "conv2", "conv3", "fc", "pi", "v")
+
+
+class _ConvFastInputGrad(torch.autograd.Function):
+    """``F.conv2d`` (stride s, kernel k·s) whose backward gives only the input gradient,
+    computed as a stride-1 transposed convolution in space-to-depth layout followed by
+    ``pixel_shuffle``.
+
+    For the 8×8 stride-4 first layer on 84×84 frames that is about 2.5× faster on one
+    CPU thread than torch's generic convolution backward, which dominates the cost of
+    a gradient attack. Same forward; the gradient agrees to float rounding. Used only
+    when the weights need no gradient (frozen victims) and the shapes allow it.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride):
+        ctx.save_for_backward(weight)
+        ctx.stride = stride
+        return F.conv2d(x, weight, bias, stride)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        (weight,) = ctx.saved_tensors
+        s = ctx.stride
+        o, c, kh, kw = weight.shape
+        # w2[o, c·s·s + p·s + q, a, b] = weight[o, c, a·s + p, b·s + q]
+        w2 = weight.reshape(o, c, kh // s, s, kw // s, s).permute(0, 1, 3, 5, 2, 4)
+        w2 = w2.reshape(o, c * s * s, kh // s, kw // s)
+        return F.pixel_shuffle(F.conv_transpose2d(grad, w2), s), None, None, None
+
+
+def _fast_input_grad_ok(conv: nn.Conv2d, x: torch.Tensor) -> bool:
+    s, k = conv.stride, conv.kernel_size
+    return bool(
+        x.requires_grad
+        and not conv.weight.requires_grad
+        and (conv.bias is None or not conv.bias.requires_grad)
+        and s[0] == s[1]
+        and conv.padding == (0, 0)
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+        and k[0] % s[0] == 0
+        and k[1] % s[0] == 0
+        and x.shape[-2] % s[0] == 0
+        and x.shape[-1] % s[0] == 0
+    )
 
 
 class AtariCNN(nn.Module):
@@ -48,7 +95,11 @@ class AtariCNN(nn.Module):
         self.v = nn.Linear(512, 1)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.relu(self.conv1(x))
+        c1 = self.conv1
+        if _fast_input_grad_ok(c1, x):
+            h = torch.relu(_ConvFastInputGrad.apply(x, c1.weight, c1.bias, c1.stride[0]))
+        else:
+            h = torch.relu(c1(x))
         h = torch.relu(self.conv2(h))
         h = torch.relu(self.conv3(h))
         return torch.relu(self.fc(h.flatten(1)))

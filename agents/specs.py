@@ -33,17 +33,41 @@ class PolicyKind:
     takes_path: bool
     """True if the argument is a file or directory (hashed into the manifest)."""
     help: str
+    takes_spec: bool = False
+    """True if the argument is another policy spec (a wrapper such as ``masked:``)."""
+    locate: Callable[[str], Path] | None = None
+    """Maps the argument to its file (e.g. relative to a data directory); the default
+    takes it as a path from the working directory."""
 
 
 _KINDS: dict[str, PolicyKind] = {}
 
 
 def register_kind(
-    name: str, loader: Loader, *, takes_path: bool, help: str, overwrite: bool = False
+    name: str,
+    loader: Loader,
+    *,
+    takes_path: bool,
+    help: str,
+    takes_spec: bool = False,
+    locate: Callable[[str], Path] | None = None,
+    overwrite: bool = False,
 ) -> None:
     if name in _KINDS and not overwrite:
         raise PolicySpecError(f"policy kind {name!r} is already registered")
-    _KINDS[name] = PolicyKind(name, loader, takes_path, help)
+    _KINDS[name] = PolicyKind(name, loader, takes_path, help, takes_spec, locate)
+
+
+def _locate(kind: PolicyKind, arg: str, spec: str) -> Path:
+    if kind.locate is not None:
+        try:
+            return kind.locate(arg)
+        except ValueError as exc:  # the kind's own error says where it looked
+            raise PolicySpecError(str(exc)) from None
+    path = Path(arg).expanduser()
+    if not path.exists():
+        raise PolicySpecError(f"policy file not found: {arg} (from {spec!r})")
+    return path
 
 
 def kinds() -> dict[str, PolicyKind]:
@@ -53,12 +77,13 @@ def kinds() -> dict[str, PolicyKind]:
 
 def _valid_forms() -> str:
     return ", ".join(
-        k.name + (":PATH" if k.takes_path else "") for k in sorted(kinds().values(), key=_order)
+        k.name + (":SPEC" if k.takes_spec else ":PATH" if k.takes_path else "")
+        for k in sorted(kinds().values(), key=_order)
     )
 
 
-def _order(kind: PolicyKind) -> tuple[bool, str]:
-    return (kind.takes_path, kind.name)
+def _order(kind: PolicyKind) -> tuple[bool, bool, str]:
+    return (kind.takes_spec, kind.takes_path, kind.name)
 
 
 def parse(spec: str) -> tuple[PolicyKind, str]:
@@ -72,6 +97,12 @@ def parse(spec: str) -> tuple[PolicyKind, str]:
             f"unknown policy kind {name!r} in {spec!r}; valid forms: {_valid_forms()}"
         )
     kind = table[name]
+    if kind.takes_spec:
+        if not arg:
+            raise PolicySpecError(f"policy spec {spec!r} needs a policy: {name}:SPEC")
+        for _, inner in components(arg):
+            parse(inner)
+        return kind, arg
     if kind.takes_path and not arg:
         raise PolicySpecError(f"policy spec {spec!r} needs a path: {name}:PATH")
     if not kind.takes_path and sep:
@@ -79,15 +110,28 @@ def parse(spec: str) -> tuple[PolicyKind, str]:
     return kind, arg
 
 
+def components(arg: str) -> list[tuple[float, str]]:
+    """``"0.5*run:DIR|0.5*zero"`` -> ``[(0.5, "run:DIR"), (0.5, "zero")]`` (weight 1 if none)."""
+    out = []
+    for part in arg.split("|"):
+        weight, star, inner = part.partition("*")
+        if star:
+            try:
+                out.append((float(weight), inner))
+            except ValueError:
+                raise PolicySpecError(f"bad weight {weight!r} in {arg!r}: use W*SPEC") from None
+        else:
+            out.append((1.0, part))
+    return out
+
+
 def resolve(
     spec: str, observation_space: spaces.Space, action_space: spaces.Space, **context: Any
 ) -> Policy:
     """Load the policy ``spec`` for a seat with these spaces."""
     kind, arg = parse(spec)
-    if kind.takes_path:
-        path = Path(arg).expanduser()
-        if not path.exists():
-            raise PolicySpecError(f"policy file not found: {arg} (from {spec!r})")
+    if kind.takes_path and not kind.takes_spec:
+        _locate(kind, arg, spec)
     return kind.loader(arg, observation_space, action_space, **context)
 
 
@@ -119,11 +163,16 @@ class PolicyRef:
 
 def reference(spec: str) -> PolicyRef:
     kind, arg = parse(spec)
+    if kind.takes_spec:
+        inner = [reference(s) for _, s in components(arg)]
+        paths = [r.path for r in inner if r.path]
+        hashes = [r.sha256 for r in inner if r.sha256]
+        return PolicyRef(
+            spec=spec, kind=kind.name, path="|".join(paths) or None, sha256="|".join(hashes) or None
+        )
     if not kind.takes_path:
         return PolicyRef(spec=spec, kind=kind.name)
-    path = Path(arg).expanduser()
-    if not path.exists():
-        raise PolicySpecError(f"policy file not found: {arg} (from {spec!r})")
+    path = _locate(kind, arg, spec)
     return PolicyRef(spec=spec, kind=kind.name, path=str(path.resolve()), sha256=sha256_of(path))
 
 

@@ -293,5 +293,6 @@ register_kind(
     "zoo",
     _loader,
     takes_path=True,
+    locate=resolve_zoo_path,
     help=f"an agent-zoo .pkl of Bansal et al. 2018 (relative paths: in ${ZOO_DIR_ENV})",
 )

@@ -234,6 +234,64 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_adversary(args: argparse.Namespace) -> int:
+    from arena.training import default_adversary_config, train_adversary
+
+    victims = _seat_pairs(args.victim, "--victim")
+    config = default_adversary_config(args.env_id, n_envs=args.envs)
+    if args.shaping is not None:
+        config = type(config)(**{**config.__dict__, "shaping": args.shaping})
+    results = train_adversary(
+        args.env_id,
+        victims,
+        timesteps=args.timesteps,
+        out=args.out,
+        seed=args.seed,
+        config=config,
+        resume=args.resume,
+    )
+    print(json.dumps(results, sort_keys=True))
+    print(f"the adversary loads as run:{args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_finetune_victim(args: argparse.Namespace) -> int:
+    import envs
+    from arena.training import default_adversary_config, train_adversary
+
+    victim = _seat_pairs(args.victim, "--victim")
+    if len(victim) != 1:
+        raise _ArgError("--victim SEAT=SPEC: give exactly one victim")
+    ((seat, spec),) = victim.items()
+    game = envs.spec(args.env_id)
+    game.check_seat(seat)
+    others = [s for s in game.seats if s != seat]
+    if len(others) != 1:
+        raise _ArgError(f"fine-tuning needs a two-seat game; {args.env_id} has {game.seats}")
+    if not 0.0 <= args.adversary_share <= 1.0:
+        raise _ArgError(f"--adversary-share must be within [0, 1], got {args.adversary_share}")
+    opponent = args.opponent or game.default_policies.get(others[0])
+    if opponent is None:
+        raise _ArgError(f"--opponent SPEC is needed: {args.env_id} has no default {others[0]}")
+    share = args.adversary_share
+    mix = f"mix:{share}*{args.adversary}|{1 - share}*{opponent}"
+    config = default_adversary_config(args.env_id, n_envs=args.envs)
+    results = train_adversary(
+        args.env_id,
+        {others[0]: mix},
+        timesteps=args.timesteps,
+        out=args.out,
+        seed=args.seed,
+        config=config,
+        resume=args.resume,
+        adversary_seat=seat,
+        init=spec,
+    )
+    print(json.dumps(results, sort_keys=True))
+    print(f"the fine-tuned victim loads as run:{args.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from arena.demo import run_demo
 
@@ -302,6 +360,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--episode", type=int, help="only this episode (0-based position)")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("train-adversary", help="train an adversary against a frozen victim")
+    p.add_argument("env_id", help="a two-player game (see `arena envs`)")
+    p.add_argument(
+        "--victim",
+        action="append",
+        required=True,
+        metavar="SEAT=SPEC",
+        help="the frozen victim (every seat but the adversary's)",
+    )
+    p.add_argument("--timesteps", type=_positive, required=True, help="total env steps (> 0)")
+    p.add_argument("--out", required=True, help="the run directory (new, or with --resume)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--envs", type=_positive, help="parallel envs (default: the preset's)")
+    p.add_argument(
+        "--shaping",
+        type=float,
+        help="initial weight of the dense shaping reward, "
+        "annealed to 0 over half of training (default 0: sparse win/loss)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.set_defaults(func=cmd_train_adversary)
+
+    p = sub.add_parser(
+        "finetune-victim", help="retrain a victim against a mix of an adversary and its opponent"
+    )
+    p.add_argument("env_id")
+    p.add_argument(
+        "--victim",
+        action="append",
+        required=True,
+        metavar="SEAT=SPEC",
+        help="the victim to fine-tune (sb3:PATH or run:DIR)",
+    )
+    p.add_argument("--adversary", required=True, metavar="SPEC", help="e.g. run:DIR")
+    p.add_argument(
+        "--opponent", metavar="SPEC", help="its normal opponent (default: the game's default)"
+    )
+    p.add_argument(
+        "--adversary-share",
+        type=float,
+        default=0.5,
+        help="fraction of episodes against the adversary (default 0.5)",
+    )
+    p.add_argument("--timesteps", type=_positive, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--envs", type=_positive)
+    p.add_argument("--resume", action="store_true")
+    p.set_defaults(func=cmd_finetune_victim)
 
     p = sub.add_parser("demo", help="train, evaluate, record and replay on the toy games")
     p.add_argument("--out", default="runs/demo", help="where the demo writes (default runs/demo)")

@@ -129,3 +129,160 @@ class VictimEmbeddedEnv(gym.Env):
 
     def close(self):
         self.game.close()
+
+
+class EmbeddedVecEnv:
+    """``n`` copies of the game as one SB3 ``VecEnv`` for ``learner_seat``.
+
+    The frozen policies run once per step on the whole batch (their recurrent state
+    restarts per env at each episode start); the copies are simulated in this
+    process (``workers=0``) or spread over worker processes. Each env's ``info`` is
+    the game's info for the learner seat plus ``episode`` (return, length) at the end
+    of an episode, as SB3's Monitor would give.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        return _embedded_vec_env_class()(*args, **kwargs)
+
+
+def _embedded_vec_env_class() -> type:
+    global _EMBEDDED_CLS
+    if _EMBEDDED_CLS is not None:
+        return _EMBEDDED_CLS
+    from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+
+    from arena.vector import GameVector
+
+    class _EmbeddedVecEnv(VecEnv):
+        def __init__(
+            self,
+            env_id: str,
+            learner_seat: str,
+            frozen: Mapping[str, Policy | str] | None = None,
+            *,
+            n_envs: int = 8,
+            workers: int = 0,
+            env_kwargs: Mapping[str, Any] | None = None,
+            deterministic: bool = True,
+            seed: int = 0,
+            shaping: float = 0.0,
+        ):
+            spec = envs.spec(env_id)
+            spec.check_seat(learner_seat)
+            frozen = dict(frozen or {})
+            for seat in frozen:
+                spec.check_seat(seat)
+            for seat in spec.seats:
+                if seat != learner_seat and seat not in frozen:
+                    if seat not in spec.default_policies:
+                        raise envs.EnvError(
+                            f"seat {seat!r} of {env_id} needs a frozen policy; seats: "
+                            f"{', '.join(spec.seats)}"
+                        )
+                    frozen[seat] = spec.default_policies[seat]
+            self.games = GameVector(env_id, n_envs, env_kwargs=env_kwargs, workers=workers)
+            self.env_id, self.learner_seat = env_id, learner_seat
+            self.frozen: dict[str, Policy] = {
+                seat: specs.resolve(
+                    p,
+                    self.games.observation_spaces[seat],
+                    self.games.action_spaces[seat],
+                    env_id=env_id,
+                    seat=seat,
+                )
+                if isinstance(p, str)
+                else p
+                for seat, p in frozen.items()
+            }
+            self.deterministic = deterministic
+            self.base_seed = seed
+            self.shaping = float(shaping)
+            """Weight of the game's dense shaping term (``info[seat]["shaping"]``) added to
+            the learner's reward; trainers anneal it towards 0 via ``set_attr``."""
+            for i, policy in enumerate(self.frozen.values()):
+                reset = getattr(policy, "reset", None)
+                if callable(reset):
+                    reset(seed=seed + 7919 * (i + 1))
+            super().__init__(
+                n_envs,
+                self.games.observation_spaces[learner_seat],
+                self.games.action_spaces[learner_seat],
+            )
+            self._obs: dict[str, np.ndarray] = {}
+            self._states: dict[str, Any] = dict.fromkeys(self.frozen)
+            self._starts = np.ones(n_envs, dtype=bool)
+            self._returns = np.zeros(n_envs)
+            self._lengths = np.zeros(n_envs, dtype=np.int64)
+            self._actions: np.ndarray | None = None
+
+        def reset(self):
+            seeds = [s if s is not None else self.base_seed + i for i, s in enumerate(self._seeds)]
+            self._reset_seeds()
+            self._obs = self.games.reset(seeds)
+            self._states = dict.fromkeys(self.frozen)
+            self._starts[:] = True
+            self._returns[:] = 0
+            self._lengths[:] = 0
+            return self._obs[self.learner_seat]
+
+        def frozen_actions(self) -> dict[str, np.ndarray]:
+            out = {}
+            for seat, policy in self.frozen.items():
+                out[seat], self._states[seat] = policy.predict(
+                    self._obs[seat],
+                    state=self._states[seat],
+                    episode_start=self._starts,
+                    deterministic=self.deterministic,
+                )
+            return out
+
+        def step_async(self, actions: np.ndarray) -> None:
+            self._actions = actions
+
+        def step_wait(self):
+            assert self._actions is not None
+            actions = self.frozen_actions()
+            actions[self.learner_seat] = np.asarray(self._actions)
+            step = self.games.step(actions)
+            seat = self.learner_seat
+            self._obs = step.obs
+            rewards = step.rewards[seat].astype(np.float32)
+            if self.shaping:
+                dense = np.array([float(i[seat].get("shaping", 0.0)) for i in step.infos])
+                rewards = rewards + np.float32(self.shaping) * dense.astype(np.float32)
+            dones = step.terminated | step.truncated
+            self._returns += rewards
+            self._lengths += 1
+            infos = []
+            for i, info in enumerate(step.infos):
+                mine = dict(info[seat])
+                if dones[i]:
+                    mine["terminal_observation"] = info["terminal_observation"][seat]
+                    mine["TimeLimit.truncated"] = bool(step.truncated[i] and not step.terminated[i])
+                    mine["episode"] = {"r": float(self._returns[i]), "l": int(self._lengths[i])}
+                    self._returns[i] = 0
+                    self._lengths[i] = 0
+                infos.append(mine)
+            self._starts = dones.copy()
+            return step.obs[seat], rewards, dones, infos
+
+        def close(self) -> None:
+            self.games.close()
+
+        def get_attr(self, attr_name, indices=None):
+            return [getattr(self, attr_name, None)] * len(list(self._get_indices(indices)))
+
+        def set_attr(self, attr_name, value, indices=None) -> None:
+            setattr(self, attr_name, value)
+
+        def env_method(self, method_name, *args, indices=None, **kwargs):
+            raise NotImplementedError("EmbeddedVecEnv has no per-env methods")
+
+        def env_is_wrapped(self, wrapper_class, indices=None):
+            return [False] * len(list(self._get_indices(indices)))
+
+    _EMBEDDED_CLS = _EmbeddedVecEnv
+    return _EMBEDDED_CLS
+
+
+_EMBEDDED_CLS: type | None = None

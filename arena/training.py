@@ -169,3 +169,433 @@ def train_seat(
     venv.close()
     log.info("saved %s", out)
     return out
+
+
+# --------------------------------------------------------------------- adversaries
+
+
+@dataclass(frozen=True)
+class AdversaryConfig:
+    """How an adversary is trained (Gleave et al. 2020, scaled for a small machine).
+
+    The paper: PPO, batch 16,384, lr 3e-4, entropy 0, 4 minibatches, 4 epochs,
+    observation and reward normalisation, sparse win/loss reward with an optional
+    dense shaping term annealed to zero. ``default_adversary_config`` keeps those
+    ratios; toy games get a small batch.
+    """
+
+    ppo: PPOConfig
+    checkpoint_every: int = 50_000
+    """Timesteps between checkpoints: a killed run loses at most this much."""
+    norm_obs: bool = True
+    norm_reward: bool = True
+    shaping: float = 0.0
+    """Initial weight of the game's dense shaping reward."""
+    anneal_fraction: float = 0.5
+    """The shaping weight falls linearly to 0 over this fraction of training."""
+    workers: int = 0
+    """Worker processes simulating the games (0: all in the main process)."""
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["ppo"] = self.ppo.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AdversaryConfig:
+        ppo = dict(data["ppo"])
+        ppo["net_arch"] = tuple(ppo["net_arch"])
+        return cls(**{**data, "ppo": PPOConfig(**ppo)})
+
+
+PAPER_PPO = PPOConfig(
+    n_envs=8,
+    n_steps=2048,
+    batch_size=4096,
+    n_epochs=4,
+    learning_rate=3e-4,
+    ent_coef=0.0,
+    net_arch=(64, 64),
+)
+
+
+def default_adversary_config(env_id: str, *, n_envs: int | None = None) -> AdversaryConfig:
+    import envs
+
+    spec = envs.spec(env_id)
+    if not spec.needs:  # toy games: small batches, seconds per update
+        ppo = PPOConfig(n_envs=8, n_steps=256, batch_size=512, n_epochs=10, learning_rate=1e-3)
+        config = AdversaryConfig(ppo=ppo, checkpoint_every=20_000)
+    else:
+        config = AdversaryConfig(ppo=PAPER_PPO, workers=2)
+    if n_envs is not None:
+        if n_envs <= 0:
+            raise TrainingError(f"--envs must be a positive integer, got {n_envs}")
+        batch = config.ppo.n_envs * config.ppo.n_steps
+        ppo = PPOConfig(
+            **{
+                **config.ppo.to_json(),
+                "n_envs": n_envs,
+                "n_steps": max(1, batch // n_envs),
+                "net_arch": config.ppo.net_arch,
+            }
+        )
+        config = AdversaryConfig(**{**config.__dict__, "ppo": ppo})
+    return config
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``DIR/.lock``: one training per run directory."""
+
+    def __init__(self, directory: Path):
+        import fcntl
+
+        self.path = directory / ".lock"
+        self.fh = open(self.path, "a+")  # noqa: SIM115 - held for the run's lifetime
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.seek(0)
+            owner = self.fh.read().strip() or "another process"
+            self.fh.close()
+            raise TrainingError(
+                f"run directory {directory} is in use by another training (pid {owner})"
+            ) from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(str(os.getpid()))
+        self.fh.flush()
+
+    def release(self) -> None:
+        self.fh.close()
+
+
+def save_normalization(vec_normalize: Any, path: Path) -> None:
+    """VecNormalize statistics as plain arrays (no pickle), written atomically."""
+    obs_rms = getattr(vec_normalize, "obs_rms", None) if vec_normalize.norm_obs else None
+    shape = vec_normalize.observation_space.shape
+    arrays: dict[str, Any] = {
+        "obs_mean": obs_rms.mean if obs_rms is not None else np.zeros(shape),
+        "obs_var": obs_rms.var if obs_rms is not None else np.ones(shape),
+        "obs_count": np.asarray(obs_rms.count if obs_rms is not None else 0.0),
+        "ret_mean": np.asarray(vec_normalize.ret_rms.mean),
+        "ret_var": np.asarray(vec_normalize.ret_rms.var),
+        "ret_count": np.asarray(vec_normalize.ret_rms.count),
+        "clip_obs": np.asarray(vec_normalize.clip_obs),
+        "epsilon": np.asarray(vec_normalize.epsilon),
+        "norm_obs": np.asarray(vec_normalize.norm_obs),
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_normalization(vec_normalize: Any, path: Path) -> None:
+    with np.load(path, allow_pickle=False) as data:
+        if vec_normalize.norm_obs and bool(data["norm_obs"]):
+            vec_normalize.obs_rms.mean = data["obs_mean"]
+            vec_normalize.obs_rms.var = data["obs_var"]
+            vec_normalize.obs_rms.count = float(data["obs_count"])
+        vec_normalize.ret_rms.mean = data["ret_mean"]
+        vec_normalize.ret_rms.var = data["ret_var"]
+        vec_normalize.ret_rms.count = float(data["ret_count"])
+
+
+RUN_MARKER = "adversary_run.json"
+
+
+def is_training_run(directory: Path) -> bool:
+    return (directory / RUN_MARKER).is_file()
+
+
+def train_adversary(
+    env_id: str,
+    victims: Mapping[str, str],
+    *,
+    timesteps: int,
+    out: str | Path,
+    seed: int = 0,
+    config: AdversaryConfig | None = None,
+    resume: bool = False,
+    adversary_seat: str | None = None,
+    progress: bool = True,
+    init: str | None = None,
+) -> dict[str, Any]:
+    """Train the free seat of ``env_id`` with PPO against frozen ``victims``.
+
+    Writes into ``out``: ``adversary_run.json`` (the resolved configuration),
+    ``metadata.json``, ``checkpoints/`` (every ``checkpoint_every`` steps, atomic),
+    ``progress.csv`` (timesteps, rolling win rate, steps/s), ``tb/`` (TensorBoard),
+    and at the end ``policy.zip`` + ``policy_norm.npz`` + ``results.json``.
+    The result loads as the policy spec ``run:OUT``. Returns the results dict.
+
+    ``init`` (a ``sb3:`` or ``run:`` spec) starts the learner from existing weights and
+    normalisation instead of from scratch: that is how a victim is fine-tuned.
+    """
+    import json
+    import time
+
+    import envs
+    from agents import specs as policy_specs
+    from arena.io import write_json_atomic
+    from arena.rundir import run_metadata
+
+    if not isinstance(timesteps, int) or timesteps <= 0:
+        raise TrainingError(f"--timesteps must be a positive integer, got {timesteps!r}")
+    spec = envs.spec(env_id)
+    if not victims:
+        raise TrainingError(
+            f"give the victim: --victim SEAT=SPEC with SEAT one of {', '.join(spec.seats)}"
+        )
+    for seat in victims:
+        spec.check_seat(seat)
+    free = [s for s in spec.seats if s not in victims]
+    if adversary_seat is None:
+        if len(free) != 1:
+            raise TrainingError(
+                f"{env_id} has seats {', '.join(spec.seats)}: victims must "
+                f"fill all but one (the adversary's)"
+            )
+        adversary_seat = free[0]
+    spec.check_seat(adversary_seat)
+    refs = {seat: policy_specs.reference(s).to_json() for seat, s in victims.items()}
+    out = Path(out)
+
+    if resume:
+        if not out.is_dir() or not is_training_run(out):
+            raise TrainingError(
+                f"--resume: {out} is not an adversary training run (no {RUN_MARKER})"
+            )
+        saved = json.loads((out / RUN_MARKER).read_text())
+        if saved["env"] != env_id or saved["victims"] != dict(victims):
+            raise TrainingError(
+                f"--resume: {out} trains {saved['env']} against "
+                f"{saved['victims']}, not {env_id} against {dict(victims)}"
+            )
+        config = AdversaryConfig.from_json(saved["config"])
+        seed = saved["seed"]
+    else:
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise TrainingError(
+                f"{out} already exists; use --resume to continue it or choose a new --out"
+            )
+        config = config or default_adversary_config(env_id)
+        if init is not None and _init_files(init)[1] is None:
+            # the initial policy was trained on raw observations: keep them raw
+            config = AdversaryConfig(**{**config.__dict__, "norm_obs": False})
+        out.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(out)
+    try:
+        return _train(
+            env_id,
+            victims,
+            adversary_seat,
+            refs,
+            timesteps,
+            out,
+            seed,
+            config,
+            resume,
+            progress,
+            write_json_atomic,
+            run_metadata,
+            time,
+            json,
+            init,
+        )
+    finally:
+        lock.release()
+
+
+def _init_files(init: str) -> tuple[Path, Path | None]:
+    """The SB3 file and normalisation stats behind an ``sb3:`` or ``run:`` spec."""
+    kind, _, arg = init.partition(":")
+    if kind == "sb3":
+        return Path(arg), None
+    if kind == "run":
+        from agents.runs import run_files
+
+        return run_files(Path(arg))
+    raise TrainingError(f"can only fine-tune sb3:PATH or run:DIR policies, not {init!r}")
+
+
+def _train(
+    env_id,
+    victims,
+    seat,
+    refs,
+    timesteps,
+    out,
+    seed,
+    config,
+    resume,
+    progress,
+    write_json_atomic,
+    run_metadata,
+    time,
+    json,
+    init=None,
+):
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from arena.embedding import EmbeddedVecEnv
+
+    ckpt_dir = out / "checkpoints"
+    ckpt_dir.mkdir(exist_ok=True)
+    if not resume:
+        write_json_atomic(
+            out / RUN_MARKER,
+            {
+                "env": env_id,
+                "victims": dict(victims),
+                "victim_refs": refs,
+                "adversary_seat": seat,
+                "seed": seed,
+                "timesteps": timesteps,
+                "config": config.to_json(),
+                "init": init,
+            },
+        )
+        write_json_atomic(out / "metadata.json", run_metadata())
+    ppo = config.ppo
+    venv = EmbeddedVecEnv(
+        env_id,
+        seat,
+        victims,
+        n_envs=ppo.n_envs,
+        workers=config.workers,
+        seed=seed * 1000,
+        shaping=config.shaping,
+    )
+    venv = VecNormalize(
+        venv, norm_obs=config.norm_obs, norm_reward=config.norm_reward, gamma=ppo.gamma
+    )
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        n_steps=ppo.n_steps,
+        batch_size=ppo.batch_size,
+        n_epochs=ppo.n_epochs,
+        learning_rate=ppo.learning_rate,
+        ent_coef=ppo.ent_coef,
+        gamma=ppo.gamma,
+        policy_kwargs={"net_arch": list(ppo.net_arch)},
+        seed=seed,
+        verbose=0,
+        device="cpu",
+        tensorboard_log=str(out / "tb"),
+        **ppo.extra,
+    )
+    done = 0
+    state_path = ckpt_dir / "state.json"
+    if init is not None and not (resume and state_path.is_file()):
+        model_path, norm_path = _init_files(init)
+        model.set_parameters(str(model_path), exact_match=False, device="cpu")
+        if norm_path is not None:
+            load_normalization(venv, norm_path)
+    if resume and state_path.is_file():
+        state = json.loads(state_path.read_text())
+        model.set_parameters(str(ckpt_dir / state["model"]), exact_match=True, device="cpu")
+        load_normalization(venv, ckpt_dir / state["norm"])
+        done = int(state["timesteps"])
+        model.num_timesteps = done
+    remaining = timesteps - done
+    progress_path = out / "progress.csv"
+    if not progress_path.exists():
+        progress_path.write_text("timesteps,win_rate,episodes,steps_per_s,shaping\n")
+
+    class Tracker(BaseCallback):
+        def _on_training_start(self) -> None:
+            from tqdm import tqdm
+
+            self.outcomes: list[float] = []
+            self.episodes = 0
+            self.t0 = time.perf_counter()
+            self.start_steps = self.num_timesteps
+            self.last_ckpt = self.num_timesteps
+            self.bar = tqdm(
+                total=timesteps,
+                initial=self.num_timesteps,
+                unit="step",
+                desc=f"adversary {env_id}:{seat}",
+                disable=None if progress else True,
+                leave=False,
+            )
+
+        def _rate(self) -> float:
+            return (self.num_timesteps - self.start_steps) / max(
+                1e-9, time.perf_counter() - self.t0
+            )
+
+        def _on_step(self) -> bool:
+            self.bar.update(self.training_env.num_envs)
+            for info in self.locals.get("infos", ()):
+                if "outcome" in info:
+                    self.episodes += 1
+                    self.outcomes = [*self.outcomes[-199:], float(info["outcome"] == "win")]
+            if config.shaping:
+                frac = min(1.0, self.num_timesteps / max(1.0, config.anneal_fraction * timesteps))
+                self.training_env.set_attr("shaping", config.shaping * (1.0 - frac))
+            if self.num_timesteps - self.last_ckpt >= config.checkpoint_every:
+                self.last_ckpt = self.num_timesteps
+                checkpoint(self.model, self.num_timesteps)
+            return True
+
+        def _on_rollout_end(self) -> None:
+            win = float(np.mean(self.outcomes)) if self.outcomes else float("nan")
+            self.logger.record("arena/win_rate", win)
+            self.bar.set_postfix(win=f"{win:.2f}", sps=f"{self._rate():.0f}")
+            shaping = venv.venv.shaping
+            with open(progress_path, "a") as fh:
+                fh.write(
+                    f"{self.num_timesteps},{win:.4f},{self.episodes},"
+                    f"{self._rate():.1f},{shaping:.4f}\n"
+                )
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
+
+    def checkpoint(model: Any, steps: int) -> None:
+        name = f"step_{steps:010d}"
+        save_atomic(model, ckpt_dir / f"{name}.zip")
+        save_normalization(venv, ckpt_dir / f"{name}_norm.npz")
+        write_json_atomic(
+            state_path, {"timesteps": steps, "model": f"{name}.zip", "norm": f"{name}_norm.npz"}
+        )
+        for old in ckpt_dir.glob("step_*"):
+            if not old.name.startswith(name):
+                old.unlink(missing_ok=True)
+
+    tracker = Tracker()
+    t0 = time.perf_counter()
+    if remaining > 0:
+        model.learn(
+            remaining,
+            callback=tracker,
+            reset_num_timesteps=not resume or done == 0,
+            tb_log_name="ppo",
+        )
+        checkpoint(model, model.num_timesteps)
+    elapsed = time.perf_counter() - t0
+    save_atomic(model, out / "policy.zip", keep_optimizer=False)
+    save_normalization(venv, out / "policy_norm.npz")
+    venv.close()
+    outcomes = getattr(tracker, "outcomes", [])
+    results = {
+        "env": env_id,
+        "adversary_seat": seat,
+        "victims": dict(victims),
+        "timesteps": int(model.num_timesteps),
+        "seconds_this_session": round(elapsed, 1),
+        "steps_per_s_this_session": round((model.num_timesteps - done) / max(elapsed, 1e-9), 1),
+        "rolling_win_rate": float(np.mean(outcomes)) if outcomes else None,
+    }
+    write_json_atomic(out / "results.json", results)
+    return results

@@ -45,6 +45,9 @@ class EnvSpec:
     """Policy spec string used for a seat the user leaves empty (e.g. ``"zero"``)."""
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     """Default keyword arguments passed to ``entry_point``."""
+    opponent_obs: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    """Per seat, the (flattened) observation entries that describe the opponent;
+    a masked victim sees them frozen at their initial values."""
     description: str = ""
 
     def __post_init__(self) -> None:

@@ -237,3 +237,41 @@ def test_zoo_runner_beats_a_motionless_blocker_through_run_match():
         deterministic=False,
     )
     assert result.seats["runner"].wins == 2
+
+
+@pytest.mark.slow
+@pytest.mark.mujoco
+@pytest.mark.needs_data
+@pytest.mark.skipif(ZOO is None, reason="set ARENA_ZOO_DIR to the agent zoo (../shared/zoo)")
+@pytest.mark.parametrize(
+    ("env_id", "seat", "rel", "other", "least"),
+    [
+        (
+            "you_shall_not_pass_v0",
+            "runner",
+            "you-shall-not-pass/agent2_parameters-v1.pkl",
+            "blocker",
+            0.9,
+        ),
+        ("sumo_ants_v0", "fighter_0", "sumo/ants/agent_parameters-v1.pkl", "fighter_1", 0.8),
+        (
+            "run_to_goal_ants_v0",
+            "runner_0",
+            "run-to-goal/ants/agent1_parameters-v1.pkl",
+            "runner_1",
+            0.8,
+        ),
+    ],
+)
+def test_zoo_agents_beat_a_motionless_opponent(env_id, seat, rel, other, least):
+    from arena.match import run_match
+
+    result, _ = run_match(
+        env_id,
+        {seat: f"zoo:{ZOO / rel}", other: "zero"},
+        n_episodes=32,
+        seed=1,
+        deterministic=False,
+        workers=2,
+    )
+    assert result.seats[seat].win_rate >= least

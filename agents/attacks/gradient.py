@@ -135,6 +135,8 @@ def gradient_attack(
         labels = None
         x_adv = x.clone()
     targeted = target is not None
+    if norm == "linf":  # the ε-ball ∩ valid range as per-element bounds, computed once
+        lo, hi = clamp_input(victim, x - eps), clamp_input(victim, x + eps)
     for _ in range(steps):
         xv = x_adv.detach().requires_grad_(True)
         with torch.enable_grad():
@@ -145,8 +147,11 @@ def gradient_attack(
             objective = _objective(dist, labels, targeted).sum()
             (grad,) = torch.autograd.grad(objective, xv)
         with torch.no_grad():
-            delta = project(xv + alpha * ascent_direction(grad, norm) - x, eps, norm)
-            x_adv = clamp_input(victim, x + delta)
+            if norm == "linf":
+                x_adv = torch.clamp(xv.detach() + alpha * grad.sign(), lo, hi)
+            else:
+                delta = project(xv.detach() + alpha * ascent_direction(grad, norm) - x, eps, norm)
+                x_adv = clamp_input(victim, x + delta)
     return x_adv.detach(), clean_dist
 
 

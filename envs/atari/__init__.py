@@ -15,7 +15,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from envs.registry import EnvError, EnvFamily, EnvSpec, register_family
+from envs.registry import EnvFamily, EnvSpec, register_family
 
 PREFIX, SUFFIX = "atari_", "_v0"
 MAX_EPISODE_STEPS = 27_000
@@ -39,10 +39,7 @@ def _make_factory(game: str):
     def factory(**kwargs):
         from envs.atari.env import AtariEnv
 
-        try:
-            return AtariEnv(game, **kwargs)
-        except TypeError as exc:
-            raise EnvError(f"{PREFIX}{game}{SUFFIX}: {exc}") from None
+        return AtariEnv(game, **kwargs)
 
     factory.__name__ = f"make_{game}"
     return factory

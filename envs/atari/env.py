@@ -36,6 +36,8 @@ from ale_py import ALEInterface, LoggerMode, roms
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from envs.registry import EnvError
+
 PLAYER = "player"
 
 
@@ -81,18 +83,18 @@ class AtariEnv(ParallelEnv):
             ("screen_size", screen_size, 8),
         ):
             if int(value) != value or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+                raise EnvError(f"{name} must be an integer >= {low}, got {value!r}")
         if not 0.0 <= repeat_action_probability <= 1.0:
-            raise ValueError(
+            raise EnvError(
                 f"repeat_action_probability must be in [0, 1], got {repeat_action_probability}"
             )
         if max_episode_steps is not None and max_episode_steps <= 0:
-            raise ValueError(f"max_episode_steps must be > 0 or None, got {max_episode_steps}")
+            raise EnvError(f"max_episode_steps must be > 0 or None, got {max_episode_steps}")
         if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+            raise EnvError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         path = roms.get_rom_path(game)
         if path is None:
-            raise ValueError(f"ale-py ships no ROM named {game!r}")
+            raise EnvError(f"ale-py ships no ROM named {game!r}")
         self.game = game
         self.frame_skip, self.noop_max = int(frame_skip), int(noop_max)
         self.frame_stack, self.screen_size = int(frame_stack), int(screen_size)
@@ -211,7 +213,7 @@ class AtariEnv(ParallelEnv):
             raise RuntimeError("step() called on a finished episode; call reset()")
         action = int(np.asarray(actions[PLAYER]).reshape(()))
         if not 0 <= action < len(self._actions):
-            raise ValueError(f"player: action must be in 0..{len(self._actions) - 1}, got {action}")
+            raise EnvError(f"player: action must be in 0..{len(self._actions) - 1}, got {action}")
         reward, frame = self._skip(action)
         self._push(frame)
         self._steps += 1

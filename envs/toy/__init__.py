@@ -11,6 +11,7 @@ register(
         seats=("runner", "blocker"),
         max_episode_steps=60,
         default_policies={"blocker": "zero"},
+        opponent_obs={"runner": (4, 5, 6, 7), "blocker": (4, 5, 6, 7)},
         description="runner must get past a blocker on a plane (numpy)",
     )
 )

@@ -1,0 +1,189 @@
+"""Adversary training on the toy game: it must work, resume, and refuse bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from arena.embedding import EmbeddedVecEnv, VictimEmbeddedEnv
+from arena.match import run_match
+from arena.training import TrainingError, default_adversary_config, train_adversary
+
+
+@pytest.mark.parametrize(
+    ("env_id", "seat", "frozen"),
+    [
+        ("toy_pass_v0", "blocker", {"runner": "random"}),
+        ("toy_pass_v0", "runner", {}),
+        ("toy_catch_v0", "player", {}),
+    ],
+)
+def test_embedded_env_passes_the_checkers(env_id, seat, frozen):
+    env = VictimEmbeddedEnv(env_id, seat, frozen)
+    check_env(env, skip_render_check=True)
+    sb3_check_env(VictimEmbeddedEnv(env_id, seat, frozen), warn=False)
+
+
+def test_vec_env_batches_the_victim_and_matches_the_single_env(runner_zip):
+    victim = f"sb3:{runner_zip}"
+    vec = EmbeddedVecEnv("toy_pass_v0", "blocker", {"runner": victim}, n_envs=3, seed=10)
+    single = VictimEmbeddedEnv("toy_pass_v0", "blocker", {"runner": victim})
+    obs = vec.reset()
+    first, _ = single.reset(seed=10)
+    assert np.array_equal(obs[0], first)
+    rng = np.random.default_rng(0)
+    for _ in range(80):
+        act = rng.uniform(-1, 1, size=(3, 2)).astype(np.float32)
+        obs, rew, done, infos = vec.step(act)
+        o1, r1, t1, tr1, _ = single.step(act[0])
+        assert rew[0] == pytest.approx(r1)
+        if t1 or tr1:
+            assert done[0] and np.array_equal(infos[0]["terminal_observation"], o1)
+            assert "episode" in infos[0] and "outcome" in infos[0]
+            break
+        assert np.array_equal(obs[0], o1)
+    else:
+        raise AssertionError("no episode ended")
+    vec.close()
+
+
+def test_toy_adversary_trained_in_under_two_minutes_beats_its_victim(tmp_path, runner_zip):
+    victim = f"sb3:{runner_zip}"
+    start = time.perf_counter()
+    results = train_adversary(
+        "toy_pass_v0",
+        {"runner": victim},
+        timesteps=150_000,
+        out=tmp_path / "adv",
+        seed=0,
+        progress=False,
+    )
+    assert time.perf_counter() - start < 120
+    assert results["adversary_seat"] == "blocker" and results["timesteps"] >= 150_000
+    result, _ = run_match(
+        "toy_pass_v0",
+        {"runner": victim, "blocker": f"run:{tmp_path / 'adv'}"},
+        n_episodes=100,
+        seed=1,
+    )
+    assert result.seats["blocker"].win_rate >= 0.8, result.seats["blocker"]
+    # the victim is fine against its normal opponent: the adversary made the difference
+    normal, _ = run_match("toy_pass_v0", {"runner": victim}, n_episodes=50, seed=1)
+    assert normal.seats["runner"].win_rate >= 0.95
+    lines = (tmp_path / "adv" / "progress.csv").read_text().splitlines()
+    assert lines[0].startswith("timesteps,win_rate") and len(lines) > 10
+    assert list((tmp_path / "adv" / "tb").iterdir())
+
+
+def test_bad_training_input(tmp_path, runner_zip):
+    victim = {"runner": f"sb3:{runner_zip}"}
+    with pytest.raises(TrainingError, match="positive integer"):
+        train_adversary("toy_pass_v0", victim, timesteps=0, out=tmp_path / "a")
+    with pytest.raises(Exception, match="valid seats: runner, blocker"):
+        train_adversary("toy_pass_v0", {"goalie": "zero"}, timesteps=10, out=tmp_path / "a")
+    with pytest.raises(TrainingError, match="not an adversary training run"):
+        train_adversary("toy_pass_v0", victim, timesteps=10, out=tmp_path, resume=True)
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    with pytest.raises(TrainingError, match="already exists"):
+        train_adversary("toy_pass_v0", victim, timesteps=10, out=keep)
+    assert [p.name for p in keep.iterdir()] == ["notes.txt"]
+    with pytest.raises(TrainingError, match="--envs"):
+        default_adversary_config("toy_pass_v0", n_envs=0)
+
+
+def _train_cmd(out, runner_zip, timesteps, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "arena.cli",
+        "train-adversary",
+        "toy_pass_v0",
+        "--victim",
+        f"runner=sb3:{runner_zip}",
+        "--timesteps",
+        str(timesteps),
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def test_resume_after_kill_loses_at_most_one_interval(tmp_path, runner_zip):
+    out = tmp_path / "adv"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        _train_cmd(out, runner_zip, 200_000),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    state = out / "checkpoints" / "state.json"
+    deadline = time.time() + 90
+    while time.time() < deadline and not state.exists():
+        time.sleep(0.2)
+    assert state.exists(), "no checkpoint written"
+    # a second training on the same directory is refused while the first runs
+    busy = subprocess.run(
+        _train_cmd(out, runner_zip, 200_000, "--resume"),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert busy.returncode == 2 and "in use by another training" in busy.stderr
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = json.loads(state.read_text())["timesteps"]
+    assert saved >= 20_000
+    done = subprocess.run(
+        _train_cmd(out, runner_zip, saved + 4096, "--resume"),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert results["timesteps"] >= saved + 4096
+    assert results["timesteps"] - saved <= 2 * 4096 + 2048  # resumed, not restarted
+    assert (out / "policy.zip").is_file() and (out / "policy_norm.npz").is_file()
+
+
+def test_finetune_and_masked_victims(tmp_path, cli, runner_zip):
+    victim = f"sb3:{runner_zip}"
+    adv = tmp_path / "adv"
+    train_adversary("toy_pass_v0", {"runner": victim}, timesteps=60_000, out=adv, progress=False)
+    done = cli(
+        "finetune-victim",
+        "toy_pass_v0",
+        "--victim",
+        f"runner={victim}",
+        "--adversary",
+        f"run:{adv}",
+        "--timesteps",
+        "30000",
+        "--out",
+        tmp_path / "ft",
+    )
+    assert done.code == 0, done.err
+    saved = json.loads((tmp_path / "ft" / "adversary_run.json").read_text())
+    assert saved["adversary_seat"] == "runner" and saved["init"] == victim
+    assert saved["config"]["norm_obs"] is False
+    for spec in (f"run:{tmp_path / 'ft'}", f"masked:{victim}"):
+        result, _ = run_match(
+            "toy_pass_v0", {"runner": spec, "blocker": "zero"}, n_episodes=8, seed=0
+        )
+        assert result.episodes == 8
+    bad = cli("evaluate", "toy_catch_v0", "--policy", f"player=masked:{victim}", "--episodes", "1")
+    assert bad.code == 2 and "declares no opponent observation" in bad.err
