@@ -38,6 +38,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("arena.training", "TrainingError"),
         ("agents.zoo", "ZooError"),
         ("experiments", "ExperimentError"),
+        ("arena.video", "VideoError"),
+        ("arena.report", "ReportError"),
     ):
         with contextlib.suppress(ImportError, AttributeError):
             extra.append(getattr(__import__(mod, fromlist=[name]), name))
@@ -204,6 +206,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from arena.recording import read_episode, read_manifest
     from arena.replay import resimulate
 
+    if args.video:
+        return _replay_video(args)
+    for flag, given in (("--fps", args.fps is not None), ("--no-verify", args.no_verify)):
+        if given:
+            raise _ArgError(f"{flag} applies only with --video OUT.mp4|OUT.gif")
     manifest = read_manifest(args.path)
     n = len(manifest["episodes"])
     positions = [args.episode] if args.episode is not None else list(range(n))
@@ -234,6 +241,42 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay_video(args: argparse.Namespace) -> int:
+    from arena.video import check_video_path, episode_video
+
+    check_video_path(args.video)
+    episode = 0 if args.episode is None else args.episode
+    video = episode_video(
+        args.path, args.video, episode=episode, fps=args.fps, verify=not args.no_verify
+    )
+    check = "verified: the re-simulation matches the record" if video.verified else "not verified"
+    print(
+        f"episode {video.episode}: {video.steps} steps -> {video.path} ({video.frames} frames "
+        f"at {video.fps:g} fps, {video.layout} layout, {video.seconds:.1f} s); {check}"
+    )
+    for note in video.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from arena.report import write_report
+
+    page = write_report(args.run_dir, out=args.out)
+    print(f"report written to {page}")
+    return 0
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def cmd_train_adversary(args: argparse.Namespace) -> int:
     from arena.training import default_adversary_config, train_adversary
 
@@ -241,6 +284,8 @@ def cmd_train_adversary(args: argparse.Namespace) -> int:
     config = default_adversary_config(args.env_id, n_envs=args.envs)
     if args.shaping is not None:
         config = type(config)(**{**config.__dict__, "shaping": args.shaping})
+    if args.victim_value is not None:
+        config = type(config)(**{**config.__dict__, "victim_value": args.victim_value})
     results = train_adversary(
         args.env_id,
         victims,
@@ -359,7 +404,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-simulate from seed and actions; check every observation",
     )
     p.add_argument("--episode", type=int, help="only this episode (0-based position)")
+    p.add_argument(
+        "--video",
+        metavar="OUT",
+        help="render one episode (--episode, default 0) to OUT.mp4 or OUT.gif; "
+        "re-simulates and refuses if it diverges from the record",
+    )
+    p.add_argument(
+        "--fps", type=_positive_float, help="video frame rate (default: the game's)"
+    )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="with --video: render even if the re-simulation diverges",
+    )
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("report", help="an HTML page of a run: config, results, plots, videos")
+    p.add_argument("run_dir", help="a run directory (config.json / adversary_run.json ...)")
+    p.add_argument(
+        "--out", help="where the page goes (a new directory; default RUN_DIR/report)"
+    )
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("train-adversary", help="train an adversary against a frozen victim")
     p.add_argument("env_id", help="a two-player game (see `arena envs`)")
@@ -379,6 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="initial weight of the dense shaping reward, "
         "annealed to 0 over half of training (default 0: sparse win/loss)",
+    )
+    p.add_argument(
+        "--victim-value",
+        type=float,
+        help="initial weight of the reward for "
+        "lowering the victim's own value estimate (needs a value head), annealed",
     )
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.set_defaults(func=cmd_train_adversary)

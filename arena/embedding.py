@@ -166,6 +166,10 @@ def _embedded_vec_env_class() -> type:
             deterministic: bool = True,
             seed: int = 0,
             shaping: float = 0.0,
+            shaping_key: str = "shaping",
+            shaping_potential: bool = False,
+            victim_value: float = 0.0,
+            gamma: float = 0.99,
         ):
             spec = envs.spec(env_id)
             spec.check_seat(learner_seat)
@@ -196,9 +200,18 @@ def _embedded_vec_env_class() -> type:
             }
             self.deterministic = deterministic
             self.base_seed = seed
+            # Optional reward terms for the learner, each with a weight that trainers
+            # may anneal via set_attr. (c) the game's own shaping: info[seat][shaping_key],
+            # a per-step term, or with shaping_potential a level Φ rewarded as γΦ' − Φ;
+            # (a) victim_value: Φ = −V_victim(o_victim), lowering the frozen victims'
+            # own value estimate (potential-based, so it cannot change what is optimal).
             self.shaping = float(shaping)
-            """Weight of the game's dense shaping term (``info[seat]["shaping"]``) added to
-            the learner's reward; trainers anneal it towards 0 via ``set_attr``."""
+            self.shaping_key = shaping_key
+            self.shaping_potential = shaping_potential
+            self.victim_value = float(victim_value)
+            self.gamma = float(gamma)
+            self._phi_shaping = np.zeros(n_envs)
+            self._phi_value = np.zeros(n_envs)
             for i, policy in enumerate(self.frozen.values()):
                 reset = getattr(policy, "reset", None)
                 if callable(reset):
@@ -223,7 +236,46 @@ def _embedded_vec_env_class() -> type:
             self._starts[:] = True
             self._returns[:] = 0
             self._lengths[:] = 0
+            self._phi_shaping[:] = 0.0
+            self._phi_value = self._victim_potential(self._obs)
             return self._obs[self.learner_seat]
+
+        def _victim_potential(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+            """−(mean victim value) per env, 0 where no victim has a value head."""
+            if not self.victim_value:
+                return np.zeros(self.num_envs)
+            import torch
+
+            values = []
+            with torch.no_grad():
+                for seat, policy in self.frozen.items():
+                    value = getattr(policy, "value", None)
+                    if not callable(value) or not hasattr(policy, "input_from_obs"):
+                        continue
+                    v = value(policy.input_from_obs(obs[seat]), self._states[seat])
+                    if v is not None:
+                        values.append(np.asarray(v, dtype=np.float64).reshape(-1))
+            return -np.mean(values, axis=0) if values else np.zeros(self.num_envs)
+
+        def _extra_rewards(self, step: Any, dones: np.ndarray) -> np.ndarray:
+            seat = self.learner_seat
+            extra = np.zeros(self.num_envs)
+            if self.shaping:
+                term = np.array([float(i[seat].get(self.shaping_key, 0.0)) for i in step.infos])
+                if self.shaping_potential:
+                    # Φ of a finished episode's last state counts; the next episode starts at 0
+                    extra += self.shaping * (self.gamma * term - self._phi_shaping)
+                    self._phi_shaping = np.where(dones, 0.0, term)
+                else:
+                    extra += self.shaping * term
+            if self.victim_value:
+                phi = self._victim_potential(step.obs)
+                # step.obs of a finished env is already the next episode's first state:
+                # the terminal potential is 0.
+                nxt = np.where(dones, 0.0, phi)
+                extra += self.victim_value * (self.gamma * nxt - self._phi_value)
+                self._phi_value = phi
+            return extra
 
         def frozen_actions(self) -> dict[str, np.ndarray]:
             out = {}
@@ -246,12 +298,10 @@ def _embedded_vec_env_class() -> type:
             step = self.games.step(actions)
             seat = self.learner_seat
             self._obs = step.obs
-            rewards = step.rewards[seat].astype(np.float32)
-            if self.shaping:
-                dense = np.array([float(i[seat].get("shaping", 0.0)) for i in step.infos])
-                rewards = rewards + np.float32(self.shaping) * dense.astype(np.float32)
+            game_rewards = step.rewards[seat]
             dones = step.terminated | step.truncated
-            self._returns += rewards
+            rewards = (game_rewards + self._extra_rewards(step, dones)).astype(np.float32)
+            self._returns += game_rewards
             self._lengths += 1
             infos = []
             for i, info in enumerate(step.infos):

@@ -190,9 +190,18 @@ class AdversaryConfig:
     norm_obs: bool = True
     norm_reward: bool = True
     shaping: float = 0.0
-    """Initial weight of the game's dense shaping reward."""
+    """Initial weight of the game's dense shaping reward (c)."""
+    shaping_key: str = "shaping"
+    """The info entry holding that term."""
+    shaping_potential: bool = False
+    """Treat the term as a level Φ and reward γΦ' − Φ (potential-based)."""
+    victim_value: float = 0.0
+    """Initial weight of the victim-value term (a): reward for lowering the frozen
+    victim's own value estimate (potential-based)."""
     anneal_fraction: float = 0.5
-    """The shaping weight falls linearly to 0 over this fraction of training."""
+    """The dense weights fall linearly to 0 over this fraction of training."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the game (e.g. ``shaping=0`` for the pure win/loss reward)."""
     workers: int = 0
     """Worker processes simulating the games (0: all in the main process)."""
 
@@ -227,7 +236,15 @@ def default_adversary_config(env_id: str, *, n_envs: int | None = None) -> Adver
         ppo = PPOConfig(n_envs=8, n_steps=256, batch_size=512, n_epochs=10, learning_rate=1e-3)
         config = AdversaryConfig(ppo=ppo, checkpoint_every=20_000)
     else:
-        config = AdversaryConfig(ppo=PAPER_PPO, workers=2)
+        # the competition games: pure ±1000 goal reward in the env; their info-only
+        # shaping term (e.g. the runner's distance from its goal) as a potential
+        config = AdversaryConfig(
+            ppo=PAPER_PPO,
+            workers=0,
+            shaping_key="reward_shaping",
+            shaping_potential=True,
+            env_kwargs={"shaping": 0.0},
+        )
     if n_envs is not None:
         if n_envs <= 0:
             raise TrainingError(f"--envs must be a positive integer, got {n_envs}")
@@ -473,6 +490,11 @@ def _train(
         workers=config.workers,
         seed=seed * 1000,
         shaping=config.shaping,
+        shaping_key=config.shaping_key,
+        shaping_potential=config.shaping_potential,
+        victim_value=config.victim_value,
+        gamma=ppo.gamma,
+        env_kwargs=config.env_kwargs,
     )
     venv = VecNormalize(
         venv, norm_obs=config.norm_obs, norm_reward=config.norm_reward, gamma=ppo.gamma
@@ -540,9 +562,10 @@ def _train(
                 if "outcome" in info:
                     self.episodes += 1
                     self.outcomes = [*self.outcomes[-199:], float(info["outcome"] == "win")]
-            if config.shaping:
+            if config.shaping or config.victim_value:
                 frac = min(1.0, self.num_timesteps / max(1.0, config.anneal_fraction * timesteps))
                 self.training_env.set_attr("shaping", config.shaping * (1.0 - frac))
+                self.training_env.set_attr("victim_value", config.victim_value * (1.0 - frac))
             if self.num_timesteps - self.last_ckpt >= config.checkpoint_every:
                 self.last_ckpt = self.num_timesteps
                 checkpoint(self.model, self.num_timesteps)

@@ -76,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="round perturbed frames to valid uint8 pixels (default: float input)",
     )
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="truncate games after N agent steps (smoke tests; default: full games)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="worker processes")
     p.add_argument("--runs", default="runs", help="root of run directories (default: runs)")
@@ -183,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         if not 0 <= value <= 1:
             raise ExperimentError(f"ε={text} is out of range; valid: 0 <= ε <= 1")
     rounding = ",round=true" if args.round else ""
+    env_kwargs = {} if args.max_steps is None else {"max_episode_steps": args.max_steps}
     rows: list[dict[str, Any]] = []
     refs = {}
     for victim in victims:
@@ -204,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                         seed=args.seed,
                         attacks={"player": attack_spec} if attack_spec else None,
                         workers=args.workers,
+                        env_kwargs=env_kwargs,
                     )
                     seat = result.seats["player"]
                     if attack_spec is None:
@@ -238,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         "eps_units": "L∞ on the [0, 1] network input"
         + ("; frames rounded to uint8" if args.round else "; float input, no rounding"),
         "episodes": episodes,
+        "env_kwargs": env_kwargs,
         "seed": args.seed,
         "quick": args.quick,
     }

@@ -38,11 +38,16 @@ def _atari_dir() -> Path | None:
 
 
 ATARI_DIR = _atari_dir()
-needs_data = pytest.mark.skipif(
+_skip_without_data = pytest.mark.skipif(
     ATARI_DIR is None,
     reason="needs the pretrained Atari victims: set ARENA_ATARI_DIR to a directory with "
     "pong_ppo.npz (e.g. ../shared/atari)",
 )
+
+
+def needs_data(test):
+    """Mark ``test`` ``needs_data`` and skip it, saying why, when the victims are absent."""
+    return pytest.mark.needs_data(_skip_without_data(test))
 
 
 def random_weights(n_actions: int = 6, in_channels: int = 4, seed: int = 0) -> dict:
@@ -363,3 +368,47 @@ def test_pretrained_pong_scores():
         "atari_pong_v0", {"player": spec}, n_episodes=2, attacks={"player": "fgsm:eps=1/255"}
     )
     assert attacked.seats["player"].mean_return <= -19
+
+
+# ---------------------------------------------------------------- the experiment
+
+
+def test_huang2017_needs_victims(monkeypatch):
+    from experiments import ExperimentError
+    from experiments.huang2017_pong import main
+
+    monkeypatch.delenv("ARENA_ATARI_DIR", raising=False)
+    with pytest.raises(ExperimentError, match="ARENA_ATARI_DIR=../shared/atari"):
+        main([])
+
+
+@pytest.mark.atari
+def test_huang2017_smoke(tmp_path):
+    from experiments.huang2017_pong import main
+
+    path = tmp_path / "victim.npz"
+    np.savez(path, **random_weights())
+    argv = [
+        "--victims",
+        str(path),
+        "--eps",
+        "0",
+        "1/255",
+        "--episodes",
+        "1",
+        "--max-steps",
+        "10",
+        "--runs",
+        str(tmp_path / "runs"),
+    ]
+    assert main(argv) == 0
+    (run,) = (tmp_path / "runs" / "huang2017_pong").iterdir()
+    assert {
+        "config.json",
+        "metadata.json",
+        "results.json",
+        "results.csv",
+        "table.txt",
+        "score_vs_eps.png",
+    } <= {p.name for p in run.iterdir()}
+    assert (run / "score_vs_eps.png").stat().st_size > 1000

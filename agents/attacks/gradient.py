@@ -135,7 +135,10 @@ def gradient_attack(
         labels = None
         x_adv = x.clone()
     targeted = target is not None
-    if norm == "linf":  # the ε-ball ∩ valid range as per-element bounds, computed once
+    # L∞: the ε-ball ∩ valid range as per-element bounds, computed once. A single step
+    # of size <= ε from x cannot leave the ball (FGSM): only the valid range applies.
+    ball = norm == "linf" and (steps > 1 or rand_init or alpha > eps)
+    if ball:
         lo, hi = clamp_input(victim, x - eps), clamp_input(victim, x + eps)
     for _ in range(steps):
         xv = x_adv.detach().requires_grad_(True)
@@ -147,8 +150,10 @@ def gradient_attack(
             objective = _objective(dist, labels, targeted).sum()
             (grad,) = torch.autograd.grad(objective, xv)
         with torch.no_grad():
-            if norm == "linf":
-                x_adv = torch.clamp(xv.detach() + alpha * grad.sign(), lo, hi)
+            if ball:
+                x_adv = torch.add(xv.detach(), grad.sign_(), alpha=alpha).clamp_(lo, hi)
+            elif norm == "linf":
+                x_adv = clamp_input(victim, torch.add(xv.detach(), grad.sign_(), alpha=alpha))
             else:
                 delta = project(xv.detach() + alpha * ascent_direction(grad, norm) - x, eps, norm)
                 x_adv = clamp_input(victim, x + delta)
@@ -271,7 +276,7 @@ def budget_from(eps: Any, norm: Any, allowed: tuple[str, ...] = NORMS) -> Pertur
     """Validate spec values and build the budget (ε on the network input)."""
     norm = check_choice("norm", norm, allowed)
     eps = check_number("eps", eps, low=0.0, high=1.0)
-    return PerturbationBudget(eps=eps, norm=norm)  # type: ignore[arg-type]
+    return PerturbationBudget(eps=eps, norm=norm)
 
 
 def make_fgsm(

@@ -106,8 +106,8 @@ class AtariEnv(ParallelEnv):
         self.metadata = {**self.metadata, "name": f"atari_{game}_v0"}
 
         self._rom = path
+        ALEInterface.setLoggerMode(LoggerMode.Error)  # no banner on stderr per game
         self.ale = ALEInterface()
-        ALEInterface.setLoggerMode(LoggerMode.Error)
         self._seed_ale(int(np.random.SeedSequence().generate_state(1)[0]))
         actions = (
             self.ale.getLegalActionSet() if full_action_space else (self.ale.getMinimalActionSet())
