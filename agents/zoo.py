@@ -214,6 +214,8 @@ class ZooPolicy(TorchPolicy):
             ]
         self.log_std = r.take(a)
         assert r.pos == flat.size, "zoo layout consumed the wrong number of parameters"
+        self._low = np.asarray(action_space.low, dtype=np.float32)
+        self._high = np.asarray(action_space.high, dtype=np.float32)
 
     # ---- TorchPolicy -----------------------------------------------------------------
     def input_from_obs(self, observation: np.ndarray) -> torch.Tensor:
@@ -260,6 +262,40 @@ class ZooPolicy(TorchPolicy):
             mean, new_state = self._mlp(self.pi, z), None
         std = torch.exp(self.log_std).expand_as(mean)
         return D.Independent(D.Normal(mean, std), 1), new_state
+
+    # ---- fast acting: the same arithmetic as ``forward``, without distribution objects -
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, Any]:
+        """Actions for raw observations ``(N, D)`` or ``(D,)``, exactly as ``forward`` gives.
+
+        ``forward`` builds torch distribution objects (validated, tens of microseconds
+        each); acting needs only the mean and ``mean + std · randn``, which is how
+        ``Normal.sample`` draws from torch's global generator. So the actions, the
+        random stream and the recurrent state are those of the generic path, at a
+        fraction of the cost (the evaluation loop calls this every step).
+        """
+        obs = np.asarray(observation, dtype=np.float32)
+        batched = obs.ndim == 2
+        if not batched:
+            obs = obs.reshape(1, -1)
+        with torch.no_grad():
+            x = torch.from_numpy(obs)
+            z = self.normalise(x)
+            if self.recurrent:
+                st = self._state(x.shape[0], state, episode_start)
+                mean, new_state = self._lstm(self.pi, z, st)
+            else:
+                mean, new_state = self._mlp(self.pi, z), None
+            if not deterministic:
+                std = torch.exp(self.log_std).expand_as(mean)
+                mean = torch.randn(mean.shape, dtype=mean.dtype).mul_(std).add_(mean)
+        out = np.clip(mean.numpy(), self._low, self._high).astype(np.float32, copy=False)
+        return (out if batched else out[0]), new_state
 
     def value(self, x: torch.Tensor, state: Any = None) -> torch.Tensor | None:
         z = self.normalise(x)

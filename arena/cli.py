@@ -410,9 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="render one episode (--episode, default 0) to OUT.mp4 or OUT.gif; "
         "re-simulates and refuses if it diverges from the record",
     )
-    p.add_argument(
-        "--fps", type=_positive_float, help="video frame rate (default: the game's)"
-    )
+    p.add_argument("--fps", type=_positive_float, help="video frame rate (default: the game's)")
     p.add_argument(
         "--no-verify",
         action="store_true",
@@ -422,9 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="an HTML page of a run: config, results, plots, videos")
     p.add_argument("run_dir", help="a run directory (config.json / adversary_run.json ...)")
-    p.add_argument(
-        "--out", help="where the page goes (a new directory; default RUN_DIR/report)"
-    )
+    p.add_argument("--out", help="where the page goes (a new directory; default RUN_DIR/report)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("train-adversary", help="train an adversary against a frozen victim")

@@ -2,7 +2,8 @@
 
 1. train a victim on each toy game (PPO; or load the weights shipped in
    ``arena/assets`` with ``--shipped``);
-2. score it against baseline opponents and under observation attacks;
+2. score it against baseline opponents and under observation attacks, and train an
+   adversarial policy against the runner (and score the runner, masked or not);
 3. record episodes, replay them by re-simulation and verify every observation;
 4. print one table and leave everything in a run directory.
 """
@@ -20,7 +21,7 @@ from arena.match import run_match
 from arena.recording import write_record
 from arena.replay import verify
 from arena.rundir import new_run_dir, run_metadata
-from arena.training import preset, train_seat
+from arena.training import preset, train_adversary, train_seat
 
 ASSETS = Path(__file__).parent / "assets"
 
@@ -30,6 +31,9 @@ VICTIMS = {
     "toy_pass_v0": ("runner", {"blocker": "random"}, 60_000),
     "toy_catch_v0": ("player", {}, 100_000),
 }
+
+
+ADVERSARY_STEPS = 150_000
 
 
 def shipped(env_id: str) -> Path:
@@ -87,7 +91,32 @@ def run_demo(
             else:
                 path = shipped(env_id)
             victim = f"sb3:{path}"
-            for label, policies, attacks in _rows(env_id, victim):
+            rows = _rows(env_id, victim)
+            if env_id == "toy_pass_v0":
+                # Gleave et al. in miniature: an adversarial blocker trained against the
+                # frozen runner, then the runner scored against it, masked or not.
+                adversary = tmp / "adversary"
+                print(
+                    f"[demo] training an adversarial blocker against it "
+                    f"({ADVERSARY_STEPS:,} PPO steps)...",
+                    file=sys.stderr,
+                )
+                train_adversary(
+                    env_id, {seat: victim}, timesteps=ADVERSARY_STEPS, out=adversary, seed=seed
+                )
+                rows += [
+                    (
+                        "trained runner vs adversarial blocker",
+                        {seat: victim, "blocker": f"run:{adversary}"},
+                        {},
+                    ),
+                    (
+                        "masked runner vs adversarial blocker",
+                        {seat: f"masked:{victim}", "blocker": f"run:{adversary}"},
+                        {},
+                    ),
+                ]
+            for label, policies, attacks in rows:
                 result, _ = run_match(
                     env_id,
                     policies,

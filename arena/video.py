@@ -172,10 +172,17 @@ class AtomicVideoWriter:
             if exc_type is None:
                 if self.frames == 0:
                     raise VideoError(f"no frames to write to {self.path}")
+                os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp made it private
                 os.replace(self._tmp, self.path)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_video(path: str | Path, frames: Any, *, fps: float) -> int:
@@ -513,7 +520,8 @@ def _probabilities(
                 return None, "no probabilities: δ does not match the victim's input"
             clean = policy.forward(x)[0]
             adv = policy.forward(x + delta[start:stop])[0]
-            if not isinstance(clean, torch.distributions.Categorical):
+            categorical = torch.distributions.Categorical
+            if not isinstance(clean, categorical) or not isinstance(adv, categorical):
                 return None, "no probabilities: the victim's actions are not discrete"
             ca = torch.as_tensor(np.asarray(record.attack[seat]["clean_action"][start:stop]))
             aa = torch.as_tensor(np.asarray(record.actions[seat][start:stop]))
@@ -720,7 +728,7 @@ def episode_video(
             else:
                 check = _play(record, env, on_step)
             if check.steps == record.length and writer.last_frame is not None:
-                for _ in range(int(round(HOLD_SECONDS * fps))):
+                for _ in range(round(HOLD_SECONDS * fps)):
                     writer.append(writer.last_frame)
     finally:
         painter.close()

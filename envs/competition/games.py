@@ -21,6 +21,7 @@ actions give identical observations (records are replayed by re-simulation).
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,11 +43,15 @@ class _Seat:
     qpos: slice
     qvel: slice
     bodies: np.ndarray
+    body: slice
+    """The same bodies as ``bodies`` (they are contiguous): views instead of copies."""
     torso: int
     geoms: frozenset[int]
     ctrl: slice
     ctrl_low: np.ndarray
     ctrl_high: np.ndarray
+    mass: np.ndarray
+    mass_sum: float
 
 
 _MODELS: dict[sc.SceneConfig, Any] = {}
@@ -107,6 +112,43 @@ class CompetitionEnv(ParallelEnv):
         self._rng = np.random.default_rng()
         self.t = 0
         self._start_sign = np.ones(2)
+        self._bind()
+
+    def _bind(self) -> None:
+        """Cache views of the MjData buffers the step reads (they never move)."""
+        mj, m, d = self._mj, self.model, self.data
+        self._qpos, self._qvel, self._ctrl = d.qpos, d.qvel, d.ctrl
+        self._free_quats = [
+            int(m.jnt_qposadr[j]) + 3
+            for j in range(m.njnt)
+            if m.jnt_type[j] == mj.mjtJoint.mjJNT_FREE
+        ]
+        seat_of_geom = np.full(m.ngeom, -1, dtype=np.int64)
+        for k, s in enumerate(self._seat):
+            seat_of_geom[sorted(s.geoms)] = k
+        self._seat_of_geom = seat_of_geom
+        self._cfrc = [d.cfrc_ext[s.body] for s in self._seat]
+        self._xipos_x = [d.xipos[s.body, 0] for s in self._seat]
+        self._own_qpos = [d.qpos[s.qpos] for s in self._seat]
+        self._own_xy = [q[:2] for q in self._own_qpos]
+        self._plans = [self._obs_plan(k) for k in range(2)]
+
+    def _obs_plan(self, k: int) -> list[tuple[slice, np.ndarray, bool]]:
+        """``(destination, source view, clip to ±1)`` copies that build the standard part."""
+        d, s, o = self.data, self._seat[k], self._seat[1 - k]
+        sources: list[tuple[np.ndarray, bool]] = [(d.qpos[s.qpos], False), (d.qvel[s.qvel], False)]
+        if self.scene.agent == sc.HUMANOID:
+            sources += [
+                (d.cinert[s.body].reshape(-1), False),
+                (d.cvel[s.body].reshape(-1), False),
+                (d.qfrc_actuator[s.qvel], False),
+            ]
+        sources += [(d.cfrc_ext[s.body].reshape(-1), True), (d.qpos[o.qpos], False)]
+        plan, at = [], 0
+        for view, clip in sources:
+            plan.append((slice(at, at + view.size), view, clip))
+            at += view.size
+        return plan
 
     # ---- structure -------------------------------------------------------------------
     def agent_order(self) -> tuple[str, ...]:
@@ -130,15 +172,23 @@ class CompetitionEnv(ParallelEnv):
         geoms = frozenset(int(g) for g in range(m.ngeom) if int(m.geom_bodyid[g]) in set(bodies))
         acts = [a for a in range(m.nu) if int(m.actuator_trnid[a, 0]) in set(joints)]
         ctrl = slice(acts[0], acts[-1] + 1)
+        body = slice(int(bodies[0]), int(bodies[-1]) + 1)
+        assert np.array_equal(np.arange(body.start, body.stop), bodies), (
+            "agent bodies not contiguous"
+        )
+        mass = m.body_mass[body].copy()
         return _Seat(
             slice(q0, q1),
             slice(v0, v1),
             bodies,
+            body,
             torso,
             geoms,
             ctrl,
             m.actuator_ctrlrange[ctrl, 0].copy(),
             m.actuator_ctrlrange[ctrl, 1].copy(),
+            mass,
+            float(mass.sum()),
         )
 
     def observation_space(self, agent: str) -> spaces.Box:
@@ -163,10 +213,8 @@ class CompetitionEnv(ParallelEnv):
         d.qpos[:] = m.qpos0 + self._rng.uniform(-0.1, 0.1, size=m.nq)
         d.qvel[:] = self._rng.normal(0.0, 0.1, size=m.nv)
         self._place(self._rng)
-        for j in range(m.njnt):
-            if m.jnt_type[j] == mj.mjtJoint.mjJNT_FREE:
-                a = int(m.jnt_qposadr[j]) + 3
-                d.qpos[a : a + 4] /= np.linalg.norm(d.qpos[a : a + 4])
+        for a in self._free_quats:
+            d.qpos[a : a + 4] /= np.linalg.norm(d.qpos[a : a + 4])
         mj.mj_forward(m, d)
         mj.mj_rnePostConstraint(m, d)
         self.t = 0
@@ -191,7 +239,7 @@ class CompetitionEnv(ParallelEnv):
         if not self.agents:
             raise RuntimeError("step() called on a finished episode; call reset()")
         mj, m, d = self._mj, self.model, self.data
-        acts = [np.zeros(0)] * 2
+        acts = [_NO_ACTION, _NO_ACTION]
         for name, k in self._phys.items():
             if name not in actions:
                 raise ValueError(f"no action for agent {name!r}")
@@ -200,20 +248,21 @@ class CompetitionEnv(ParallelEnv):
             if a.shape != want:
                 raise ValueError(f"{name}: action must have shape {want}, got {a.shape}")
             acts[k] = a
-        unknown = set(actions) - set(self._phys)
-        if unknown:
+        if len(actions) != len(self._phys):
+            unknown = set(actions) - set(self._phys)
             raise ValueError(
                 f"actions for unknown agents {sorted(unknown)}; "
                 f"valid: {', '.join(self.possible_agents)}"
             )
         before = self._progress_x()
+        ctrl = self._ctrl
         for k, s in enumerate(self._seat):
-            d.ctrl[s.ctrl] = acts[k]
+            ctrl[s.ctrl] = acts[k]
         mj.mj_step(m, d, nstep=FRAME_SKIP)
         mj.mj_rnePostConstraint(m, d)
         self.t += 1
         move, agent_done = self._move_rewards(acts, before)
-        finite = bool(np.isfinite(d.qpos).all() and np.isfinite(d.qvel).all())
+        finite = bool(np.isfinite(self._qpos).all() and np.isfinite(self._qvel).all())
         goal, winner, shaping, done = self._rules(agent_done)
         timeout = self.t >= self.max_steps
         if not finite:
@@ -255,13 +304,18 @@ class CompetitionEnv(ParallelEnv):
 
     # ---- helpers ---------------------------------------------------------------------
     def _z(self, k: int) -> float:
-        return float(self.data.qpos[self._seat[k].qpos][2])
+        return float(self._own_qpos[k][2])
 
     def _xy(self, k: int) -> np.ndarray:
-        return self.data.qpos[self._seat[k].qpos][:2].copy()
+        return self._own_qpos[k][:2].copy()
+
+    def _radius_xy(self, k: int) -> float:
+        """Distance of the agent's root from the vertical axis through the origin."""
+        xy = self._own_xy[k]
+        return math.sqrt(xy.dot(xy))  # as np.linalg.norm computes it, bit for bit
 
     def _contact_cost(self, k: int) -> float:
-        f = self.data.cfrc_ext[self._seat[k].bodies]
+        f = self._cfrc[k]
         return float(min(0.5e-6 * np.square(f).sum(), 10.0))
 
     def _ctrl_cost(self, k: int, a: np.ndarray, weight: float, clip: bool) -> float:
@@ -271,35 +325,54 @@ class CompetitionEnv(ParallelEnv):
         return weight * float(np.square(a).sum())
 
     def _mass_centre_x(self, k: int) -> float:
-        b = self._seat[k].bodies
-        mass = self.model.body_mass[b]
-        return float((mass * self.data.xipos[b, 0]).sum() / mass.sum())
+        s = self._seat[k]
+        return float((s.mass * self._xipos_x[k]).sum() / s.mass_sum)
 
     def _subtree_x(self, k: int) -> float:
         return float(self.data.subtree_com[self._seat[k].torso, 0])
 
     def _touching(self, geoms_a: frozenset[int], geoms_b: frozenset[int]) -> bool:
+        """Whether a geom of ``geoms_a`` penetrates (dist < 0) one of ``geoms_b``."""
         d = self.data
-        for i in range(d.ncon):
-            c = d.contact[i]
-            if c.dist < 0 and (
-                (c.geom1 in geoms_a and c.geom2 in geoms_b)
-                or (c.geom1 in geoms_b and c.geom2 in geoms_a)
-            ):
+        if d.ncon == 0:
+            return False
+        con = d.contact
+        deep = con.dist < 0
+        if not deep.any():
+            return False
+        g1, g2 = con.geom1[deep], con.geom2[deep]
+        for x, y in zip(g1.tolist(), g2.tolist(), strict=True):
+            if (x in geoms_a and y in geoms_b) or (x in geoms_b and y in geoms_a):
                 return True
         return False
 
-    def _standard_obs(self, k: int) -> list[np.ndarray]:
+    def _agents_touching(self) -> bool:
+        """Whether a geom of seat 0 penetrates a geom of seat 1 (vectorised ``_touching``)."""
+        d = self.data
+        if d.ncon == 0:
+            return False
+        con = d.contact
+        seat = self._seat_of_geom
+        s1, s2 = seat[con.geom1], seat[con.geom2]
+        return bool(((s1 + s2 == 1) & (s1 != s2) & (con.dist < 0)).any())
+
+    def _standard_obs_into(self, k: int, out: np.ndarray) -> None:
         """Own qpos, qvel, [cinert, cvel, qfrc_actuator,] clipped cfrc_ext, other's qpos."""
-        d, s, o = self.data, self._seat[k], self._seat[1 - k]
-        parts = [d.qpos[s.qpos], d.qvel[s.qvel]]
-        if self.scene.agent == sc.HUMANOID:
-            parts += [d.cinert[s.bodies].ravel(), d.cvel[s.bodies].ravel(), d.qfrc_actuator[s.qvel]]
-        parts += [np.clip(d.cfrc_ext[s.bodies], -1.0, 1.0).ravel(), d.qpos[o.qpos]]
-        return parts
+        for dst, src, clip in self._plans[k]:
+            if clip:
+                np.clip(src, -1.0, 1.0, out=out[dst])
+            else:
+                out[dst] = src
+
+    def _standard_obs(self, k: int) -> list[np.ndarray]:
+        out = np.empty(self._plans[k][-1][0].stop)
+        self._standard_obs_into(k, out)
+        return [out]
 
     def _observe(self, k: int) -> np.ndarray:
-        return np.concatenate(self._standard_obs(k)).astype(np.float64)
+        out = np.empty(self.obs_size)
+        self._standard_obs_into(k, out)
+        return out
 
     # ---- rendering -------------------------------------------------------------------
     def render(self) -> np.ndarray | None:
@@ -323,6 +396,9 @@ class CompetitionEnv(ParallelEnv):
             self._renderer = None
 
 
+_NO_ACTION = np.zeros(0)
+
+
 def _name(mj: Any, m: Any, kind: Any, i: int) -> str:
     return mj.mj_id2name(m, kind, i) or ""
 
@@ -343,11 +419,11 @@ class _WalkerRewards:
                 - self._ctrl_cost(k, a, 0.1, False)
                 - self._contact_cost(k)
                 + (5.0 if z >= 1.0 else -5.0)
-                - abs(float(self.data.qpos[self._seat[k].qpos][0]) - goal_x)
+                - abs(float(self._own_qpos[k][0]) - goal_x)
             )
             return r, z < 0.8
         fwd = (self._progress_x()[k] - before[k]) / (self.model.opt.timestep * FRAME_SKIP)
-        cf = np.clip(self.data.cfrc_ext[self._seat[k].bodies], -1.0, 1.0)
+        cf = np.clip(self._cfrc[k], -1.0, 1.0)
         r = (
             self._start_sign[k] * fwd
             - self._ctrl_cost(k, a, 0.5, False)
@@ -444,7 +520,7 @@ class YouShallNotPassEnv(_WalkerRewards, CompetitionEnv):
 
     def _rules(self, agent_done):
         runner_x = self._subtree_x(1)
-        shaping = [abs(float(self.data.qpos[self._seat[1].qpos][0]) + 4.0), 0.0]
+        shaping = [abs(float(self._own_qpos[1][0]) + 4.0), 0.0]
         self._decided = False
         if runner_x < -4.0:
             self._decided = True
@@ -509,17 +585,15 @@ class SumoEnv(CompetitionEnv):
             else:
                 ctrl = self._ctrl_cost(k, acts[k], 0.1, False)
                 alive = 5.0 if h >= 0.28 else -5.0
-            rewards.append(
-                -float(np.linalg.norm(self._xy(k))) - ctrl - self._contact_cost(k) + alive
-            )
+            rewards.append(-self._radius_xy(k) - ctrl - self._contact_cost(k) + alive)
             done.append(h <= self.fall_margin)
         return rewards, done
 
     def _rules(self, agent_done):
         if not self._contact:
-            self._contact = self._touching(self._seat[0].geoms, self._seat[1].geoms)
+            self._contact = self._agents_touching()
         fallen = [self._height(k) <= self.fall_margin for k in range(2)]
-        out = [float(np.linalg.norm(self._xy(k))) > self.radius for k in range(2)]
+        out = [self._radius_xy(k) > self.radius for k in range(2)]
         self._decided = True
         for lost in (fallen, out):
             if any(lost):
@@ -536,15 +610,23 @@ class SumoEnv(CompetitionEnv):
         return [0.0, 0.0], None, [0.0, 0.0], False
 
     def _observe(self, k: int) -> np.ndarray:
-        d, o = self.data, 1 - k
-        own, other = self._xy(k), self._xy(o)
+        out = np.empty(self.obs_size)
+        self._standard_obs_into(k, out)
+        at = self._plans[k][-1][0].stop
+        own, other = self._own_qpos[k], self._own_qpos[1 - k]
         r = self.radius
-        extra = [
-            other - own,
-            d.xmat[self._seat[k].torso],
-            [r, r - np.linalg.norm(own), r - np.linalg.norm(other), float(self.max_steps - self.t)],
-        ]
-        return np.concatenate([*self._standard_obs(k), *extra]).astype(np.float64)
+        out[at] = other[0] - own[0]
+        out[at + 1] = other[1] - own[1]
+        out[at + 2 : at + 11] = self._xmat[k]
+        out[at + 11] = r
+        out[at + 12] = r - self._radius_xy(k)
+        out[at + 13] = r - self._radius_xy(1 - k)
+        out[at + 14] = float(self.max_steps - self.t)
+        return out
+
+    def _bind(self) -> None:
+        super()._bind()
+        self._xmat = [self.data.xmat[s.torso] for s in self._seat]
 
 
 class SumoHumansEnv(SumoEnv):
@@ -652,22 +734,37 @@ class KickAndDefendEnv(CompetitionEnv):
         self._decided = False
         return [0.0, 0.0], None, shaping, False
 
-    def _observe(self, k: int) -> np.ndarray:
-        d, s, o = self.data, self._seat[k], self._seat[1 - k]
-        own_xy = self._xy(k)
-        other = d.qpos[o.qpos].copy()
-        other[:2] -= own_xy
-        ball = self._ball()
-        parts = [
-            d.qpos[s.qpos][2:],
-            d.qvel[s.qvel],
-            d.cinert[s.bodies].ravel(),
-            d.cvel[s.bodies].ravel(),
-            d.qfrc_actuator[s.qvel],
-            np.clip(d.cfrc_ext[s.bodies], -1.0, 1.0).ravel(),
-            other,
-            ball[:2] - own_xy,
-            ball[2:3],
-            [self.goal_x - ball[0], 3.0 - ball[1], -3.0 - ball[1]],
+    def _obs_plan(self, k: int) -> list[tuple[slice, np.ndarray, bool]]:
+        d, s = self.data, self._seat[k]
+        sources = [
+            (d.qpos[s.qpos][2:], False),
+            (d.qvel[s.qvel], False),
+            (d.cinert[s.body].reshape(-1), False),
+            (d.cvel[s.body].reshape(-1), False),
+            (d.qfrc_actuator[s.qvel], False),
+            (d.cfrc_ext[s.body].reshape(-1), True),
         ]
-        return np.concatenate(parts).astype(np.float64)
+        plan, at = [], 0
+        for view, clip in sources:
+            plan.append((slice(at, at + view.size), view, clip))
+            at += view.size
+        return plan
+
+    def _observe(self, k: int) -> np.ndarray:
+        out = np.empty(self.obs_size)
+        self._standard_obs_into(k, out)
+        at = self._plans[k][-1][0].stop
+        own, other = self._own_qpos[k], self._own_qpos[1 - k]
+        n = other.size
+        out[at : at + n] = other
+        out[at] -= own[0]
+        out[at + 1] -= own[1]
+        at += n
+        ball = self._qpos
+        out[at] = ball[0] - own[0]
+        out[at + 1] = ball[1] - own[1]
+        out[at + 2] = ball[2]
+        out[at + 3] = self.goal_x - ball[0]
+        out[at + 4] = 3.0 - ball[1]
+        out[at + 5] = -3.0 - ball[1]
+        return out
