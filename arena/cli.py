@@ -190,7 +190,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"recorded {len(records)} episodes to {args.record}", file=sys.stderr)
     if not args.no_save:
         with new_run_dir(args.runs, "evaluate", args.env_id, args.seed) as (tmp, final):
-            write_json_atomic(tmp / "config.json", config)
+            record_dir = str(Path(args.record).resolve()) if args.record else None
+            write_json_atomic(tmp / "config.json", {**config, "record": record_dir})
             write_json_atomic(tmp / "metadata.json", run_metadata())
             write_json_atomic(tmp / "results.json", payload)
         print(f"run saved to {final}", file=sys.stderr)
@@ -262,7 +263,7 @@ def _replay_video(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from arena.report import write_report
 
-    page = write_report(args.run_dir, out=args.out)
+    page = write_report(args.run_dir, out=args.out, records=args.record or ())
     print(f"report written to {page}")
     return 0
 
@@ -286,6 +287,8 @@ def cmd_train_adversary(args: argparse.Namespace) -> int:
         config = type(config)(**{**config.__dict__, "shaping": args.shaping})
     if args.victim_value is not None:
         config = type(config)(**{**config.__dict__, "victim_value": args.victim_value})
+    if args.victim_divergence is not None:
+        config = type(config)(**{**config.__dict__, "victim_divergence": args.victim_divergence})
     results = train_adversary(
         args.env_id,
         victims,
@@ -421,6 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="an HTML page of a run: config, results, plots, videos")
     p.add_argument("run_dir", help="a run directory (config.json / adversary_run.json ...)")
     p.add_argument("--out", help="where the page goes (a new directory; default RUN_DIR/report)")
+    p.add_argument(
+        "--record",
+        action="append",
+        metavar="DIR",
+        help="also show a video of this record's first episode (repeatable)",
+    )
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("train-adversary", help="train an adversary against a frozen victim")
@@ -447,6 +456,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="initial weight of the reward for "
         "lowering the victim's own value estimate (needs a value head), annealed",
+    )
+    p.add_argument(
+        "--victim-divergence",
+        type=float,
+        help="initial weight of the reward for pushing the victim's action distribution "
+        "away from what it does when it cannot see the opponent move (KL), annealed",
     )
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.set_defaults(func=cmd_train_adversary)

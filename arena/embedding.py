@@ -169,6 +169,7 @@ def _embedded_vec_env_class() -> type:
             shaping_key: str = "shaping",
             shaping_potential: bool = False,
             victim_value: float = 0.0,
+            victim_divergence: float = 0.0,
             gamma: float = 0.99,
         ):
             spec = envs.spec(env_id)
@@ -204,11 +205,18 @@ def _embedded_vec_env_class() -> type:
             # may anneal via set_attr. (c) the game's own shaping: info[seat][shaping_key],
             # a per-step term, or with shaping_potential a level Φ rewarded as γΦ' − Φ;
             # (a) victim_value: Φ = −V_victim(o_victim), lowering the frozen victims'
-            # own value estimate (potential-based, so it cannot change what is optimal).
+            # own value estimate (potential-based, so it cannot change what is optimal);
+            # (b) victim_divergence: per step, a distance (``action_distance``) between
+            # π_v(·|o) and π_v(·|o_masked): how far the adversary pushes the victim's
+            # action distribution from what the victim does when the opponent's part of
+            # its observation is frozen at the episode's start (its behaviour when the
+            # opponent does nothing it could react to; in the spirit of Guo et al.
+            # 2021). The same recurrent state for both.
             self.shaping = float(shaping)
             self.shaping_key = shaping_key
             self.shaping_potential = shaping_potential
             self.victim_value = float(victim_value)
+            self.victim_divergence = float(victim_divergence)
             self.gamma = float(gamma)
             self._phi_shaping = np.zeros(n_envs)
             self._phi_value = np.zeros(n_envs)
@@ -221,6 +229,21 @@ def _embedded_vec_env_class() -> type:
                 self.games.observation_spaces[learner_seat],
                 self.games.action_spaces[learner_seat],
             )
+            self._divergence_seats = {
+                seat: np.asarray(spec.opponent_obs[seat], dtype=np.int64)
+                for seat, policy in self.frozen.items()
+                if spec.opponent_obs.get(seat)
+                and hasattr(policy, "forward")
+                and hasattr(policy, "input_from_obs")
+            }
+            if victim_divergence and not self._divergence_seats:
+                raise envs.EnvError(
+                    f"victim_divergence needs a differentiable victim (zoo:, sb3:, run:) in a "
+                    f"game that declares the opponent's observation entries; {env_id} with "
+                    f"{', '.join(f'{s}={type(p).__name__}' for s, p in self.frozen.items())} "
+                    f"has none"
+                )
+            self._opponent_start: dict[str, np.ndarray] = {}
             self._obs: dict[str, np.ndarray] = {}
             self._states: dict[str, Any] = dict.fromkeys(self.frozen)
             self._starts = np.ones(n_envs, dtype=bool)
@@ -238,7 +261,29 @@ def _embedded_vec_env_class() -> type:
             self._lengths[:] = 0
             self._phi_shaping[:] = 0.0
             self._phi_value = self._victim_potential(self._obs)
+            self._opponent_start = {
+                seat: self._obs[seat][:, idx].copy() for seat, idx in self._divergence_seats.items()
+            }
             return self._obs[self.learner_seat]
+
+        def _victim_divergence(self, obs: dict[str, np.ndarray], dones: np.ndarray) -> np.ndarray:
+            """Mean over victims of the distance between π(·|o) and π(·|o_masked); 0 for
+            new episodes (see ``action_distance``)."""
+            import torch
+
+            total = np.zeros(self.num_envs)
+            for seat, idx in self._divergence_seats.items():
+                start = self._opponent_start[seat]
+                start[dones] = obs[seat][dones][:, idx]
+                masked = np.array(obs[seat], copy=True)
+                masked[:, idx] = start
+                policy: Any = self.frozen[seat]
+                with torch.no_grad():
+                    x = policy.input_from_obs(np.concatenate([obs[seat], masked]))
+                    dist, _ = policy.forward(x, _twice(self._states[seat]))
+                total += action_distance(dist, self.num_envs)
+            total /= len(self._divergence_seats)
+            return np.where(dones, 0.0, total)
 
         def _victim_potential(self, obs: dict[str, np.ndarray]) -> np.ndarray:
             """−(mean victim value) per env, 0 where no victim has a value head."""
@@ -275,6 +320,8 @@ def _embedded_vec_env_class() -> type:
                 nxt = np.where(dones, 0.0, phi)
                 extra += self.victim_value * (self.gamma * nxt - self._phi_value)
                 self._phi_value = phi
+            if self.victim_divergence:
+                extra += self.victim_divergence * self._victim_divergence(step.obs, dones)
             return extra
 
         def frozen_actions(self) -> dict[str, np.ndarray]:
@@ -336,3 +383,37 @@ def _embedded_vec_env_class() -> type:
 
 
 _EMBEDDED_CLS: type | None = None
+
+
+def action_distance(dist: Any, n: int) -> np.ndarray:
+    """Distance between rows ``:n`` and ``n:2n`` of a batched action distribution.
+
+    Normal (diagonal) policies: the squared 2-Wasserstein distance per action dimension,
+    mean over dimensions of (Δμ)² + (Δσ)²: in squared action units, so it does not blow
+    up for a nearly deterministic victim as the KL does (the zoo runner's KL between
+    its real and masked views exceeds 10 nats on most steps). Categorical policies: the
+    total variation distance, in [0, 1].
+    """
+    from torch import distributions as D
+
+    base = dist.base_dist if isinstance(dist, D.Independent) else dist
+    if isinstance(base, D.Normal):
+        mu, sigma = base.loc, base.scale.expand_as(base.loc)
+        d = (mu[:n] - mu[n:]) ** 2 + (sigma[:n] - sigma[n:]) ** 2
+        return d.reshape(n, -1).mean(1).double().numpy()
+    if isinstance(base, D.Categorical):
+        p = base.probs
+        return 0.5 * (p[:n] - p[n:]).abs().sum(-1).double().numpy()
+    raise TypeError(f"no action distance for {type(dist).__name__} distributions")
+
+
+def _twice(state: Any) -> Any:
+    """A batch-first recurrent state (tensor, array or tuple of them) stacked on itself."""
+    import torch
+
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(_twice(s) for s in state)
+    t = torch.as_tensor(state)
+    return torch.cat([t, t], dim=0)

@@ -1,10 +1,13 @@
 """``arena report RUN_DIR``: one self-contained HTML page of a run.
 
-The page (``index.html``) and everything it shows lie in one directory, written
-atomically (default ``RUN_DIR/report``; a previous report there is replaced): plots as
-PNG files (matplotlib, Agg canvas), episode videos as mp4 files, no network needed
-to view it. It shows, for the run directory and every run nested in it (a folder
-with ``results.json``, ``progress.csv``, ``config.json`` or ``adversary_run.json``):
+The page is one file, ``index.html``, that needs nothing else to be viewed: no
+network, no files next to it. Plots (PNG, drawn with matplotlib's Agg canvas) and
+episode videos (mp4, see ``arena.video``) are embedded in it as ``data:`` URIs; only a
+video larger than ``INLINE_MAX_BYTES`` is written next to the page instead (and
+linked by a relative path). The page is written in a directory (default
+``RUN_DIR/report``), atomically: a previous report there is replaced whole. It shows,
+for the run directory and every run nested in it (a folder with ``results.json``,
+``progress.csv``, ``config.json`` or ``adversary_run.json``):
 
 * the configuration: ``config.json``, ``adversary_run.json``, ``metadata.json``;
 * the results: evaluate runs (``seats`` with ``win_rate_ci95``), rows of an
@@ -13,22 +16,26 @@ with ``results.json``, ``progress.csv``, ``config.json`` or ``adversary_run.json
 * plots: score vs ε with intervals (rows with an ``eps`` grid), win rate with
   intervals, action-flip rate (per seat or vs ε), win rate over training
   (``progress.csv``); figures the run saved itself are copied in;
-* videos of the episodes recorded under the run (one per record, verified by
-  re-simulation; see ``arena.video``).
+* videos of recorded episodes (the first episode of each record, re-simulated and
+  verified; see ``arena.video``): records found under the run, the record an
+  ``arena evaluate --record`` run names in its ``config.json``, and any given with
+  ``records=`` (``arena report RUN_DIR --record DIR``).
 """
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
 import html
+import io
 import json
 import logging
 import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +50,9 @@ MAX_VIDEOS = 8
 MAX_ROWS = 200
 CONFIG_FILES = ("config.json", "adversary_run.json")
 MEDIA_SUFFIXES = (".png", ".mp4", ".gif", ".webm")
+MIME = {".png": "image/png", ".gif": "image/gif", ".mp4": "video/mp4", ".webm": "video/webm"}
+INLINE_MAX_BYTES = 48 * 2**20
+"""Larger media files go next to the page (relative link) instead of inside it."""
 
 
 class ReportError(ValueError):
@@ -72,17 +82,44 @@ class _Page:
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in stem)[:60]
         return f"{self.files:03d}_{safe}{suffix}"
 
+    def embed(self, path: Path) -> str:
+        """The ``src`` of a media file in the page directory: a ``data:`` URI (and the
+        file removed) or, above ``INLINE_MAX_BYTES``, its name (the file stays)."""
+        size = path.stat().st_size
+        if size > INLINE_MAX_BYTES:
+            self.notes.append(
+                f"{path.name} ({size / 2**20:.0f} MiB) is not embedded: it lies next to "
+                f"index.html; keep the two together"
+            )
+            return path.name
+        src = _data_uri(path.read_bytes(), MIME[path.suffix.lower()])
+        path.unlink()
+        return src
+
+
+def _data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
 
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def write_report(run_dir: str | Path, *, out: str | Path | None = None) -> Path:
+def write_report(
+    run_dir: str | Path,
+    *,
+    out: str | Path | None = None,
+    records: Sequence[str | Path] = (),
+) -> Path:
     """Write the report of ``run_dir`` into ``out`` (default ``RUN_DIR/report``).
 
-    Returns the path of ``index.html``. ``out`` must be new, empty, or a previous
-    report (which is replaced whole, never left half-written).
+    ``records``: more record directories whose first episode becomes a video (besides
+    those under ``run_dir`` and the one its ``config.json`` names). Returns the path of
+    ``index.html``. ``out`` must be new, empty, or a previous report (which is
+    replaced whole, never left half-written).
     """
+    from arena.recording import read_manifest
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReportError(f"no run directory at {run_dir}")
@@ -91,9 +128,12 @@ def write_report(run_dir: str | Path, *, out: str | Path | None = None) -> Path:
         raise ReportError(f"--out {final} exists and is not a directory")
     if final.is_dir() and any(final.iterdir()) and not (final / MARKER).is_file():
         raise ReportError(f"--out {final} exists, is not empty and is not an arena report")
+    for rec in records:
+        read_manifest(rec)  # a bad --record is the user's error: say so now
     runs = list(_runs(run_dir, final))
-    records = list(_records(run_dir, final))
-    if not runs and not records:
+    found = [*_records(run_dir, final), *_linked_records(runs), *map(Path, records)]
+    videos = list({p.resolve(): p for p in found}.values())
+    if not runs and not videos:
         raise ReportError(
             f"nothing to report in {run_dir}: no config.json, adversary_run.json, "
             f"results.json, progress.csv or episode records"
@@ -105,7 +145,7 @@ def write_report(run_dir: str | Path, *, out: str | Path | None = None) -> Path:
         page = _Page(tmp)
         for sub in runs:
             _run_section(page, run_dir, sub)
-        _video_section(page, run_dir, records)
+        _video_section(page, run_dir, videos)
         (tmp / "index.html").write_text(_document(page, run_dir), encoding="utf-8")
         (tmp / MARKER).write_text("written by `arena report`; safe to replace\n")
         _replace_dir(tmp, final)
@@ -169,6 +209,18 @@ def _records(root: Path, final: Path) -> Iterator[Path]:
         yield root
 
 
+def _linked_records(runs: list[Path]) -> Iterator[Path]:
+    """The records that runs name in their ``config.json`` (``arena evaluate --record``)."""
+    for run in runs:
+        try:
+            config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        rec = config.get("record") if isinstance(config, dict) else None
+        if isinstance(rec, str) and (Path(rec) / "manifest.json").is_file():
+            yield Path(rec)
+
+
 def _load_json(path: Path, page: _Page) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -214,13 +266,13 @@ def _copy_media(page: _Page, run: Path) -> None:
         return
     page.add("<h3>Figures and videos saved by the run</h3><div class=figs>")
     for src in media:
-        name = page.name(src.stem, src.suffix)
-        shutil.copyfile(src, page.out / name)
-        if src.suffix == ".mp4" or src.suffix == ".webm":
-            page.add(_video_tag(name, src.name))
+        copy = page.out / page.name(src.stem, src.suffix.lower())
+        shutil.copyfile(src, copy)
+        if src.suffix in (".mp4", ".webm"):
+            page.add(_video_tag(page.embed(copy), src.name, MIME[src.suffix]))
             page.videos += 1
         else:
-            page.add(f'<figure><img src="{_e(name)}" alt="{_e(src.name)}">')
+            page.add(f'<figure><img src="{_e(page.embed(copy))}" alt="{_e(src.name)}">')
             page.add(f"<figcaption>{_e(src.name)}</figcaption></figure>")
             page.plots += 1
     page.add("</div>")
@@ -443,12 +495,14 @@ def _figure(width: float = 6.4, height: float = 3.6):
 
 
 def _save(page: _Page, fig: Any, stem: str, caption: str) -> str:
-    name = page.name(stem, ".png")
+    """The figure as an embedded PNG with its caption."""
+    buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(page.out / name, format="png")
+    fig.savefig(buf, format="png")
     page.plots += 1
+    src = _data_uri(buf.getvalue(), MIME[".png"])
     return (
-        f'<figure><img src="{_e(name)}" alt="{_e(caption)}">'
+        f'<figure><img src="{_e(src)}" alt="{_e(caption)}" data-name="{_e(stem)}">'
         f"<figcaption>{_e(caption)}</figcaption></figure>"
     )
 
@@ -616,10 +670,10 @@ def _float(x: Any) -> float | None:
 # ---------------------------------------------------------------- videos
 
 
-def _video_tag(name: str, caption: str) -> str:
+def _video_tag(src: str, caption: str, mime: str = "video/mp4") -> str:
     return (
-        f'<figure class="video"><video src="{_e(name)}" controls muted loop playsinline '
-        f'preload="auto" data-state="pending"></video>'
+        '<figure class="video"><video controls muted loop playsinline preload="auto" '
+        f'data-state="pending"><source src="{_e(src)}" type="{_e(mime)}"></video>'
         f"<figcaption>{_e(caption)}</figcaption></figure>"
     )
 
@@ -631,18 +685,18 @@ def _video_section(page: _Page, root: Path, records: list[Path]) -> None:
 
     page.add('<section class="run"><h2>Recorded episodes</h2><div class=figs>')
     for rec in records[:MAX_VIDEOS]:
-        rel = "." if rec == root else str(rec.relative_to(root))
-        name = page.name(f"{rel}_ep0", ".mp4")
+        rel = str(rec.relative_to(root)) if rec.is_relative_to(root) else str(rec)
+        path = page.out / page.name(f"{rec.name}_ep0", ".mp4")
         try:
-            video = episode_video(rec, page.out / name, episode=0)
+            video = episode_video(rec, path, episode=0)
         except Exception as exc:  # one bad record must not sink the whole page
             page.notes.append(f"record {rel}: no video ({type(exc).__name__}: {exc})")
             continue
         caption = (
-            f"{rel}: episode {video.episode}, {video.steps} steps, "
+            f"{rel}: {video.layout} video of episode {video.episode}, {video.steps} steps, "
             f"{'re-simulated and verified' if video.verified else 'not verified'}"
         )
-        page.add(_video_tag(name, caption))
+        page.add(_video_tag(page.embed(path), caption))
         page.videos += 1
         page.notes += [f"record {rel}: {n}" for n in video.notes]
     page.add("</div>")
@@ -685,9 +739,10 @@ _SCRIPT = """
     document.body.dataset.videosLoaded = ok; document.body.dataset.videosFailed = bad;
   }
   vids.forEach(function(v){
+    function failed(){ v.dataset.state = 'error ' + (v.error ? v.error.code : 'source'); count(); }
     v.addEventListener('loadeddata', function(){ v.dataset.state = 'loaded'; count(); });
-    v.addEventListener('error', function(){
-      v.dataset.state = 'error ' + (v.error ? v.error.code : '?'); count(); });
+    v.addEventListener('error', failed);
+    v.querySelectorAll('source').forEach(function(s){ s.addEventListener('error', failed); });
     if (v.readyState >= 2) v.dataset.state = 'loaded';
   });
   count();

@@ -198,6 +198,11 @@ class AdversaryConfig:
     victim_value: float = 0.0
     """Initial weight of the victim-value term (a): reward for lowering the frozen
     victim's own value estimate (potential-based)."""
+    victim_divergence: float = 0.0
+    """Initial weight of the action-divergence term (b): per step, the distance
+    (``arena.embedding.action_distance``) between the victim's action distribution and
+    the one it would have with the opponent's part of its observation frozen at the
+    episode's start."""
     anneal_fraction: float = 0.5
     """The dense weights fall linearly to 0 over this fraction of training."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -493,6 +498,7 @@ def _train(
         shaping_key=config.shaping_key,
         shaping_potential=config.shaping_potential,
         victim_value=config.victim_value,
+        victim_divergence=config.victim_divergence,
         gamma=ppo.gamma,
         env_kwargs=config.env_kwargs,
     )
@@ -562,10 +568,10 @@ def _train(
                 if "outcome" in info:
                     self.episodes += 1
                     self.outcomes = [*self.outcomes[-199:], float(info["outcome"] == "win")]
-            if config.shaping or config.victim_value:
+            if config.shaping or config.victim_value or config.victim_divergence:
                 frac = min(1.0, self.num_timesteps / max(1.0, config.anneal_fraction * timesteps))
-                self.training_env.set_attr("shaping", config.shaping * (1.0 - frac))
-                self.training_env.set_attr("victim_value", config.victim_value * (1.0 - frac))
+                for term in ("shaping", "victim_value", "victim_divergence"):
+                    self.training_env.set_attr(term, getattr(config, term) * (1.0 - frac))
             if self.num_timesteps - self.last_ckpt >= config.checkpoint_every:
                 self.last_ckpt = self.num_timesteps
                 checkpoint(self.model, self.num_timesteps)

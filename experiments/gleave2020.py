@@ -5,12 +5,15 @@ victim against the adversary, its normal opponent, ``random`` and ``zero``, for 
 normal and the masked victim, with 95% Wilson intervals; plot the adversary's win
 rate over training. ``--quick`` runs the toy game in about a minute.
 ``--reward-study`` trains one adversary per reward variant at the same budget and
-plots their learning curves side by side (sparse; game shaping; victim value; both).
+plots their learning curves side by side, then scores the victim against each final
+adversary (sparse; (a) victim value; (b) action divergence; (c) game shaping; (a)+(c)).
 
     arena run gleave2020 --quick
     arena run gleave2020 --games you_shall_not_pass --timesteps 1000000
     arena run gleave2020 --games you_shall_not_pass --adversary you_shall_not_pass=run:DIR
     arena run gleave2020 --games you_shall_not_pass --reward-study --timesteps 300000
+    arena run gleave2020 --games you_shall_not_pass --reward-study \
+        --variant-run sparse=runs/study/sparse --variant-run "game shaping (c)=..." ...
 """
 
 from __future__ import annotations
@@ -67,10 +70,16 @@ GAMES = {
 
 REWARD_VARIANTS = {
     "sparse": {},
-    "game shaping (c)": {"shaping": 100.0},
     "victim value (a)": {"victim_value": 200.0},
+    "action divergence (b)": {"victim_divergence": 3.0},
+    "game shaping (c)": {"shaping": 100.0},
     "(a) + (c)": {"shaping": 100.0, "victim_value": 200.0},
 }
+"""Initial weights (annealed to 0 over half the budget), scaled so that each dense
+term's episode total is of the order of the ±1000 goal reward in you-shall-not-pass:
+the runner's distance to its goal moves by up to ~5 (c), the zoo runner's value
+estimate spans ~2 (a), and its action divergence (W2², see ``arena.embedding``)
+averages ~0.3 per step over ~500 steps (b)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,6 +99,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--reward-study", action="store_true", help="compare the reward variants at equal budget"
+    )
+    p.add_argument(
+        "--variant-run",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="reward study: use this finished `arena train-adversary` run for the variant "
+        "LABEL (one of the study's, or a new label) instead of training it",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
@@ -169,8 +186,11 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             game = GAMES[name]
             base = default_adversary_config(game.env_id)
             if args.reward_study:
-                curves = {}
+                curves: dict[str, Path] = {}
+                variant_runs = dict(v.split("=", 1) for v in args.variant_run)
                 for label, extra in REWARD_VARIANTS.items():
+                    if label in variant_runs:
+                        continue
                     out = tmp / "adversaries" / f"{name}__{label.split()[0].strip('()')}"
                     config = AdversaryConfig(**{**base.__dict__, **extra})
                     print(
@@ -186,15 +206,25 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
                         config=config,
                     )
                     curves[label] = out
+                for label, directory in variant_runs.items():
+                    curves[label] = Path(directory)
                 plot_curves(
                     curves,
                     tmp / f"{name}_reward_study.png",
                     f"{game.env_id}: reward variants at equal budget",
                 )
-                report["games"][name] = {
-                    label: dict(zip(("timesteps", "win_rate"), _curve(d), strict=True))
-                    for label, d in curves.items()
-                }
+                study = {}
+                for label, d in curves.items():
+                    steps, wins = _curve(d)
+                    # the final adversary against the victim, greedy, as in the tables
+                    r = evaluate(game, game.victim, f"run:{d}", episodes, args.seed, args.workers)
+                    study[label] = {
+                        "run": str(d),
+                        "timesteps": steps,
+                        "win_rate": wins,
+                        "victim_vs_final_adversary": r.to_json(),
+                    }
+                report["games"][name] = study
                 continue
             if name in given:
                 adversary = given[name]
@@ -254,9 +284,20 @@ def format_report(report: dict[str, Any]) -> str:
     for name, data in report["games"].items():
         if "victim_win_rates" not in data:
             lines.append(f"{name}: reward study")
+            lines.append(
+                f"  {'variant':<24} {'budget':>9} {'rolling win':>11}  "
+                "victim win rate vs the final adversary [95% CI]"
+            )
             for label, curve in data.items():
                 last = curve["win_rate"][-1] if curve["win_rate"] else float("nan")
-                lines.append(f"  {label:<20} final rolling win rate {last:.2f}")
+                budget = curve["timesteps"][-1] if curve["timesteps"] else 0
+                r = curve["victim_vs_final_adversary"]
+                lo, hi = r["win_rate_ci95"]
+                n = r["wins"] + r["losses"] + r["ties"]
+                lines.append(
+                    f"  {label:<24} {budget:>9,} {last:>11.2f}  "
+                    f"{r['win_rate']:.2f} [{lo:.2f}, {hi:.2f}] (n={n})"
+                )
             continue
         lines.append(f"{data['env']}: victim {data['victim']}, adversary {data['adversary']}")
         lines.append(f"  {'victim vs opponent':<40} {'victim win rate [95% CI]':<26} W/L/T")

@@ -255,7 +255,8 @@ class _FrameEnv(gym.Env):
 
 
 @pytest.mark.parametrize(
-    ("algo", "shape"), [("PPO", (4, 84, 84)), ("PPO", (84, 84, 4)), ("DQN", (4, 84, 84))]
+    ("algo", "shape"),
+    [("PPO", (4, 84, 84)), ("PPO", (84, 84, 4)), ("A2C", (4, 84, 84)), ("DQN", (4, 84, 84))],
 )
 def test_sb3_cnn_victim_on_atari_seat(tmp_path, algo, shape):
     import stable_baselines3 as sb3
@@ -266,7 +267,9 @@ def test_sb3_cnn_victim_on_atari_seat(tmp_path, algo, shape):
         "features_extractor_class": SmallCNN,
         "features_extractor_kwargs": {"features_dim": 16},
     }
-    if algo == "PPO":
+    if algo == "A2C":  # SB3's default Atari network (NatureCNN), as rl-zoo saves it
+        model = sb3.A2C("CnnPolicy", _FrameEnv(shape), n_steps=4, seed=0, device="cpu")
+    elif algo == "PPO":
         kwargs["net_arch"] = []
         model = sb3.PPO(
             "CnnPolicy",
@@ -330,6 +333,57 @@ def test_sb3_victim_through_the_arena(tmp_path):
     seat = result.seats["player"]
     assert seat.flip_rate is not None and seat.attacked_fraction == 1.0
     assert records[0].attack["player"]["delta"].shape == (15, 4, 84, 84)
+
+
+# ---------------------------------------------------------------- bad input at the CLI
+
+
+@pytest.fixture
+def pong_like_npz(tmp_path) -> dict[str, Path]:
+    """Random-weight victims: one that fits Pong, one with 4 actions, one with 3 frames."""
+    paths = {
+        "fits": random_weights(),
+        "actions": random_weights(n_actions=4),
+        "frames": random_weights(in_channels=3),
+    }
+    out = {}
+    for name, arrays in paths.items():
+        out[name] = tmp_path / f"{name}.npz"
+        np.savez(out[name], **arrays)
+    return out
+
+
+@pytest.mark.atari
+@pytest.mark.parametrize(
+    ("victim", "attack", "fragments"),
+    [
+        ("fits", "warp:eps=1", ["unknown attack 'warp'", "valid attacks: fgsm, noise"]),
+        ("fits", "fgsm:bogus=1", ["unknown parameter 'bogus'", "valid parameters: eps"]),
+        ("fits", "fgsm:eps=-1/255", ["eps=", "valid: 0 <= eps <= 1"]),
+        ("fits", "pgd:eps=1.5", ["eps=1.5", "valid: 0 <= eps <= 1"]),
+        ("fits", "pgd:steps=0", ["steps=0", "steps >= 1"]),
+        ("fits", "timed:steps=-1", ["steps >= 1"]),
+        ("fits", "patch:size=85", ["larger than the 84×84 frame", "size <= 84"]),
+        ("fits", "patch:size=8,row=80,col=0", ["leaves the 84×84 frame"]),
+        ("random", "fgsm:eps=1/255", ["needs a differentiable victim", "RandomPolicy"]),
+        ("random", "pgd:eps=1/255", ["needs a differentiable victim"]),
+        ("actions", None, ["has 4 actions", "seat has 6 actions"]),
+        ("frames", "fgsm:eps=1/255", ["frames of shape (3, 84, 84)", "Box(4, 84, 84)"]),
+    ],
+)
+def test_bad_attack_input_is_one_line_exit_2(
+    cli, tmp_path, pong_like_npz, victim, attack, fragments
+):
+    policy = "random" if victim == "random" else f"atari:{pong_like_npz[victim]}"
+    args = ["evaluate", "atari_pong_v0", "--policy", f"player={policy}", "--episodes", "1"]
+    if attack is not None:
+        args += ["--attack", f"player={attack}"]
+    result = cli(*args)
+    assert result.code == 2, result
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("arena: error: "), result.err
+    assert all(f in lines[0] for f in fragments), lines[0]
+    assert not (tmp_path / "runs").exists()
 
 
 # ---------------------------------------------------------------- the real victims

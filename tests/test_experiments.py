@@ -41,6 +41,35 @@ def test_gleave2020_quick_structure(cli, tmp_path):
     assert results["games"]["toy_pass"]["adversary"].startswith(f"run:{run}")
 
 
+def test_gleave2020_reward_study_compares_every_variant(cli, tmp_path):
+    from experiments.gleave2020 import REWARD_VARIANTS
+
+    done = cli(
+        "run",
+        "gleave2020",
+        "--quick",
+        "--reward-study",
+        "--timesteps",
+        "4096",
+        "--episodes",
+        "4",
+        "--workers",
+        "1",
+        "--runs",
+        tmp_path / "runs",
+    )
+    assert done.code == 0, done.err
+    run = next((tmp_path / "runs" / "gleave2020").iterdir())
+    study = json.loads((run / "results.json").read_text())["games"]["toy_pass"]
+    assert set(study) == set(REWARD_VARIANTS)
+    for label, row in study.items():
+        assert row["timesteps"] and row["timesteps"][-1] >= 4096, label
+        r = row["victim_vs_final_adversary"]
+        assert r["wins"] + r["losses"] + r["ties"] == 4
+        assert label in done.out
+    assert (run / "toy_pass_reward_study.png").stat().st_size > 1000
+
+
 def test_gleave2020_unknown_game(cli, tmp_path):
     done = cli("run", "gleave2020", "--games", "chess", "--runs", tmp_path)
     assert done.code == 2 and "unknown game 'chess'" in done.err

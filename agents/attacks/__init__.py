@@ -103,7 +103,10 @@ def _explain_type_error(exc: TypeError, factory: AttackFactory) -> str:
         ]
     except (TypeError, ValueError):
         names = []
-    return f"{exc}; valid parameters: {', '.join(names)}"
+    text = str(exc)
+    if "unexpected keyword argument" in text:  # name the parameter, not the factory
+        text = f"unknown parameter {text.rsplit(' ', 1)[-1]}"
+    return f"{text}; valid parameters: {', '.join(names)}"
 
 
 __all__ = [

@@ -51,7 +51,8 @@ class PerturbationBudget:
         if self.norm == "l0":
             return f"ε={self.eps:g} pixels L0"
         levels = self.eps * 255.0
-        return f"ε={self.eps:.5g} ({levels:.3g}/255) {self.norm.upper()} on the {self.units}"
+        norm = {"linf": "L∞", "l2": "L2"}[self.norm]
+        return f"ε={self.eps:.5g} ({levels:.3g}/255) {norm} on the {self.units}"
 
 
 @dataclass

@@ -70,6 +70,24 @@ _GAMES = (
     ),
 )
 
+
+# Observation entries describing the opponent (what Gleave et al.'s masked victim
+# sees frozen): the other agent's qpos at the end of the standard part (humanoid: 24
+# entries, ant: 15), plus the games' extra opponent-relative terms (sumo: the other's
+# xy relative to one's own and its distance from the ring's edge).
+def _span(start: int, stop: int, *more: int) -> tuple[int, ...]:
+    return (*range(start, stop), *more)
+
+
+_OPPONENT_OBS = {
+    "you_shall_not_pass_v0": _span(356, 380),
+    "kick_and_defend_v0": _span(354, 378),
+    "sumo_humans_v0": _span(356, 382, 393),
+    "sumo_ants_v0": _span(107, 124, 135),
+    "run_to_goal_humans_v0": _span(356, 380),
+    "run_to_goal_ants_v0": _span(107, 122),
+}
+
 for _id, _cls, _seats, _desc in _GAMES:
     register(
         EnvSpec(
@@ -79,5 +97,6 @@ for _id, _cls, _seats, _desc in _GAMES:
             needs=("mujoco",),
             max_episode_steps=500,
             description=_desc + " (MuJoCo; agent-zoo compatible)",
+            opponent_obs=dict.fromkeys(_seats, _OPPONENT_OBS[_id]),
         )
     )
