@@ -307,6 +307,66 @@ class ZooPolicy(TorchPolicy):
         return f"ZooPolicy({self.arch}, {self.source})"
 
 
+def export_sb3(policy: ZooPolicy, directory: Path) -> tuple[Path, Path]:
+    """Write an MLP zoo policy as an SB3 PPO file plus ``VecNormalize`` statistics.
+
+    ``directory/policy.zip`` is a PPO ``MlpPolicy`` (separate 64-64 tanh policy and
+    value networks, the zoo's weights and log-std); ``directory/policy_norm.npz`` holds
+    the zoo's observation normalisation in ``arena.training.save_normalization``'s
+    format (variance ``max(var, 0.01) − ε``, clip 5) so that SB3 computes the same
+    normalised input. Together they act exactly as the zoo policy and are how a zoo
+    victim is fine-tuned (``arena finetune-victim``). LSTM zoo policies have no SB3
+    counterpart here.
+    """
+    from stable_baselines3 import PPO
+
+    if policy.recurrent:
+        raise ZooError(
+            f"{policy.source}: only MLP zoo policies can be exported to SB3 (this one is an LSTM)"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+
+    import gymnasium
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    class _Env(gymnasium.Env):
+        observation_space = policy.observation_space
+        action_space = policy.action_space
+
+    model = PPO(
+        "MlpPolicy",
+        DummyVecEnv([_Env]),
+        policy_kwargs={"net_arch": [MLP_HIDDEN, MLP_HIDDEN]},
+        device="cpu",
+    )
+    sd = model.policy.state_dict()
+    pi, vf = policy.pi, policy.vf
+    for prefix, w in (("mlp_extractor.policy_net", pi), ("mlp_extractor.value_net", vf)):
+        sd[f"{prefix}.0.weight"], sd[f"{prefix}.0.bias"] = w[0].T, w[1]
+        sd[f"{prefix}.2.weight"], sd[f"{prefix}.2.bias"] = w[2].T, w[3]
+    sd["action_net.weight"], sd["action_net.bias"] = pi[4].T, pi[5]
+    sd["value_net.weight"], sd["value_net.bias"] = vf[4].T, vf[5]
+    sd["log_std"] = policy.log_std.clone()
+    model.policy.load_state_dict({k: v.contiguous().float() for k, v in sd.items()})
+    zip_path = directory / "policy.zip"
+    model.save(zip_path)
+    eps = 1e-8
+    norm_path = directory / "policy_norm.npz"
+    np.savez(
+        norm_path,
+        obs_mean=policy.obs_mean.double().numpy(),
+        obs_var=(policy.obs_std.double() ** 2).numpy() - eps,
+        obs_count=np.asarray(1e6),
+        ret_mean=np.asarray(0.0),
+        ret_var=np.asarray(1.0),
+        ret_count=np.asarray(1e-4),
+        clip_obs=np.asarray(OBS_CLIP),
+        epsilon=np.asarray(eps),
+        norm_obs=np.asarray(True),
+    )
+    return zip_path, norm_path
+
+
 def load_zoo_policy(
     path: str | Path, observation_space: spaces.Space, action_space: spaces.Space
 ) -> ZooPolicy:

@@ -323,6 +323,8 @@ def load_normalization(vec_normalize: Any, path: Path) -> None:
             vec_normalize.obs_rms.mean = data["obs_mean"]
             vec_normalize.obs_rms.var = data["obs_var"]
             vec_normalize.obs_rms.count = float(data["obs_count"])
+            vec_normalize.clip_obs = float(data["clip_obs"])
+            vec_normalize.epsilon = float(data["epsilon"])
         vec_normalize.ret_rms.mean = data["ret_mean"]
         vec_normalize.ret_rms.var = data["ret_var"]
         vec_normalize.ret_rms.count = float(data["ret_count"])
@@ -407,7 +409,7 @@ def train_adversary(
                 f"{out} already exists; use --resume to continue it or choose a new --out"
             )
         config = config or default_adversary_config(env_id)
-        if init is not None and _init_files(init)[1] is None:
+        if init is not None and init.partition(":")[0] == "sb3":
             # the initial policy was trained on raw observations: keep them raw
             config = AdversaryConfig(**{**config.__dict__, "norm_obs": False})
         out.mkdir(parents=True, exist_ok=True)
@@ -434,8 +436,11 @@ def train_adversary(
         lock.release()
 
 
-def _init_files(init: str) -> tuple[Path, Path | None]:
-    """The SB3 file and normalisation stats behind an ``sb3:`` or ``run:`` spec."""
+def _init_files(
+    init: str, env_id: str | None = None, seat: str | None = None, out: Path | None = None
+) -> tuple[Path, Path | None]:
+    """The SB3 file and normalisation stats behind an ``sb3:``, ``run:`` or ``zoo:`` spec
+    (an MLP zoo policy is exported to ``out/init/`` first)."""
     kind, _, arg = init.partition(":")
     if kind == "sb3":
         return Path(arg), None
@@ -443,7 +448,19 @@ def _init_files(init: str) -> tuple[Path, Path | None]:
         from agents.runs import run_files
 
         return run_files(Path(arg))
-    raise TrainingError(f"can only fine-tune sb3:PATH or run:DIR policies, not {init!r}")
+    if kind == "zoo" and env_id is not None and seat is not None and out is not None:
+        import envs
+        from agents.zoo import ZooError, export_sb3, load_zoo_policy
+
+        env = envs.make(env_id)
+        policy = load_zoo_policy(arg, env.observation_space(seat), env.action_space(seat))
+        try:
+            return export_sb3(policy, out / "init")
+        except ZooError as exc:
+            raise TrainingError(f"cannot fine-tune {init}: {exc}") from None
+    raise TrainingError(
+        f"can only fine-tune sb3:PATH, run:DIR or (MLP) zoo:PATH policies, not {init!r}"
+    )
 
 
 def _train(
@@ -524,7 +541,7 @@ def _train(
     done = 0
     state_path = ckpt_dir / "state.json"
     if init is not None and not (resume and state_path.is_file()):
-        model_path, norm_path = _init_files(init)
+        model_path, norm_path = _init_files(init, env_id, seat, out)
         model.set_parameters(str(model_path), exact_match=False, device="cpu")
         if norm_path is not None:
             load_normalization(venv, norm_path)

@@ -1,12 +1,16 @@
 """Adversary-training throughput, side by side in one run.
 
 Prints env steps/s for:
+  0. the physics ceiling: a bare ``mj_step`` loop (× the game's frame skip, zero
+     control, reset every 500 steps) on the game's compiled model, in 1 and in 2
+     processes at once (the 2-process figure is the ceiling of a 2-core machine);
   1. the game with the frozen victim inside, no learner (zero actions): in-process,
      and with the physics spread over 2 worker processes (the victim batched in the
-     main process in both) -- the ceiling;
-  2. SB3 PPO training the adversary on the same vector env, in-process and with 2
-     workers;
-and the ratio of training to the ceiling. Run it on an idle machine:
+     main process);
+  2. SB3 PPO training the adversary on the same vector env (the arena's
+     ``EmbeddedVecEnv`` + ``VecNormalize``, the paper's PPO settings), in-process and
+     with 2 workers;
+and each figure as a fraction of the 2-process ceiling. Run it on an idle machine:
 
     ARENA_ZOO_DIR=../shared/zoo python benchmarks/adversary_throughput.py
     python benchmarks/adversary_throughput.py --env toy_pass_v0   # no data needed
@@ -15,7 +19,9 @@ and the ratio of training to the ceiling. Run it on an idle machine:
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,6 +30,41 @@ VICTIMS = {
     "you_shall_not_pass_v0": ("runner", "zoo:you-shall-not-pass/agent2_parameters-v1.pkl"),
     "toy_pass_v0": ("runner", "sb3:arena/assets/toy_pass_v0__runner.zip"),
 }
+
+
+def _bare(env_id: str, steps: int, queue: Any = None) -> float:
+    import mujoco
+
+    import envs
+    from envs.competition.games import FRAME_SKIP
+
+    env = envs.make(env_id)
+    model = env.model
+    data = mujoco.MjData(model)
+    start = time.perf_counter()
+    for t in range(steps):
+        if t % 500 == 0:
+            mujoco.mj_resetData(model, data)
+        mujoco.mj_step(model, data, nstep=FRAME_SKIP)
+    rate = steps / (time.perf_counter() - start)
+    if queue is not None:
+        queue.put(rate)
+    return rate
+
+
+def bare_physics(env_id: str, steps: int, processes: int) -> float:
+    """Total bare-physics env steps/s of ``processes`` loops running at once."""
+    if processes == 1:
+        return _bare(env_id, steps)
+    ctx = mp.get_context("forkserver")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_bare, args=(env_id, steps, queue)) for _ in range(processes)]
+    for proc in procs:
+        proc.start()
+    rates = [queue.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    return float(sum(rates))
 
 
 def ceiling(env_id: str, seat: str, victim: str, workers: int, steps: int, n_envs: int) -> float:
@@ -64,11 +105,10 @@ def training(env_id: str, seat: str, victim: str, workers: int, steps: int, n_en
         env_kwargs={"shaping": 0.0} if env_id != "toy_pass_v0" else None,
     )
     venv = VecNormalize(vec)
-    n_steps = 2048
     model = PPO(
         "MlpPolicy",
         venv,
-        n_steps=n_steps,
+        n_steps=max(1, 16_384 // n_envs),
         batch_size=4096,
         n_epochs=4,
         learning_rate=3e-4,
@@ -87,29 +127,52 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="you_shall_not_pass_v0", choices=sorted(VICTIMS))
     parser.add_argument("--steps", type=int, default=16_384 * 2)
-    parser.add_argument("--envs", type=int, default=8)
+    parser.add_argument(
+        "--envs", default="8,32", help="comma-separated env counts for the 2-worker rows"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     seat, victim = VICTIMS[args.env]
-    rows = []
-    for workers in (0, 2):
+    counts = [int(n) for n in args.envs.split(",")]
+    rows: list[tuple[str, float]] = []
+    if args.env != "toy_pass_v0":
+        for procs in (1, 2):
+            rows.append(
+                (
+                    f"bare mj_step loop, {procs} process(es)",
+                    bare_physics(args.env, args.steps, procs),
+                )
+            )
+    rows.append(
+        (
+            "game + batched victim, in-process, 8 envs",
+            ceiling(args.env, seat, victim, 0, args.steps, 8),
+        )
+    )
+    for n in counts:
         rows.append(
             (
-                f"game + batched victim, workers={workers}",
-                ceiling(args.env, seat, victim, workers, args.steps, args.envs),
+                f"game + batched victim, 2 workers, {n} envs",
+                ceiling(args.env, seat, victim, 2, args.steps, n),
             )
         )
-    for workers in (0, 2):
+    rows.append(
+        (
+            "PPO adversary training, in-process, 8 envs",
+            training(args.env, seat, victim, 0, args.steps, 8),
+        )
+    )
+    for n in counts:
         rows.append(
             (
-                f"PPO adversary training, workers={workers}",
-                training(args.env, seat, victim, workers, args.steps, args.envs),
+                f"PPO adversary training, 2 workers, {n} envs",
+                training(args.env, seat, victim, 2, args.steps, n),
             )
         )
-    best_ceiling = max(r for _, r in rows[:2])
-    print(f"{args.env}, {args.envs} envs, {args.steps} steps each")
+    top = rows[1][1] if args.env != "toy_pass_v0" else max(r for _, r in rows)
+    print(f"{args.env}: {args.steps:,} env steps per row; torch threads 1")
     for label, rate in rows:
-        print(f"  {label:<42} {rate:8.0f} env steps/s   {rate / best_ceiling:6.1%} of ceiling")
+        print(f"  {label:<48} {rate:8.0f} env steps/s  {rate / top:6.1%} of the 2-core ceiling")
 
 
 if __name__ == "__main__":

@@ -307,4 +307,4 @@ def test_gradient_attack_on_random_victim(name):
 
 def test_budget_describes_units():
     text = parse_attack("fgsm:eps=1/255").budget.describe()
-    assert "1/255" in text and "network input" in text
+    assert "1/255" in text and "L∞" in text and "network input" in text
