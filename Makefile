@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: setup demo test test-slow test-all lint format bench
+.PHONY: setup demo test test-slow test-all lint format bench browser
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -36,6 +36,14 @@ test: lint
 
 test-slow: setup
 	$(VENV)/bin/pytest -q -m slow
+
+# Debian's chromium, for the slow tier's check of `arena report` pages in a real
+# headless browser (tests/test_report.py skips, saying so, without it).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	command -v chromium >/dev/null || { $(SUDO) apt-get update && \
+		$(SUDO) apt-get install -y --no-install-recommends chromium; }
+	chromium --version
 
 test-all: lint
 	$(VENV)/bin/pytest -q -m ''

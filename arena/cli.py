@@ -461,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--victim-divergence",
         type=float,
         help="initial weight of the reward for pushing the victim's action distribution "
-        "away from what it does when it cannot see the opponent move (KL), annealed",
+        "away from what it does when it cannot see the opponent move (W2), annealed",
     )
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.set_defaults(func=cmd_train_adversary)

@@ -175,5 +175,5 @@ def _format(table: list[dict[str, Any]]) -> str:
         notes = ""
         if "flip_rate" in row:
             notes = f"{row['budget']}; action flips {row['flip_rate']:.1%}"
-        lines.append(f"{row['env']:<14} {row['match']:<44} {ci:<22} {ret:>14}  {notes}")
+        lines.append(f"{row['env']:<14} {row['match']:<44} {ci:<22} {ret:>14}  {notes}".rstrip())
     return "\n".join(lines)

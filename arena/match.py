@@ -344,6 +344,6 @@ def _score(env_id, seed, seats, outcomes, attacks) -> MatchResult:
             attacked=sum(o.attacked[seat] for o in outcomes) if atk is not None else None,
             steps=total_steps if atk is not None else None,
             attack=(atk if isinstance(atk, str) else getattr(a_obj, "name", None)),
-            budget=a_obj.budget.describe() if a_obj is not None else None,
+            budget=a_obj.describe() if a_obj is not None else None,
         )
     return MatchResult(env_id, len(outcomes), seed, result, outcomes)

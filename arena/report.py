@@ -110,11 +110,14 @@ def write_report(
     *,
     out: str | Path | None = None,
     records: Sequence[str | Path] = (),
+    samples: bool = True,
 ) -> Path:
     """Write the report of ``run_dir`` into ``out`` (default ``RUN_DIR/report``).
 
     ``records``: more record directories whose first episode becomes a video (besides
-    those under ``run_dir`` and the one its ``config.json`` names). Returns the path of
+    those under ``run_dir`` and the one its ``config.json`` names). Where no record is
+    found at all and ``samples`` is true, one episode per run that says how to play it
+    (see ``_sample_recipe``) is played, recorded and shown. Returns the path of
     ``index.html``. ``out`` must be new, empty, or a previous report (which is
     replaced whole, never left half-written).
     """
@@ -145,7 +148,10 @@ def write_report(
         page = _Page(tmp)
         for sub in runs:
             _run_section(page, run_dir, sub)
-        _video_section(page, run_dir, videos)
+        clips = [(rec, "") for rec in videos]
+        if not clips and samples:
+            clips = _sample_records(page, run_dir, runs)
+        _video_section(page, run_dir, clips)
         (tmp / "index.html").write_text(_document(page, run_dir), encoding="utf-8")
         (tmp / MARKER).write_text("written by `arena report`; safe to replace\n")
         _replace_dir(tmp, final)
@@ -333,18 +339,18 @@ def _fmt(x: Any) -> str:
 
 def _interval(x: Any) -> str:
     if isinstance(x, list | tuple) and len(x) == 2:
+        lo, hi = _num(x[0]), _num(x[1])
+        if lo is not None and hi is not None:
+            return f"[{lo:.3g}, {hi:.3g}]"
         return f"[{_fmt(x[0])}, {_fmt(x[1])}]"
     return _fmt(x)
 
 
 def _score_table(scores: dict[str, dict[str, Any]], key_name: str) -> str:
-    rows = []
-    head = (
-        f"<tr><th>{_e(key_name)}</th><th>W</th><th>L</th><th>T</th>"
-        "<th>win rate [95% CI]</th><th>mean return [95% CI]</th><th>± std</th>"
-        "<th>action-flip rate</th><th>attack</th></tr>"
-    )
-    for label, s in scores.items():
+    """One row per seat or label: W/L/T, win rate and mean return with their 95%
+    intervals, and (only when some row has them) action-flip rate and attack."""
+    cells: list[dict[str, str]] = []
+    for s in scores.values():
         win = _fmt(s.get("win_rate"))
         if "win_rate_ci95" in s:
             win += f" {_interval(s['win_rate_ci95'])}"
@@ -354,16 +360,29 @@ def _score_table(scores: dict[str, dict[str, Any]], key_name: str) -> str:
         attack = s.get("attack") or ""
         if s.get("budget"):
             attack = f"{attack}: {s['budget']}"
-        flip = _fmt(s.get("flip_rate")) if "flip_rate" in s else ""
-        if s.get("attacked_fraction") is not None and s["attacked_fraction"] < 1:
+        flip = _fmt(s.get("flip_rate")) if _num(s.get("flip_rate")) is not None else ""
+        if _num(s.get("attacked_fraction")) is not None and s["attacked_fraction"] < 1:
             flip += f" (attacked {s['attacked_fraction']:.1%} of steps)"
-        rows.append(
-            f"<tr><th>{_e(label)}</th><td>{_e(_fmt(s.get('wins')))}</td>"
-            f"<td>{_e(_fmt(s.get('losses')))}</td><td>{_e(_fmt(s.get('ties')))}</td>"
-            f"<td>{_e(win)}</td><td>{_e(ret)}</td><td>{_e(_fmt(s.get('std_return')))}</td>"
-            f"<td>{_e(flip)}</td><td>{_e(attack)}</td></tr>"
+        cells.append(
+            {
+                "W": _fmt(s.get("wins")),
+                "L": _fmt(s.get("losses")),
+                "T": _fmt(s.get("ties")),
+                "win rate [95% CI]": win,
+                "mean return [95% CI]": ret,
+                "± std": _fmt(s.get("std_return")),
+                "action-flip rate": flip,
+                "attack": str(attack),
+            }
         )
-    return f'<table class="results">{head}{"".join(rows)}</table>'
+    optional = ("action-flip rate", "attack")
+    columns = [c for c in cells[0] if c not in optional or any(row[c] for row in cells)]
+    head = f"<tr><th>{_e(key_name)}</th>{''.join(f'<th>{_e(c)}</th>' for c in columns)}</tr>"
+    body = [
+        f"<tr><th>{_e(label)}</th>{''.join(f'<td>{_e(row[c])}</td>' for c in columns)}</tr>"
+        for label, row in zip(scores, cells, strict=True)
+    ]
+    return f'<table class="results">{head}{"".join(body)}</table>'
 
 
 def _rows_table(rows: list[dict[str, Any]]) -> str:
@@ -678,30 +697,144 @@ def _video_tag(src: str, caption: str, mime: str = "video/mp4") -> str:
     )
 
 
-def _video_section(page: _Page, root: Path, records: list[Path]) -> None:
-    if not records:
+def _sample_recipe(run: Path) -> dict[str, Any] | None:
+    """How to play one episode of what ``run`` measured, or None.
+
+    * an adversary training run (``adversary_run.json`` and ``policy.zip``): the trained
+      adversary against its frozen victims;
+    * an ``arena evaluate`` run (``config.json`` with ``env`` and ``policies``): its
+      policies and attacks;
+    * a ``huang2017_pong`` run: its first victim under its first attack at the largest ε.
+    """
+    from agents.attacks import parse_number
+
+    def load(name: str) -> Any:
+        try:
+            return json.loads((run / name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None
+
+    adv = load("adversary_run.json")
+    if isinstance(adv, dict) and (run / "policy.zip").is_file():
+        policies = dict(adv.get("victims") or {})
+        policies[str(adv.get("adversary_seat"))] = f"run:{run.resolve()}"
+        return {
+            "env": adv.get("env"),
+            "policies": policies,
+            "attacks": {},
+            "env_kwargs": {},
+            "seed": int(adv.get("seed") or 0),
+            "what": f"the trained {adv.get('adversary_seat')} against its victims",
+        }
+    config = load("config.json")
+    if not isinstance(config, dict):
+        return None
+    if isinstance(config.get("env"), str) and isinstance(config.get("policies"), dict):
+        policies = {
+            seat: ref.get("spec") if isinstance(ref, dict) else ref
+            for seat, ref in config["policies"].items()
+        }
+        seat_attacks = dict(config.get("attacks") or {})
+        return {
+            "env": config["env"],
+            "policies": policies,
+            "attacks": seat_attacks,
+            "env_kwargs": dict(config.get("env_kwargs") or {}),
+            "seed": int(config.get("seed") or 0),
+            "deterministic": config.get("deterministic", True),
+            "what": "its policies" + (" and attacks" if seat_attacks else ""),
+        }
+    victims, attacks, eps = config.get("victims"), config.get("attacks"), config.get("eps")
+    if config.get("experiment") == "huang2017_pong" and victims and attacks and eps:
+        name, ref = next(iter(victims.items()))
+        kind = "fgsm" if "fgsm" in attacks else next(iter(attacks))
+        top = max(eps, key=parse_number)
+        if parse_number(top) <= 0:
+            return None
+        attack = str(attacks[kind]).format(eps=top)
+        return {
+            "env": config.get("env"),
+            "policies": {"player": ref.get("spec") if isinstance(ref, dict) else ref},
+            "attacks": {"player": attack},
+            "env_kwargs": dict(config.get("env_kwargs") or {}),
+            "seed": int(config.get("seed") or 0),
+            "what": f"victim {name} under {attack}",
+        }
+    return None
+
+
+def _sample_records(page: _Page, root: Path, runs: list[Path]) -> list[tuple[Path, str]]:
+    """Play and record one episode per run that has a recipe; records go in the page's
+    temporary directory (removed once their videos are made)."""
+    from agents import specs as policy_specs
+    from arena.match import run_match
+    from arena.recording import write_record
+
+    out = []
+    for run in runs:
+        recipe = _sample_recipe(run)
+        if recipe is None:
+            continue
+        rel = "." if run == root else str(run.relative_to(root))
+        try:
+            policies = {s: str(p) for s, p in recipe["policies"].items()}
+            _, records = run_match(
+                recipe["env"],
+                policies,
+                n_episodes=1,
+                seed=recipe["seed"],
+                attacks=recipe["attacks"] or None,
+                env_kwargs=recipe["env_kwargs"],
+                deterministic=recipe.get("deterministic", True),
+                record=True,
+            )
+            manifest = {
+                "env": recipe["env"],
+                "env_kwargs": recipe["env_kwargs"],
+                "policies": {s: policy_specs.reference(p).to_json() for s, p in policies.items()},
+                "attacks": recipe["attacks"],
+                "seed": recipe["seed"],
+                "seats": list(records[0].actions),
+            }
+            rec = write_record(page.out / page.name(f"sample_{run.name}", ""), manifest, records)
+        except Exception as exc:  # a victim file gone, a game not installed: say so, go on
+            page.notes.append(f"{rel}: no sample episode ({type(exc).__name__}: {exc})")
+            continue
+        what = f"sample episode played for this report (seed {recipe['seed']}): {recipe['what']}"
+        out.append((rec, f"{rel}: {what}"))
+    return out
+
+
+def _video_section(page: _Page, root: Path, clips: list[tuple[Path, str]]) -> None:
+    """One video per record (its first episode); ``clips`` are (record, caption) pairs,
+    an empty caption naming the record by its path."""
+    if not clips:
         return
     from arena.video import episode_video
 
     page.add('<section class="run"><h2>Recorded episodes</h2><div class=figs>')
-    for rec in records[:MAX_VIDEOS]:
+    for rec, label in clips[:MAX_VIDEOS]:
         rel = str(rec.relative_to(root)) if rec.is_relative_to(root) else str(rec)
+        label = label or rel
         path = page.out / page.name(f"{rec.name}_ep0", ".mp4")
         try:
             video = episode_video(rec, path, episode=0)
         except Exception as exc:  # one bad record must not sink the whole page
-            page.notes.append(f"record {rel}: no video ({type(exc).__name__}: {exc})")
+            page.notes.append(f"{label}: no video ({type(exc).__name__}: {exc})")
             continue
+        finally:
+            if rec.is_relative_to(page.out):
+                shutil.rmtree(rec, ignore_errors=True)
         caption = (
-            f"{rel}: {video.layout} video of episode {video.episode}, {video.steps} steps, "
-            f"{'re-simulated and verified' if video.verified else 'not verified'}"
+            f"{label}: {video.layout} video of episode {video.episode}, {video.steps} steps, "
+            f"{'re-simulated and verified' if video.verified else 'NOT verified'}"
         )
         page.add(_video_tag(page.embed(path), caption))
         page.videos += 1
-        page.notes += [f"record {rel}: {n}" for n in video.notes]
+        page.notes += [f"{label}: {n}" for n in video.notes]
     page.add("</div>")
-    if len(records) > MAX_VIDEOS:
-        page.notes.append(f"{len(records) - MAX_VIDEOS} more records without videos")
+    if len(clips) > MAX_VIDEOS:
+        page.notes.append(f"{len(clips) - MAX_VIDEOS} more records without videos")
     page.add("</section>")
 
 
@@ -723,7 +856,7 @@ table.results th{background:#f0f2f6} table.kv th{background:#f6f6f6;font-weight:
 td{font-variant-numeric:tabular-nums;max-width:720px;overflow-wrap:anywhere}
 .figs{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
 figure{margin:6px 0;background:#fff} figure img{max-width:min(100%,620px);border:1px solid #ddd}
-figure.video video{width:640px;max-width:100%;background:#000;border:1px solid #ddd}
+figure.video video{max-width:100%;background:#000;border:1px solid #ddd}
 figcaption{font-size:12px;color:#555;max-width:640px}
 .sub{margin-left:10px} code{background:#f1f1f1;padding:0 3px;border-radius:3px}
 .note{color:#8a5a00} pre{background:#f6f6f6;padding:8px;overflow:auto;max-height:420px}

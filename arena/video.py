@@ -50,6 +50,8 @@ HOLD_SECONDS = 1.5
 """How long the last frame (with the outcome) stays on screen."""
 PANEL = 252
 """Target side in pixels of one panel of the pixel-attack layout."""
+SCENE_MIN_WIDTH = 480
+"""Games rendered narrower than this are scaled up by a whole factor to reach it."""
 MUJOCO_SIZE = (480, 640)
 """(height, width) of the MuJoCo scene (within the models' offscreen buffer)."""
 
@@ -132,9 +134,17 @@ class AtomicVideoWriter:
             prefix=f".{self.path.stem}.", suffix=f".tmp{self.suffix}", dir=parent
         )
         os.close(fd)
+        try:
+            self._writer = self._open(iio, self._tmp)
+        except BaseException:
+            os.unlink(self._tmp)
+            raise
+        return self
+
+    def _open(self, iio: Any, tmp: str) -> Any:
         if self.suffix == ".mp4":
-            self._writer = iio.get_writer(
-                self._tmp,
+            return iio.get_writer(
+                tmp,
                 format="FFMPEG",
                 mode="I",
                 fps=self.fps,
@@ -145,11 +155,7 @@ class AtomicVideoWriter:
                 ffmpeg_log_level="error",
                 output_params=["-movflags", "+faststart"],
             )
-        else:
-            self._writer = iio.get_writer(
-                self._tmp, format="GIF", mode="I", duration=1000.0 / self.fps, loop=0
-            )
-        return self
+        return iio.get_writer(tmp, format="GIF", mode="I", duration=1000.0 / self.fps, loop=0)
 
     def append(self, frame: np.ndarray) -> None:
         frame = np.asarray(frame)
@@ -324,6 +330,37 @@ def _returns_until(record: EpisodeRecord, t: int) -> dict[str, float]:
     return {s: float(r[:t].sum()) for s, r in record.rewards.items()}
 
 
+def _seat_pixels(env: Any, shape: tuple[int, ...]) -> dict[str, tuple[int, int]]:
+    """Where each seat's body is drawn in ``render()``'s frame, for games whose state
+    says so (``toy_pass_v0``: positions on a plane that the frame shows whole)."""
+    from envs.toy import plane_pass
+
+    game = getattr(env, "unwrapped", env)
+    if not isinstance(game, plane_pass.PlanePassEnv):
+        return {}
+    h, w = shape[:2]
+    sx, sy = w / (2 * plane_pass.X_LIM), h / (2 * plane_pass.Y_LIM)
+    return {
+        seat: (int((x + plane_pass.X_LIM) * sx), int((plane_pass.Y_LIM - y) * sy))
+        for seat, (x, y) in zip(game.possible_agents, game.pos, strict=True)
+    }
+
+
+def _label(img: np.ndarray, seat: str, at: tuple[int, int], *, above: int) -> None:
+    """The seat's name in a box of its body's colour (sampled at ``at``), above it."""
+    import cv2
+
+    h, w = img.shape[:2]
+    cx, cy = int(np.clip(at[0], 0, w - 1)), int(np.clip(at[1], 0, h - 1))
+    colour = tuple(int(c) for c in img[cy, cx, :3])
+    label = _ascii(seat)
+    tw = _text_width(label, 0.5)
+    x = int(np.clip(cx - tw // 2, 6, w - tw - 8))
+    y = int(np.clip(cy - above, 20, h - 4))
+    cv2.rectangle(img, (x - 4, y - 16), (x + tw + 4, y + 5), colour, -1)
+    _text(img, label, (x, y), color=(255, 255, 255), scale=0.5)
+
+
 class _ScenePainter(_Painter):
     """The game's own ``render()`` under a strip: step and each seat's return."""
 
@@ -337,8 +374,10 @@ class _ScenePainter(_Painter):
         if scene is None:
             raise VideoError(f"{self.env_id} rendered no frame in rgb_array mode")
         scene = np.asarray(scene, dtype=np.uint8)
-        if max(scene.shape[:2]) < 320:
-            scene = _upscale(scene, 2)
+        # small games are scaled up (whole pixels) so that the strip's text fits
+        scene = np.ascontiguousarray(_upscale(scene, max(1, -(-SCENE_MIN_WIDTH // scene.shape[1]))))
+        for seat, at in _seat_pixels(env, scene.shape).items():
+            _label(scene, seat, at, above=18)
         rec = self.record
         returns = _returns_until(rec, t)
         lines = [
@@ -706,16 +745,18 @@ def episode_video(
         raise RecordError(f"episode {episode} is out of range; this record has episodes 0..{n - 1}")
     record = read_episode(record_dir, episode)
     env = _Watched(make_env(manifest, render_mode="rgb_array"))
-    if fps is None:
-        fps = float(env.metadata.get("render_fps", 30))
-        if out.suffix.lower() == ".gif":
-            fps = min(fps, float(GIF_MAX_FPS))
-    painter = _painter(manifest, record, env)
+    painter: _Painter | None = None
     try:
+        if fps is None:
+            fps = float(env.metadata.get("render_fps", 30))
+            if out.suffix.lower() == ".gif":
+                fps = min(fps, float(GIF_MAX_FPS))
+        painter = _painter(manifest, record, env)
+        frame = painter.frame
         with AtomicVideoWriter(out, fps=fps) as writer:
 
             def on_step(e: Any, t: int) -> None:
-                writer.append(painter.frame(e, t))
+                writer.append(frame(e, t))
 
             if verify:
                 check = resimulate(manifest, record, env=env, on_step=on_step)
@@ -731,7 +772,8 @@ def episode_video(
                 for _ in range(round(HOLD_SECONDS * fps)):
                     writer.append(writer.last_frame)
     finally:
-        painter.close()
+        if painter is not None:
+            painter.close()
         env.env.close()
     return VideoResult(
         path=out,

@@ -40,6 +40,8 @@ ATTACK_SPECS = {
     "timed": "timed:eps={eps}",
 }
 
+EPS_UNITS = "L∞ on the [0, 1] network input (1/255 = one grey level)"
+
 log = logging.getLogger(__name__)
 
 
@@ -151,12 +153,12 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
+def format_table(rows: list[dict[str, Any]], units: str = EPS_UNITS) -> str:
     head = (
         f"{'victim':<22} {'attack':<7} {'ε':>9} {'ε·255':>6} {'score':>7} "
         f"{'95% CI':>16} {'win':>5} {'flip':>6} {'n':>3}"
     )
-    lines = [head, "-" * len(head)]
+    lines = [f"ε: {units}; score: full-game return, mean and 95% CI", head, "-" * len(head)]
     for r in rows:
         ci = f"[{r['return_ci95'][0]:.1f}, {r['return_ci95'][1]:.1f}]"
         flip = "" if r["flip_rate"] is None else f"{r['flip_rate']:.3f}"
@@ -237,15 +239,17 @@ def main(argv: list[str] | None = None) -> int:
                     f"[{seat.return_ci95[0]:.1f}, {seat.return_ci95[1]:.1f}]",
                     file=sys.stderr,
                 )
-    table = format_table(rows)
+    units = EPS_UNITS + (
+        "; perturbed frames rounded to uint8" if args.round else "; float input, not rounded"
+    )
+    table = format_table(rows, units)
     config = {
         "experiment": "huang2017_pong",
         "env": ENV_ID,
         "victims": refs,
         "attacks": {a: ATTACK_SPECS[a] + rounding for a in args.attacks},
         "eps": [t for _, t in grid],
-        "eps_units": "L∞ on the [0, 1] network input"
-        + ("; frames rounded to uint8" if args.round else "; float input, no rounding"),
+        "eps_units": units,
         "episodes": episodes,
         "env_kwargs": env_kwargs,
         "seed": args.seed,

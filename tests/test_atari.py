@@ -135,6 +135,43 @@ def test_observations_and_determinism():
 
 
 @pytest.mark.atari
+@pytest.mark.parametrize("game", ["Pong", "Breakout"])
+def test_frames_match_sb3_atari_wrapper(game):
+    """Pixel for pixel what the victims were trained on: SB3's ``AtariWrapper`` (episodic
+    life, fire reset, max-and-skip 4, 84×84 grey) + a 4-frame stack on NoFrameskip-v4,
+    with the NOOP start off on both sides so the same actions give the same game."""
+    import ale_py
+    from stable_baselines3.common.atari_wrappers import AtariWrapper
+
+    gym.register_envs(ale_py)
+    ref = AtariWrapper(gym.make(f"{game}NoFrameskip-v4"), noop_max=0, clip_reward=False)
+
+    def fresh(frame):
+        stack = np.zeros((4, 84, 84), np.uint8)
+        stack[-1] = frame[..., 0]
+        return stack
+
+    stack = fresh(ref.reset(seed=0)[0])
+    ours = envs.make(f"atari_{game.lower()}_v0", noop_max=0)
+    obs, _ = ours.reset(seed=0)
+    assert np.array_equal(obs["player"], stack)
+    rng = np.random.default_rng(0)
+    life_losses = 0
+    for _ in range(300):
+        action = int(rng.integers(ours.action_space("player").n))
+        frame, _, term, trunc, _ = ref.step(action)
+        if term or trunc:
+            if ref.unwrapped.ale.game_over():
+                break
+            stack, life_losses = fresh(ref.reset()[0]), life_losses + 1  # a lost life
+        else:
+            stack = np.concatenate([stack[1:], frame[None, ..., 0]])
+        obs, *_ = ours.step({"player": action})
+        assert np.array_equal(obs["player"], stack)
+    assert life_losses > 0 or game == "Pong"
+
+
+@pytest.mark.atari
 def test_outcome_and_truncation():
     env = envs.make("atari_pong_v0", max_episode_steps=5)
     env.reset(seed=0)
@@ -227,6 +264,26 @@ def test_atari_loader_bad_files(tmp_path):
         atari_victim(partial, SEAT_OBS, SEAT_ACT)
     with pytest.raises(PolicySpecError, match="not found"):
         specs.resolve(f"atari:{tmp_path / 'absent.npz'}", SEAT_OBS, SEAT_ACT)
+
+
+def test_fast_first_layer_gradient_matches_torch():
+    """The frozen victim's custom conv1 input gradient equals torch's generic backward."""
+    import copy
+
+    from agents.atari_cnn import build_network
+
+    fast = build_network(random_weights(seed=3))
+    slow = copy.deepcopy(fast)
+    slow.conv1.weight.requires_grad_(True)  # disables the fast path
+    x = torch.rand((3, 4, 84, 84), generator=torch.Generator().manual_seed(0))
+    grads = []
+    for net in (fast, slow):
+        xv = x.clone().requires_grad_(True)
+        logits, value = net(xv)
+        (g,) = torch.autograd.grad((logits * torch.arange(6.0)).sum() + value.sum(), xv)
+        grads.append(g)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
+    assert grads[0].abs().max() > 0
 
 
 def test_atari_victim_attack_step(tmp_path):
@@ -332,6 +389,10 @@ def test_sb3_victim_through_the_arena(tmp_path):
     )
     seat = result.seats["player"]
     assert seat.flip_rate is not None and seat.attacked_fraction == 1.0
+    assert seat.budget is not None and "(1/255) L∞ on the network input" in seat.budget
+    rec = records[0]
+    assert rec.observations["player"].dtype == np.uint8  # the clean frames
+    assert rec.attack["player"]["clean_action"].shape == rec.actions["player"].shape
     assert records[0].attack["player"]["delta"].shape == (15, 4, 84, 84)
 
 

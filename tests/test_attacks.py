@@ -99,10 +99,14 @@ def test_stays_in_ball_and_valid_range(spec, victim, frames):
     assert result.actions.shape == (len(frames),)
 
 
-@pytest.mark.parametrize("name", ["fgsm", "pgd", "noise", "timed"])
-def test_eps_zero_is_identity(name, victim, frames):
-    attack = parse_attack(f"{name}:eps=0")
-    _, result = _run(attack, victim, frames)
+@pytest.mark.parametrize(
+    "spec", ["fgsm", "pgd", "pgd:norm=l2", "noise", "timed:beta=0", "universal:fit_steps=1"]
+)
+def test_eps_zero_is_identity(spec, victim, frames):
+    name, _, rest = spec.partition(":")
+    attack = parse_attack(f"{name}:eps=0" + (f",{rest}" if rest else ""))
+    _, result = _run(attack, victim, frames, steps=2)  # universal: fits δ on step 1
+    assert result.attacked.all()
     assert np.array_equal(result.delta, np.zeros_like(result.delta))
     assert np.array_equal(result.actions, result.clean_actions)
 
@@ -308,3 +312,7 @@ def test_gradient_attack_on_random_victim(name):
 def test_budget_describes_units():
     text = parse_attack("fgsm:eps=1/255").budget.describe()
     assert "1/255" in text and "L∞" in text and "network input" in text
+    assert "not rounded" in parse_attack("fgsm:eps=0.001").describe()
+    assert "rounded to valid pixels" in parse_attack("fgsm:eps=0.001,round=true").describe()
+    assert "L2" in parse_attack("pgd:eps=0.5,norm=l2").describe()
+    assert "pixels L0" in parse_attack("patch:size=4").describe()

@@ -137,3 +137,20 @@ def test_render_rgb_array_offscreen():
         pytest.skip(f"offscreen rendering unavailable: {exc}")
     assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8 and frame.std() > 0
     env.close()
+
+
+def test_vectorised_contact_check_agrees_with_the_generic_one():
+    env = envs.make("sumo_ants_v0")
+    env.reset(seed=2)
+    # Drop the ants onto each other: some steps have agent-agent contacts, some not.
+    q0, q1 = env._seat[0].qpos, env._seat[1].qpos
+    env.data.qpos[q1.start : q1.start + 3] = env.data.qpos[q0.start : q0.start + 3] + [0, 0, 0.6]
+    seen = set()
+    for _ in range(60):
+        if not env.agents:
+            break
+        env.step({s: np.zeros(8) for s in env.agents})
+        fast = env._agents_touching()
+        assert fast == env._touching(env._seat[0].geoms, env._seat[1].geoms)
+        seen.add(fast)
+    assert seen == {True, False}

@@ -97,6 +97,41 @@ def test_lstm_state_is_batched_and_resets_at_episode_start(tmp_path):
     assert torch.allclose(d2.mean[0], d0.mean[0]) and not torch.allclose(d2.mean[1], d0.mean[1])
 
 
+@pytest.mark.parametrize("arch", ["mlp", "lstm"])
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_fast_predict_equals_the_generic_torch_path_bit_for_bit(arch, deterministic):
+    from agents.policies import TorchPolicy
+
+    rng = np.random.default_rng(3)
+    size = mlp_size(6, 3) if arch == "mlp" else lstm_size(6, 3)
+    flat = rng.normal(0, 0.2, size).astype(np.float32)
+    flat[3:9], flat[9:15], flat[15] = 0.0, 10.0, 10.0
+    obs_space, act_space = _spaces(6, 3)
+    policy = ZooPolicy(flat, obs_space, act_space)
+    batch = rng.normal(size=(5, 6))
+    paths = {
+        "fast": policy.predict,
+        "generic": lambda *args: TorchPolicy.predict(policy, *args),
+    }
+    out = {}
+    for name, predict in paths.items():
+        torch.manual_seed(7)
+        state, actions = None, []
+        for t in range(4):
+            start = np.array([t == 0, False, t == 2, False, True])
+            a, state = predict(batch * (t + 1), state, start, deterministic)
+            actions.append(a)
+        single, _ = predict(batch[0], None, None, deterministic)
+        out[name] = (np.stack(actions), state, single)
+    fast, generic = out["fast"], out["generic"]
+    assert fast[0].dtype == generic[0].dtype == np.float32
+    assert np.array_equal(fast[0], generic[0]) and np.array_equal(fast[2], generic[2])
+    if arch == "lstm":
+        assert torch.equal(fast[1], generic[1])
+    else:
+        assert fast[1] is None and generic[1] is None
+
+
 def test_wrong_file_for_the_seat_names_the_expected_sizes(tiny_mlp):
     obs, act = _spaces(7, 2)
     with pytest.raises(PolicySpecError) as info:

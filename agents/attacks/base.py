@@ -84,6 +84,16 @@ class ObservationAttack(ABC):
         self.round_to_obs = round_to_obs
         self.generator = torch.Generator().manual_seed(0)
 
+    def describe(self) -> str:
+        """The budget with its unit and whether frames are rounded, e.g.
+        ``ε=0.001 (0.255/255) L∞ on the network input; float input, not rounded``."""
+        text = self.budget.describe()
+        if self.budget.norm == "l0":
+            return text + ("; rounded to valid pixels" if self.round_to_obs else "")
+        if self.round_to_obs:
+            return text + "; perturbed frame rounded to valid pixels"
+        return text + "; float input, not rounded"
+
     def reset(self, *, seed: int | None = None) -> None:
         """Re-seed the attack's own randomness (random starts, noise)."""
         self.generator = torch.Generator().manual_seed(0 if seed is None else int(seed))

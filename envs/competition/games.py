@@ -217,6 +217,7 @@ class CompetitionEnv(ParallelEnv):
             d.qpos[a : a + 4] /= np.linalg.norm(d.qpos[a : a + 4])
         mj.mj_forward(m, d)
         mj.mj_rnePostConstraint(m, d)
+        self._after_physics()
         self.t = 0
         self.agents = list(self.possible_agents)
         self._start_sign = np.array([-1.0 if d.qpos[s.qpos][0] > 0 else 1.0 for s in self._seat])
@@ -233,6 +234,9 @@ class CompetitionEnv(ParallelEnv):
 
     def _after_reset(self) -> None:
         """Per-episode state of the rules."""
+
+    def _after_physics(self) -> None:
+        """Per-step quantities that rewards, rules and observations share (computed once)."""
 
     # ---- step ------------------------------------------------------------------------
     def step(self, actions: dict[str, np.ndarray]):
@@ -260,6 +264,7 @@ class CompetitionEnv(ParallelEnv):
             ctrl[s.ctrl] = acts[k]
         mj.mj_step(m, d, nstep=FRAME_SKIP)
         mj.mj_rnePostConstraint(m, d)
+        self._after_physics()
         self.t += 1
         move, agent_done = self._move_rewards(acts, before)
         finite = bool(np.isfinite(self._qpos).all() and np.isfinite(self._qvel).all())
@@ -352,15 +357,17 @@ class CompetitionEnv(ParallelEnv):
         if d.ncon == 0:
             return False
         con = d.contact
-        seat = self._seat_of_geom
-        s1, s2 = seat[con.geom1], seat[con.geom2]
-        return bool(((s1 + s2 == 1) & (s1 != s2) & (con.dist < 0)).any())
+        # seats are 0, 1 or -1 (world, ball): a pair sums to 1 only for (0, 1) or (1, 0)
+        pair = self._seat_of_geom[con.geom]
+        return bool(((pair.sum(axis=1) == 1) & (con.dist < 0)).any())
 
     def _standard_obs_into(self, k: int, out: np.ndarray) -> None:
         """Own qpos, qvel, [cinert, cvel, qfrc_actuator,] clipped cfrc_ext, other's qpos."""
         for dst, src, clip in self._plans[k]:
-            if clip:
-                np.clip(src, -1.0, 1.0, out=out[dst])
+            if clip:  # np.clip's result, without its Python wrapper
+                part = out[dst]
+                np.maximum(src, -1.0, out=part)
+                np.minimum(part, 1.0, out=part)
             else:
                 out[dst] = src
 
@@ -554,6 +561,7 @@ class SumoEnv(CompetitionEnv):
         self._arena = self._mj.mj_name2id(self.model, self._mj.mjtObj.mjOBJ_GEOM, "arena")
         self.radius = self.r_max
         self._contact = False
+        self._radii = (0.0, 0.0)
 
     def _before_noise(self, rng):
         self.radius = float(rng.uniform(self.r_min, self.r_max))
@@ -585,7 +593,7 @@ class SumoEnv(CompetitionEnv):
             else:
                 ctrl = self._ctrl_cost(k, acts[k], 0.1, False)
                 alive = 5.0 if h >= 0.28 else -5.0
-            rewards.append(-self._radius_xy(k) - ctrl - self._contact_cost(k) + alive)
+            rewards.append(-self._radii[k] - ctrl - self._contact_cost(k) + alive)
             done.append(h <= self.fall_margin)
         return rewards, done
 
@@ -593,7 +601,7 @@ class SumoEnv(CompetitionEnv):
         if not self._contact:
             self._contact = self._agents_touching()
         fallen = [self._height(k) <= self.fall_margin for k in range(2)]
-        out = [self._radius_xy(k) > self.radius for k in range(2)]
+        out = [self._radii[k] > self.radius for k in range(2)]
         self._decided = True
         for lost in (fallen, out):
             if any(lost):
@@ -615,14 +623,18 @@ class SumoEnv(CompetitionEnv):
         at = self._plans[k][-1][0].stop
         own, other = self._own_qpos[k], self._own_qpos[1 - k]
         r = self.radius
-        out[at] = other[0] - own[0]
-        out[at + 1] = other[1] - own[1]
+        np.subtract(other[:2], own[:2], out=out[at : at + 2])
         out[at + 2 : at + 11] = self._xmat[k]
-        out[at + 11] = r
-        out[at + 12] = r - self._radius_xy(k)
-        out[at + 13] = r - self._radius_xy(1 - k)
-        out[at + 14] = float(self.max_steps - self.t)
+        out[at + 11 : at + 15] = (
+            r,
+            r - self._radii[k],
+            r - self._radii[1 - k],
+            float(self.max_steps - self.t),
+        )
         return out
+
+    def _after_physics(self) -> None:
+        self._radii = (self._radius_xy(0), self._radius_xy(1))
 
     def _bind(self) -> None:
         super()._bind()
