@@ -289,7 +289,9 @@ def _copy_media(page: _Page, run: Path) -> None:
 
 def _is_score(obj: Any) -> bool:
     """A seat's score as ``SeatResult.to_json`` writes it (or something like it)."""
-    return isinstance(obj, dict) and ("win_rate" in obj or "mean_return" in obj)
+    return isinstance(obj, dict) and (
+        _num(obj.get("win_rate")) is not None or _num(obj.get("mean_return")) is not None
+    )
 
 
 def _is_score_map(obj: Any) -> bool:
@@ -473,6 +475,7 @@ def _value_html(
     if isinstance(obj, dict):
         if plots and obj and all(_series(v) is not None for v in obj.values()):
             out.append(_curves_plot(page, obj, f"{label} {key}".strip()))
+            out.append(_curve_entries(page, obj, f"{label} {key}".strip()))
             return "".join(out)
         if plots and _series(obj) is not None:
             out.append(_curves_plot(page, {key or label: obj}, f"{label} {key}".strip()))
@@ -491,6 +494,33 @@ def _value_html(
     if isinstance(obj, list):
         return f"<pre>{_e(json.dumps(obj, indent=1)[:20000])}</pre>"
     return f"<p>{_e(_fmt(obj))}</p>"
+
+
+def _curve_entries(page: _Page, curves: dict[str, Any], title: str) -> str:
+    """What the entries of a set of learning curves hold besides the curves (e.g. a
+    reward study: each variant's run and its final score): one table per field."""
+    out = []
+    common = [k for k in next(iter(curves.values())) if all(k in v for v in curves.values())]
+    series = _series(next(iter(curves.values()))) or {}
+    scalars = [
+        k
+        for k in common
+        if k not in series and all(not isinstance(v[k], dict) for v in curves.values())
+    ]
+    if scalars:
+        out.append(
+            _rows_table(
+                [{"variant": name, **{k: v[k] for k in scalars}} for name, v in curves.items()]
+            )
+        )
+        page.tables += 1
+    for k in common:
+        scores = {name: v[k] for name, v in curves.items()}
+        if _is_score_map(scores):
+            out.append(f"<h4>{_e(k)}</h4>{_score_table(scores, 'variant')}")
+            page.tables += 1
+            out.append(_score_plots(page, scores, f"{title} {k}"))
+    return "".join(out)
 
 
 def _subsection(key: str, value: Any, page: _Page, depth: int, plots: bool, label: str) -> str:
@@ -773,9 +803,11 @@ def _sample_records(page: _Page, root: Path, runs: list[Path]) -> list[tuple[Pat
     out = []
     for run in runs:
         recipe = _sample_recipe(run)
-        if recipe is None:
-            continue
         rel = "." if run == root else str(run.relative_to(root))
+        if recipe is None:
+            if (run / "adversary_run.json").is_file():
+                page.notes.append(f"{rel}: no sample episode: no policy.zip (training unfinished)")
+            continue
         try:
             policies = {s: str(p) for s, p in recipe["policies"].items()}
             _, records = run_match(

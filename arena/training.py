@@ -209,6 +209,10 @@ class AdversaryConfig:
     """Keyword arguments of the game (e.g. ``shaping=0`` for the pure win/loss reward)."""
     workers: int = 0
     """Worker processes simulating the games (0: all in the main process)."""
+    update_threads: int = 1
+    """torch threads for PPO's gradient updates. With ``workers`` simulating, the
+    workers sit idle during an update, so the update may use their cores; while
+    collecting, the main process keeps one thread."""
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -522,7 +526,19 @@ def _train(
     venv = VecNormalize(
         venv, norm_obs=config.norm_obs, norm_reward=config.norm_reward, gamma=ppo.gamma
     )
-    model = PPO(
+
+    class _PPO(PPO):
+        def train(self) -> None:
+            import torch
+
+            before = torch.get_num_threads()
+            torch.set_num_threads(max(1, config.update_threads))
+            try:
+                super().train()
+            finally:
+                torch.set_num_threads(before)
+
+    model = _PPO(
         "MlpPolicy",
         venv,
         n_steps=ppo.n_steps,

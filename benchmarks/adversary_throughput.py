@@ -7,9 +7,9 @@ Prints env steps/s for:
   1. the game with the frozen victim inside, no learner (zero actions): in-process,
      and with the physics spread over 2 worker processes (the victim batched in the
      main process);
-  2. SB3 PPO training the adversary on the same vector env (the arena's
-     ``EmbeddedVecEnv`` + ``VecNormalize``, the paper's PPO settings), in-process and
-     with 2 workers;
+  2. the arena's trainer (``train_adversary``: SB3 PPO on ``EmbeddedVecEnv`` +
+     ``VecNormalize``, the paper's PPO settings, batch 16,384) in-process, and with 2
+     workers, the PPO update on 1 or on 2 torch threads (the workers idle meanwhile);
 and each figure as a fraction of the 2-process ceiling. Run it on an idle machine:
 
     ARENA_ZOO_DIR=../shared/zoo python benchmarks/adversary_throughput.py
@@ -90,43 +90,35 @@ def ceiling(env_id: str, seat: str, victim: str, workers: int, steps: int, n_env
     return rate
 
 
-def training(env_id: str, seat: str, victim: str, workers: int, steps: int, n_envs: int) -> float:
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.vec_env import VecNormalize
+def training(
+    env_id: str, seat: str, victim: str, workers: int, steps: int, n_envs: int, threads: int = 1
+) -> float:
+    """Env steps/s of the arena's own trainer (``train_adversary``, paper PPO settings)."""
+    import tempfile
 
-    from arena.embedding import EmbeddedVecEnv
+    from arena.training import AdversaryConfig, default_adversary_config, train_adversary
 
-    vec = EmbeddedVecEnv(
-        env_id,
-        "blocker",
-        {seat: victim},
-        n_envs=n_envs,
-        workers=workers,
-        env_kwargs={"shaping": 0.0} if env_id != "toy_pass_v0" else None,
+    base = default_adversary_config(env_id, n_envs=n_envs)
+    config = AdversaryConfig(
+        **{
+            **base.__dict__,
+            "workers": workers,
+            "update_threads": threads,
+            "checkpoint_every": 10**9,
+        }
     )
-    venv = VecNormalize(vec)
-    model = PPO(
-        "MlpPolicy",
-        venv,
-        n_steps=max(1, 16_384 // n_envs),
-        batch_size=4096,
-        n_epochs=4,
-        learning_rate=3e-4,
-        verbose=0,
-        seed=0,
-        device="cpu",
-    )
-    t0 = time.perf_counter()
-    model.learn(steps)
-    rate = model.num_timesteps / (time.perf_counter() - t0)
-    venv.close()
-    return rate
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        train_adversary(
+            env_id, {seat: victim}, timesteps=steps, out=f"{tmp}/run", config=config, progress=False
+        )
+        return steps / (time.perf_counter() - t0)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="you_shall_not_pass_v0", choices=sorted(VICTIMS))
-    parser.add_argument("--steps", type=int, default=16_384 * 2)
+    parser.add_argument("--steps", type=int, default=16_384 * 3)
     parser.add_argument(
         "--envs", default="8,32", help="comma-separated env counts for the 2-worker rows"
     )
@@ -163,16 +155,17 @@ def main() -> None:
         )
     )
     for n in counts:
-        rows.append(
-            (
-                f"PPO adversary training, 2 workers, {n} envs",
-                training(args.env, seat, victim, 2, args.steps, n),
+        for threads in (1, 2):
+            rows.append(
+                (
+                    f"PPO adversary training, 2 workers, {n} envs, {threads} update thread(s)",
+                    training(args.env, seat, victim, 2, args.steps, n, threads),
+                )
             )
-        )
     top = rows[1][1] if args.env != "toy_pass_v0" else max(r for _, r in rows)
-    print(f"{args.env}: {args.steps:,} env steps per row; torch threads 1")
+    print(f"{args.env}: {args.steps:,} env steps per row")
     for label, rate in rows:
-        print(f"  {label:<48} {rate:8.0f} env steps/s  {rate / top:6.1%} of the 2-core ceiling")
+        print(f"  {label:<66} {rate:6.0f} env steps/s  {rate / top:6.1%} of the 2-core ceiling")
 
 
 if __name__ == "__main__":

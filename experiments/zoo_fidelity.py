@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(OPPONENTS),
         help="comma-separated subset of zoo,zero,random (default: all three)",
     )
+    p.add_argument(
+        "--both-seats",
+        action="store_true",
+        help="also play the zoo agent of the other seat against zero / random",
+    )
     p.add_argument("--seed", type=int, default=0, help="match seed (0)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (2)")
     p.add_argument(
@@ -129,16 +134,20 @@ def _kwargs(text: str) -> dict[str, Any]:
     return out
 
 
-def matchups(game: Game, zoo: Path, opponents: list[str]) -> list[tuple[str, dict[str, str]]]:
-    """``(label, {seat: spec})`` for each opponent kind."""
+def matchups(
+    game: Game, zoo: Path, opponents: list[str], both_seats: bool = False
+) -> list[tuple[str, dict[str, str]]]:
+    """``(label, {seat: spec})`` for each opponent kind (and zoo seat, with ``both_seats``)."""
     zoo_spec = {seat: f"zoo:{zoo / rel}" for seat, rel in game.files.items()}
+    focus = list(game.files) if both_seats else [game.focus]
     out = []
     for kind in opponents:
         if kind == "zoo":
             out.append(("zoo vs zoo", zoo_spec))
-        else:
-            seats = {s: (zoo_spec[s] if s == game.focus else kind) for s in game.files}
-            out.append((f"zoo {game.focus} vs {kind}", seats))
+            continue
+        for seat in focus:
+            seats = {s: (zoo_spec[s] if s == seat else kind) for s in game.files}
+            out.append((f"zoo {seat} vs {kind}", seats))
     return out
 
 
@@ -188,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     for env_id in wanted:
         game = known[env_id]
-        for label, seats in matchups(game, zoo, opponents):
+        for label, seats in matchups(game, zoo, opponents, args.both_seats):
             start = time.perf_counter()
             result, _ = run_match(
                 env_id,
@@ -217,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         "games": wanted,
         "opponents": opponents,
         "seed": args.seed,
+        "both_seats": args.both_seats,
         "workers": args.workers,
         "env_kwargs": env_kwargs,
         "deterministic": args.deterministic,

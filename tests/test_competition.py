@@ -144,7 +144,8 @@ def test_vectorised_contact_check_agrees_with_the_generic_one():
     env.reset(seed=2)
     # Drop the ants onto each other: some steps have agent-agent contacts, some not.
     q0, q1 = env._seat[0].qpos, env._seat[1].qpos
-    env.data.qpos[q1.start : q1.start + 3] = env.data.qpos[q0.start : q0.start + 3] + [0, 0, 0.6]
+    above = env.data.qpos[q0.start : q0.start + 3] + np.array([0.0, 0.0, 0.6])
+    env.data.qpos[q1.start : q1.start + 3] = above
     seen = set()
     for _ in range(60):
         if not env.agents:

@@ -34,7 +34,7 @@ def test_mlp_zoo_policy_exports_to_an_sb3_run_that_acts_the_same(tmp_path):
     env = envs.make("you_shall_not_pass_v0")
     obs_space, act_space = env.observation_space("runner"), env.action_space("runner")
     zoo = load_zoo_policy(RUNNER, obs_space, act_space)
-    model, norm = export_sb3(zoo, tmp_path / "run")
+    _, norm = export_sb3(zoo, tmp_path / "run")
     policy = specs.resolve(
         f"run:{tmp_path / 'run'}", obs_space, act_space, env_id=env.metadata["name"], seat="runner"
     )

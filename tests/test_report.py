@@ -266,13 +266,36 @@ def test_gleave_run_tables_training_curve_and_saved_figure(tmp_path):
     run = _gleave_run(tmp_path)
     page = write_report(run, out=tmp_path / "page").read_text()
     _offline(page)
-    assert page.count('<section class="run">') == 2  # the run and its nested adversary
+    sections = re.findall(r'<section class="run"><h2>([^<]*)</h2>', page)
+    assert sections == ["toy_pass__s0__x", "adversaries/toy_pass", "Notes"]
+    assert "adversaries/toy_pass: no sample episode: no policy.zip" in page
     assert "normal victim vs adversary" in page and "masked victim vs zero" in page
     assert "<td>0.15 [0, 0.35]</td>" in page  # win rate with its interval
     assert "win rate over training (last: 0.92 at 24,576 steps" in page
     assert "toy_pass_training.png" in page
     assert "state.json" not in page  # checkpoints are not runs
     assert len(re.findall(r'<img src="data:image/png', page)) == 3  # bars, curve, saved
+
+
+def test_gleave_reward_study_curves_and_final_scores(tmp_path):
+    run = tmp_path / "gleave2020" / "study"
+    _write(run / "config.json", {"reward_study": True})
+    variants = {}
+    for k, label in enumerate(("sparse", "game shaping (c)")):
+        variants[label] = {
+            "run": f"/runs/{k}",
+            "timesteps": [2048, 4096, 6144],
+            "win_rate": [0.0, 0.1 * k, 0.2 * k],
+            "victim_vs_final_adversary": _score(10 - 5 * k),
+        }
+    _write(run / "results.json", {"games": {"toy_pass": variants}, "timesteps": 6144})
+    adv = run / "adversaries" / "toy_pass__sparse"
+    _write(adv / "adversary_run.json", {"env": "toy_pass_v0", "adversary_seat": "blocker"})
+    page = write_report(run).read_text()
+    assert "toy_pass: over training" in page  # the learning curves of both variants
+    assert "<td>/runs/1</td>" in page and "victim_vs_final_adversary" in page
+    assert "<th>game shaping (c)</th>" in page and "<td>0.25 [0.05, 0.45]</td>" in page
+    assert "adversaries/toy_pass__sparse: no sample episode: no policy.zip" in page
 
 
 def test_report_is_replaced_whole_and_atomically(tmp_path, monkeypatch):

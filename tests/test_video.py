@@ -163,7 +163,7 @@ def test_toy_pass_seats_are_labelled_where_their_bodies_are():
 
 
 @pytest.mark.mujoco
-def test_mujoco_camera_keeps_both_players_in_view(tmp_path):
+def test_mujoco_camera_keeps_both_players_in_view(tmp_path, monkeypatch):
     pytest.importorskip("mujoco")
     from arena.recording import read_episode, read_manifest
     from arena.replay import make_env
@@ -181,18 +181,30 @@ def test_mujoco_camera_keeps_both_players_in_view(tmp_path):
     assert isinstance(painter, video_mod._MujocoPainter)
     assert set(painter.bodies) == {"runner", "blocker"}
 
-    def check(e, t):
-        img = painter.frame(e, t)
-        for body in painter.bodies.values():
-            at = painter._project(np.asarray(e.data.xpos[body]), img.shape)
-            assert at is not None
-            assert 0 <= at[0] < img.shape[1] and 0 <= at[1] < img.shape[0], (t, at)
+    ends = []
+    real_outcome_lines = video_mod._outcome_lines
 
+    def outcome_lines(outcomes, returns):
+        ends.append(dict(outcomes))
+        return real_outcome_lines(outcomes, returns)
+
+    def check(e, t):
+        painter.frame(e, t)
+        h, w = painter.renderer.height, painter.renderer.width
+        for body in painter.bodies.values():  # every torso projects inside the picture
+            at = painter._project(np.asarray(e.data.xpos[body]), (h, w))
+            assert at is not None
+            assert 0 <= at[0] < w and 0 <= at[1] < h, (t, at)
+
+    monkeypatch.setattr(video_mod, "_outcome_lines", outcome_lines)
     try:
         video_mod._play(record, env, check)
     finally:
         painter.close()
         env.env.close()
+    # the outcome is drawn once, on the last frame, from the env's final infos
+    assert len(ends) == 1 and set(ends[0]) == {"runner", "blocker"}
+    assert sorted(ends[0].values()) in (["loss", "win"], ["tie", "tie"], ["loss", "loss"])
     result = episode_video(rec, tmp_path / "ysnp.mp4", fps=10)
     assert result.layout == "mujoco" and result.verified
     assert result.frames == record.length + 1 + round(HOLD_SECONDS * result.fps)

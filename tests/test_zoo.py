@@ -310,3 +310,16 @@ def test_zoo_agents_beat_a_motionless_opponent(env_id, seat, rel, other, least):
         workers=2,
     )
     assert result.seats[seat].win_rate >= least
+
+
+def test_fidelity_matchups_put_the_zoo_agent_in_each_seat_on_request():
+    from experiments.zoo_fidelity import GAMES, matchups
+
+    sumo = next(g for g in GAMES if g.env_id == "sumo_ants_v0")
+    one = matchups(sumo, Path("/zoo"), ["zoo", "zero"])
+    assert [label for label, _ in one] == ["zoo vs zoo", "zoo fighter_0 vs zero"]
+    both = dict(matchups(sumo, Path("/zoo"), ["zero"], both_seats=True))
+    assert both["zoo fighter_1 vs zero"] == {
+        "fighter_0": "zero",
+        "fighter_1": "zoo:/zoo/sumo/ants/agent_parameters-v1.pkl",
+    }
