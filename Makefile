@@ -34,7 +34,7 @@ format: setup
 test: lint
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
-test-slow: setup
+test-slow: setup browser
 	$(VENV)/bin/pytest -q -m slow
 
 # Debian's chromium, for the slow tier's check of `arena report` pages in a real
@@ -45,5 +45,5 @@ browser:
 		$(SUDO) apt-get install -y --no-install-recommends chromium; }
 	chromium --version
 
-test-all: lint
+test-all: lint browser
 	$(VENV)/bin/pytest -q -m ''

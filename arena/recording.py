@@ -134,9 +134,11 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         raise RecordError(f"{path} is not valid JSON: {exc}") from None
     version = manifest.get("schema_version") if isinstance(manifest, dict) else None
     if version != SCHEMA_VERSION:
+        newer = isinstance(version, int) and version > SCHEMA_VERSION
         raise RecordError(
-            f"{path}: schema_version {version!r} is not supported; this arena reads "
-            f"schema_version {SCHEMA_VERSION}"
+            f"{path}: schema_version {version!r} is "
+            f"{'newer than this arena supports (upgrade it)' if newer else 'not supported'}; "
+            f"this arena reads schema_version {SCHEMA_VERSION}"
         )
     for key in ("env", "seats", "episodes"):
         if key not in manifest:

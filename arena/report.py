@@ -325,7 +325,9 @@ def _fmt(x: Any) -> str:
             return "nan"
         if abs(x) < 1e-12:
             return "0"
-        return f"{x:.4g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.3g}"
+        if abs(x) >= 1e4:
+            return f"{x:.0f}"
+        return f"{x:.4g}" if abs(x) >= 1e-3 else f"{x:.3g}"
     if isinstance(x, list):
         if len(x) > 12 and all(_num(v) is not None for v in x):
             vals = [float(v) for v in x]
@@ -339,11 +341,16 @@ def _fmt(x: Any) -> str:
     return str(x)
 
 
+def _short(x: float) -> str:
+    """3 significant digits, but whole numbers from 1000 on (no 1.62e+03)."""
+    return f"{x:.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
 def _interval(x: Any) -> str:
     if isinstance(x, list | tuple) and len(x) == 2:
         lo, hi = _num(x[0]), _num(x[1])
         if lo is not None and hi is not None:
-            return f"[{lo:.3g}, {hi:.3g}]"
+            return f"[{_short(lo)}, {_short(hi)}]"
         return f"[{_fmt(x[0])}, {_fmt(x[1])}]"
     return _fmt(x)
 

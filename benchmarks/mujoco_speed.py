@@ -1,9 +1,11 @@
 """Speed of the competitive MuJoCo games: env steps/s next to a bare ``mj_step`` loop.
 
 For each game, the env is stepped with uniformly random actions (resetting when an
-episode ends) and, on a copy of the same compiled model, a bare loop does only
-what physics needs for one env step (set ``ctrl``, ``mj_step`` × 5 substeps). The
-ratio is the share of time the env spends in physics (target ≥ 80%). Then zoo vs
+episode ends) and, on a copy of the same compiled model replaying the same physics
+states, a bare loop does only what physics needs for one env step (set ``ctrl``,
+``mj_step`` × 5 substeps), interleaved in segments of 100 steps, best of
+``--repeats``. The ratio is the share of time the env spends in physics (target
+≥ 80%). Then zoo vs
 zoo evaluation of you-shall-not-pass through ``arena.match.run_match`` (workers
 processes, each seat's network batched over 8 episodes) in episodes/s.
 
@@ -31,11 +33,17 @@ GAMES = (
 )
 
 
-def env_rate(env_id: str, steps: int, seed: int = 0, repeats: int = 5) -> tuple[float, float]:
-    """(env steps/s, bare mj_step-loop steps/s): the best of ``repeats`` interleaved blocks.
+def env_rate(
+    env_id: str, steps: int, seed: int = 0, repeats: int = 5, segment: int = 100
+) -> tuple[float, float]:
+    """(env steps/s, bare mj_step-loop steps/s) over ``steps`` control steps.
 
-    Each repeat times ``steps`` env steps, then ``steps`` bare steps on a copy of the
-    model, so that both see the same machine load (best-of filters other processes).
+    The env plays ``steps`` random-action steps (the same trajectory in every repeat).
+    Each segment of ``segment`` steps is timed in the env and then, on a copy of the
+    compiled model started from the same physics state (and reset to the same states
+    where the env reset), as a bare loop of ``ctrl`` + ``mj_step`` × 5 substeps. Each
+    segment keeps its best time over ``repeats``: fine-grained interleaving and
+    best-of filter out the load of other processes on a shared machine.
     """
     import mujoco
 
@@ -50,47 +58,60 @@ def env_rate(env_id: str, steps: int, seed: int = 0, repeats: int = 5) -> tuple[
         {a: rng.uniform(spaces[a].low, spaces[a].high).astype(np.float32) for a in agents}
         for _ in range(steps)
     ]
-    model = copy.deepcopy(env.model)
-    data = mujoco.MjData(model)
     # ctrl in the model's seat order, so the bare loop steps exactly the env's physics
     order = sorted(agents, key=lambda a: env._seat[env._phys[a]].ctrl.start)
     ctrl = np.concatenate([np.stack([act[a] for act in actions]) for a in order], axis=1)
-    env_best = bare_best = float("inf")
-    starts: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    model = copy.deepcopy(env.model)
+    data = mujoco.MjData(model)
+    kind = mujoco.mjtState.mjSTATE_INTEGRATION
+    size = mujoco.mj_stateSize(model, kind)
+
+    def snapshot() -> tuple[np.ndarray, np.ndarray]:
+        state = np.empty(size)
+        mujoco.mj_getState(env.model, env.data, state, kind)
+        return state, env.model.geom_size.copy()
+
+    def restore(snap: tuple[np.ndarray, np.ndarray]) -> None:
+        model.geom_size[:] = snap[1]
+        mujoco.mj_setState(model, data, snap[0], kind)
+
+    n_seg = max(1, steps // segment)
+    env_time = np.full(n_seg, np.inf)
+    bare_time = np.full(n_seg, np.inf)
+    starts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    resets: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for _ in range(repeats):
         env.reset(seed=seed)  # every repeat plays the same trajectory
-        starts[0] = (env.data.qpos.copy(), env.data.qvel.copy(), env.model.geom_size.copy())
-        start = time.perf_counter()
-        for t in range(steps):
-            if not env.agents:
-                env.reset()
-                if t not in starts:
-                    d = env.data
-                    starts[t] = (d.qpos.copy(), d.qvel.copy(), env.model.geom_size.copy())
-            env.step(actions[t])
-        env_best = min(env_best, time.perf_counter() - start)
+        for k in range(n_seg):
+            ts = range(k * segment, min(steps, (k + 1) * segment))
+            starts.setdefault(k, snapshot())
+            start = time.perf_counter()
+            for t in ts:
+                if not env.agents:
+                    env.reset()
+                    resets.setdefault(t, snapshot())
+                env.step(actions[t])
+            env_time[k] = min(env_time[k], time.perf_counter() - start)
 
-        # The same physics without the env: same states at each reset, same controls.
-        start = time.perf_counter()
-        for t in range(steps):
-            if t in starts:
-                qpos, qvel, size = starts[t]
-                mujoco.mj_resetData(model, data)
-                model.geom_size[:] = size
-                data.qpos[:], data.qvel[:] = qpos, qvel
-            data.ctrl[:] = ctrl[t]
-            mujoco.mj_step(model, data, nstep=FRAME_SKIP)
-        bare_best = min(bare_best, time.perf_counter() - start)
+            restore(starts[k])
+            start = time.perf_counter()
+            for t in ts:
+                if t in resets:
+                    restore(resets[t])
+                data.ctrl[:] = ctrl[t]
+                mujoco.mj_step(model, data, nstep=FRAME_SKIP)
+            bare_time[k] = min(bare_time[k], time.perf_counter() - start)
     env.close()
-    return steps / env_best, steps / bare_best
+    n = n_seg * segment if steps >= segment else steps
+    return n / env_time.sum(), n / bare_time.sum()
 
 
 def main(argv: list[str] | None = None) -> int:
     import torch
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=1000, help="control steps per block (1000)")
-    p.add_argument("--repeats", type=int, default=5, help="interleaved blocks; best is kept (5)")
+    p.add_argument("--steps", type=int, default=1000, help="control steps per game (1000)")
+    p.add_argument("--repeats", type=int, default=5, help="repeats; best per segment (5)")
     p.add_argument("--games", default=",".join(GAMES), help="comma-separated game ids")
     p.add_argument(
         "--episodes",

@@ -97,7 +97,7 @@ def test_unknown_schema_truncated_npz_and_bad_index(tmp_path):
     manifest = json.loads((bad / "manifest.json").read_text())
     manifest["schema_version"] = 99
     (bad / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(RecordError, match="schema_version 99 is not supported"):
+    with pytest.raises(RecordError, match="schema_version 99 is newer than this arena supports"):
         read_manifest(bad)
     trunc = tmp_path / "trunc"
     shutil.copytree(GOLDEN, trunc)
