@@ -171,7 +171,9 @@ def test_record_errors(cli, tmp_path):
     manifest = json.loads((bad / "manifest.json").read_text())
     manifest["schema_version"] = 2
     (bad / "manifest.json").write_text(json.dumps(manifest))
-    _one_line_error(cli("replay", bad, "--verify"), "schema_version 2 is newer than this arena supports")
+    _one_line_error(
+        cli("replay", bad, "--verify"), "schema_version 2 is newer than this arena supports"
+    )
     trunc = tmp_path / "trunc"
     shutil.copytree(GOLDEN, trunc)
     npz = trunc / "episode_00001.npz"

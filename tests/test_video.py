@@ -257,7 +257,10 @@ def _edit_manifest(tmp_path: Path, **changes) -> Path:
     ("case", "fragments"),
     [
         ("unknown env", ("record's env is not available", "nope_v0")),
-        ("newer schema", ("schema_version 99 is newer than this arena supports", "schema_version 1")),
+        (
+            "newer schema",
+            ("schema_version 99 is newer than this arena supports", "schema_version 1"),
+        ),
         ("missing directory", ("does not exist",)),
         ("episode out of range", ("episode 7 is out of range", "0..1")),
         ("negative episode", ("episode -1 is out of range",)),
