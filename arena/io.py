@@ -12,6 +12,14 @@ from pathlib import Path
 from typing import Any
 
 
+def public_mode(path: str | Path) -> None:
+    """Give a file or directory made by ``tempfile`` (private: 0600 / 0700) the mode
+    an ordinary ``open`` or ``mkdir`` would have (0666 / 0777 less the umask)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~mask)
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -20,6 +28,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        public_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -57,6 +66,7 @@ def atomic_directory(final: str | Path) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
+        public_mode(tmp)
         yield tmp
         if final.exists():
             final.rmdir()

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arena.io import public_mode
+
 log = logging.getLogger(__name__)
 
 MARKER = ".arena-report"
@@ -144,7 +146,7 @@ def write_report(
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp made it private
+        public_mode(tmp)
         page = _Page(tmp)
         for sub in runs:
             _run_section(page, run_dir, sub)
@@ -159,12 +161,6 @@ def write_report(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final / "index.html"
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _replace_dir(new: Path, final: Path) -> None:

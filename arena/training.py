@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from agents.policies import Policy
+from arena.io import public_mode
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ def save_atomic(model: Any, path: Path, *, keep_optimizer: bool = True) -> None:
         model.save(tmp)
         if not keep_optimizer:
             _drop_members(Path(tmp), {"policy.optimizer.pth"})
+        public_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -315,6 +317,7 @@ def save_normalization(vec_normalize: Any, path: Path) -> None:
     os.close(fd)
     try:
         np.savez(tmp, **arrays)
+        public_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

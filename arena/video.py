@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from arena.io import public_mode
 from arena.recording import EpisodeRecord, RecordError, read_episode, read_manifest
 from arena.replay import EpisodeCheck, make_env, resimulate
 
@@ -179,17 +180,11 @@ class AtomicVideoWriter:
             if exc_type is None:
                 if self.frames == 0:
                     raise VideoError(f"no frames to write to {self.path}")
-                os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp made it private
+                public_mode(self._tmp)
                 os.replace(self._tmp, self.path)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def write_video(path: str | Path, frames: Any, *, fps: float) -> int:

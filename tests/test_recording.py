@@ -127,3 +127,17 @@ def test_write_is_atomic_and_never_overwrites(tmp_path):
         write_record(target, {"env": "toy_pass_v0", "seats": []}, [boom])
     assert not target.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["rec"]
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+
+    from arena.io import atomic_directory, write_json_atomic
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    write_json_atomic(tmp_path / "a.json", {"x": 1})
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~mask
+    with atomic_directory(tmp_path / "d") as d:
+        (d / "f").write_text("x")
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~mask
