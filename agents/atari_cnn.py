@@ -38,9 +38,9 @@ _LAYERS = ("conv1", "conv2", "conv3", "fc", "pi", "v")
 class _ConvFastInputGrad(torch.autograd.Function):
     """``F.conv2d`` (stride s, kernel k·s) whose backward gives only the input gradient,
     computed as a stride-1 transposed convolution in space-to-depth layout followed by
-    a pixel shuffle.
+    one copy into a channels-last ``B×C×H×W`` tensor (a depth-to-space).
 
-    For the 8×8 stride-4 first layer on 84×84 frames that is about 2.5× faster on one
+    For the 8×8 stride-4 first layer on 84×84 frames that is about 4× faster on one
     CPU thread than torch's generic convolution backward, which dominates the cost of
     a gradient attack. Same forward; the gradient agrees to float rounding. Used only
     when the weights need no gradient (frozen victims) and the shapes allow it.
@@ -58,13 +58,18 @@ class _ConvFastInputGrad(torch.autograd.Function):
         (weight,) = ctx.saved_tensors
         s = ctx.stride
         o, c, kh, kw = weight.shape
-        # w2[o, c·s·s + p·s + q, a, b] = weight[o, c, a·s + p, b·s + q]
-        w2 = weight.reshape(o, c, kh // s, s, kw // s, s).permute(0, 1, 3, 5, 2, 4)
-        w2 = w2.reshape(o, c * s * s, kh // s, kw // s)
-        y = F.conv_transpose2d(grad, w2)  # (B, c·s·s, H/s, W/s)
+        # w2[o, p·s·c + q·c + ch, a, b] = weight[o, ch, a·s + p, b·s + q]: channels ordered
+        # (p, q, ch) so that, channels-last, each (p, q) row of c values is contiguous.
+        w2 = weight.reshape(o, c, kh // s, s, kw // s, s).permute(0, 3, 5, 1, 2, 4)
+        w2 = w2.reshape(o, s * s * c, kh // s, kw // s).contiguous(
+            memory_format=torch.channels_last
+        )
+        y = F.conv_transpose2d(grad, w2)  # (B, s·s·c, H/s, W/s)
         b, _, h, w = y.shape
-        # pixel_shuffle(y, s), written as one permuted copy (about 3× faster on one thread)
-        gx = y.view(b, c, s, s, h, w).permute(0, 1, 4, 2, 5, 3).reshape(b, c, h * s, w * s)
+        src = y.permute(0, 2, 3, 1).reshape(b, h, w, s, s, c)  # a view when y is NHWC
+        gx = torch.empty((b, c, h * s, w * s), dtype=y.dtype, memory_format=torch.channels_last)
+        # gx in memory is (b, h·s + p, w·s + q, ch) = (b, h, p, w, q, ch)
+        gx.permute(0, 2, 3, 1).view(b, h, s, w, s, c).copy_(src.permute(0, 1, 3, 2, 4, 5))
         return gx, None, None, None
 
 
@@ -97,6 +102,17 @@ class AtariCNN(nn.Module):
         self.fc = nn.Linear(conv3_out * out * out, 512)
         self.pi = nn.Linear(512, n_actions)
         self.v = nn.Linear(512, 1)
+
+    def freeze(self) -> AtariCNN:
+        """Eval mode, no parameter gradients, conv weights channels-last: the CPU layout
+        that is fastest for a frozen victim (oneDNN then skips a reorder of every
+        activation; about 7% off a PGD step on one thread). Same function; the outputs
+        agree to float rounding."""
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stubs lack it
+        return self
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         c1 = self.conv1
@@ -162,10 +178,7 @@ def build_network(arrays: dict[str, np.ndarray], path: str | Path = "weights") -
     if bad:
         raise PolicySpecError(f"{path}: arrays do not fit the README network: {'; '.join(bad)}")
     net.load_state_dict(state)
-    net.eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return net
+    return net.freeze()
 
 
 class AtariCNNPolicy(TorchPolicy):
@@ -187,7 +200,9 @@ class AtariCNNPolicy(TorchPolicy):
         return self.net
 
     def input_from_obs(self, observation: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(observation), dtype=torch.float32) / 255.0
+        x = torch.as_tensor(np.asarray(observation), dtype=torch.float32) / 255.0
+        # channels-last like the frozen conv weights (a layout, not a shape: still B×C×H×W)
+        return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
     def obs_from_input(self, x: torch.Tensor) -> np.ndarray:
         arr = np.rint(x.detach().cpu().numpy() * 255.0)

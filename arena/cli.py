@@ -448,14 +448,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--shaping",
         type=float,
-        help="initial weight of the dense shaping reward, "
-        "annealed to 0 over half of training (default 0: sparse win/loss)",
+        help="initial weight of the game's dense shaping reward (c), annealed to 0 over "
+        "half of training (default: 100 in the MuJoCo games, 0 in the toy games; 0: off)",
     )
     p.add_argument(
         "--victim-value",
         type=float,
-        help="initial weight of the reward for "
-        "lowering the victim's own value estimate (needs a value head), annealed",
+        help="initial weight of the reward (a) for lowering the victim's own value "
+        "estimate (needs a value head), annealed (default: 200 in the MuJoCo games, else 0)",
     )
     p.add_argument(
         "--victim-divergence",

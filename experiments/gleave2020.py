@@ -68,6 +68,7 @@ GAMES = {
     ),
 }
 
+NO_DENSE_TERMS = {"shaping": 0.0, "victim_value": 0.0, "victim_divergence": 0.0}
 REWARD_VARIANTS = {
     "sparse": {},
     "victim value (a)": {"victim_value": 200.0},
@@ -192,7 +193,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
                     if label in variant_runs:
                         continue
                     out = tmp / "adversaries" / f"{name}__{label.split()[0].strip('()')}"
-                    config = AdversaryConfig(**{**base.__dict__, **extra})
+                    config = AdversaryConfig(**{**base.__dict__, **NO_DENSE_TERMS, **extra})
                     print(
                         f"[gleave2020] {name}: training '{label}' for {timesteps:,} steps",
                         file=sys.stderr,
@@ -219,7 +220,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
                     # the final adversary against the victim, greedy, as in the tables
                     r = evaluate(game, game.victim, f"run:{d}", episodes, args.seed, args.workers)
                     study[label] = {
-                        "run": str(d),
+                        "run": str(final / d.relative_to(tmp) if d.is_relative_to(tmp) else d),
                         "timesteps": steps,
                         "win_rate": wins,
                         "victim_vs_final_adversary": r.to_json(),

@@ -156,16 +156,18 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 def format_table(rows: list[dict[str, Any]], units: str = EPS_UNITS) -> str:
     head = (
         f"{'victim':<22} {'attack':<7} {'ε':>9} {'ε·255':>6} {'score':>7} "
-        f"{'95% CI':>16} {'win':>5} {'flip':>6} {'n':>3}"
+        f"{'95% CI':>16} {'win':>5} {'flip':>6} {'attacked':>8} {'n':>3}"
     )
     lines = [f"ε: {units}; score: full-game return, mean and 95% CI", head, "-" * len(head)]
     for r in rows:
         ci = f"[{r['return_ci95'][0]:.1f}, {r['return_ci95'][1]:.1f}]"
         flip = "" if r["flip_rate"] is None else f"{r['flip_rate']:.3f}"
+        hit = r.get("attacked_fraction")
+        attacked = "" if hit is None else f"{hit:.1%}"
         lines.append(
             f"{r['victim']:<22} {r['attack']:<7} {r['eps']:>9.5f} {r['eps'] * 255:>6.3g} "
             f"{r['mean_return']:>7.2f} {ci:>16} {r['win_rate']:>5.2f} {flip:>6} "
-            f"{r['episodes']:>3}"
+            f"{attacked:>8} {r['episodes']:>3}"
         )
     return "\n".join(lines)
 
@@ -271,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                     "ci95_high",
                     "win_rate",
                     "flip_rate",
+                    "attacked_fraction",
                     "episodes",
                 ]
             )
@@ -284,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                         *r["return_ci95"],
                         r["win_rate"],
                         r["flip_rate"],
+                        r["attacked_fraction"],
                         r["episodes"],
                     ]
                 )

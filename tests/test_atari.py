@@ -277,12 +277,13 @@ def test_fast_first_layer_gradient_matches_torch():
     slow.conv1.weight.requires_grad_(True)  # disables the fast path
     x = torch.rand((3, 4, 84, 84), generator=torch.Generator().manual_seed(0))
     grads = []
-    for net in (fast, slow):
-        xv = x.clone().requires_grad_(True)
+    for net, layout in ((fast, torch.channels_last), (fast, torch.contiguous_format), (slow, None)):
+        xv = x.contiguous(memory_format=layout or torch.contiguous_format).requires_grad_(True)
         logits, value = net(xv)
         (g,) = torch.autograd.grad((logits * torch.arange(6.0)).sum() + value.sum(), xv)
         grads.append(g)
-    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
+    for g in grads[:2]:
+        assert torch.allclose(g, grads[-1], rtol=1e-4, atol=1e-7)
     assert grads[0].abs().max() > 0
 
 

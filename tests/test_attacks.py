@@ -309,6 +309,12 @@ def test_gradient_attack_on_random_victim(name):
         parse_attack(name).step(rnd, np.zeros((1, *SHAPE), np.uint8))
 
 
+def test_noise_on_random_victim_says_why():
+    rnd = RandomPolicy(spaces.Box(0, 255, SHAPE, np.uint8), spaces.Discrete(3), seed=0)
+    with pytest.raises(AttackSpecError, match="network input defines ε's scale"):
+        parse_attack("noise").step(rnd, np.zeros((1, *SHAPE), np.uint8))
+
+
 def test_budget_describes_units():
     text = parse_attack("fgsm:eps=1/255").budget.describe()
     assert "1/255" in text and "L∞" in text and "network input" in text

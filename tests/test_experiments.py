@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def test_gleave2020_quick_structure(cli, tmp_path):
 
 
 def test_gleave2020_reward_study_compares_every_variant(cli, tmp_path):
-    from experiments.gleave2020 import REWARD_VARIANTS
+    from experiments.gleave2020 import NO_DENSE_TERMS, REWARD_VARIANTS
 
     done = cli(
         "run",
@@ -64,6 +65,9 @@ def test_gleave2020_reward_study_compares_every_variant(cli, tmp_path):
     assert set(study) == set(REWARD_VARIANTS)
     for label, row in study.items():
         assert row["timesteps"] and row["timesteps"][-1] >= 4096, label
+        config = json.loads((Path(row["run"]) / "adversary_run.json").read_text())["config"]
+        for term, weight in {**NO_DENSE_TERMS, **REWARD_VARIANTS[label]}.items():
+            assert config[term] == weight, (label, term)
         r = row["victim_vs_final_adversary"]
         assert r["wins"] + r["losses"] + r["ties"] == 4
         assert label in done.out

@@ -100,8 +100,13 @@ class ObservationAttack(ABC):
 
     def check_victim(self, victim: Policy) -> TorchPolicy:
         if not isinstance(victim, TorchPolicy):
+            need = (
+                "a differentiable victim"
+                if self.needs_gradient
+                else "a victim whose network input defines ε's scale"
+            )
             raise AttackSpecError(
-                f"the {self.name} attack needs a differentiable victim (a TorchPolicy: "
+                f"the {self.name} attack needs {need} (a TorchPolicy: "
                 f"sb3:, atari:, zoo:, run:), not {type(victim).__name__}"
             )
         return victim
@@ -153,7 +158,7 @@ class ObservationAttack(ABC):
         return AttackStep(
             actions=tv.to_actions(adv),
             clean_actions=tv.to_actions(clean),
-            delta=(x_adv - x).numpy().astype(np.float32),
+            delta=(x_adv - x).numpy().astype(np.float32, copy=False),
             attacked=attacked.numpy().astype(bool),
             state=new_state,
         )
