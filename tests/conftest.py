@@ -50,3 +50,15 @@ def runner_zip() -> Path:
 @pytest.fixture(scope="session")
 def catch_zip() -> Path:
     return ASSETS / "toy_catch_v0__player.zip"
+
+
+def one_line_error(result, *fragments):
+    """``result`` (the ``cli`` fixture's) failed with one ``arena: error:`` line, exit 2,
+    no traceback, naming every fragment."""
+    assert result.code == 2, (result.out, result.err)
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("arena: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert "Traceback" not in result.err

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import one_line_error
 
 GOLDEN = Path(__file__).parent / "data" / "golden_toy_pass"
 
@@ -102,16 +103,6 @@ def test_record_then_replay_verify(cli, tmp_path, catch_zip):
     assert listing.code == 0 and "episode 1: 210 steps" in listing.out
 
 
-def _one_line_error(result, *fragments):
-    assert result.code == 2, (result.out, result.err)
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1, result.err
-    assert lines[0].startswith("arena: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert "Traceback" not in result.err
-
-
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
@@ -161,7 +152,7 @@ def _one_line_error(result, *fragments):
 )
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(cli, tmp_path, args, fragments):
     result = cli(*args)
-    _one_line_error(result, *fragments)
+    one_line_error(result, *fragments)
     assert not (tmp_path / "runs").exists()
 
 
@@ -171,21 +162,21 @@ def test_record_errors(cli, tmp_path):
     manifest = json.loads((bad / "manifest.json").read_text())
     manifest["schema_version"] = 2
     (bad / "manifest.json").write_text(json.dumps(manifest))
-    _one_line_error(
+    one_line_error(
         cli("replay", bad, "--verify"), "schema_version 2 is newer than this arena supports"
     )
     trunc = tmp_path / "trunc"
     shutil.copytree(GOLDEN, trunc)
     npz = trunc / "episode_00001.npz"
     npz.write_bytes(npz.read_bytes()[:100])
-    _one_line_error(cli("replay", trunc, "--verify"), "corrupted or truncated")
-    _one_line_error(cli("replay", GOLDEN, "--episode", "9"), "out of range", "0..1")
+    one_line_error(cli("replay", trunc, "--verify"), "corrupted or truncated")
+    one_line_error(cli("replay", GOLDEN, "--episode", "9"), "out of range", "0..1")
     unknown_env = tmp_path / "unknown_env"
     shutil.copytree(GOLDEN, unknown_env)
     manifest = json.loads((unknown_env / "manifest.json").read_text())
     manifest["env"] = "toy_gone_v9"
     (unknown_env / "manifest.json").write_text(json.dumps(manifest))
-    _one_line_error(cli("replay", unknown_env, "--verify"), "unknown env id 'toy_gone_v9'")
+    one_line_error(cli("replay", unknown_env, "--verify"), "unknown env id 'toy_gone_v9'")
 
 
 def test_record_into_existing_directory_is_refused_before_playing(cli, tmp_path):
@@ -195,7 +186,7 @@ def test_record_into_existing_directory_is_refused_before_playing(cli, tmp_path)
     result = cli(
         "evaluate", "toy_pass_v0", "--policy", "runner=zero", "--episodes", "1", "--record", rec
     )
-    _one_line_error(result, "exists and is not empty")
+    one_line_error(result, "exists and is not empty")
     assert [p.name for p in rec.iterdir()] == ["keep.txt"]
     assert not (tmp_path / "runs").exists()
 

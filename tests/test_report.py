@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import one_line_error
 
 from arena import report as report_mod
 from arena.report import MARKER, write_report
@@ -26,15 +27,6 @@ ASSETS = ROOT / "arena" / "assets"
 RUNNER = ASSETS / "toy_pass_v0__runner.zip"
 SCREENSHOTS = ROOT / "runs" / "screenshots"
 """Where the slow tier leaves its screenshots of the reports (git-ignored)."""
-
-
-def _one_line_error(result, *fragments):
-    assert result.code == 2, (result.out, result.err)
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1, result.err
-    assert lines[0].startswith("arena: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def _run_dir(root: Path) -> Path:
@@ -349,7 +341,7 @@ def test_bad_input_is_one_line_exit_2(cli, tmp_path, case, fragments):
         extra = ["--out", tmp_path / "mine"]
     elif case == "bad record":
         extra = ["--record", tmp_path / "nope"]
-    _one_line_error(cli("report", run, *extra), *fragments)
+    one_line_error(cli("report", run, *extra), *fragments)
     if case == "foreign out":
         assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
     assert not (run / "report").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import one_line_error
 
 from arena import video as video_mod
 from arena.match import run_match
@@ -73,15 +74,6 @@ def _frames(path: Path) -> np.ndarray:
 
 def _listing(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
-
-
-def _one_line_error(result, *fragments):
-    assert result.code == 2, (result.out, result.err)
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1, result.err
-    assert lines[0].startswith("arena: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 # ---------------------------------------------------------------- layouts
@@ -236,7 +228,7 @@ def test_divergence_is_refused_unless_no_verify(cli, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     result = cli("replay", bad, "--video", out / "x.mp4")
-    _one_line_error(result, "diverged from the record at step 4", "--no-verify")
+    one_line_error(result, "diverged from the record at step 4", "--no-verify")
     assert _listing(out) == []  # no video, no temporary file
     result = cli("replay", bad, "--video", out / "x.mp4", "--no-verify")
     assert result.code == 0, result.err
@@ -285,7 +277,7 @@ def test_bad_input_is_one_line_exit_2(cli, tmp_path, case, fragments):
     elif case == "gif too fast":
         out, extra = tmp_path / "v.gif", ["--fps", "60"]
     result = cli("replay", rec, "--video", out, *extra)
-    _one_line_error(result, *fragments)
+    one_line_error(result, *fragments)
     assert not out.exists()
     assert [p for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
