@@ -579,27 +579,49 @@ def _score_plots(page: _Page, scores: dict[str, dict[str, Any]], title: str) -> 
     if labels:
         values = [float(scores[k]["win_rate"]) for k in labels]
         err = _ci_err(values, [scores[k].get("win_rate_ci95") for k in labels])
-        fig = _figure(6.4, 0.9 + 0.38 * len(labels))
-        ax = fig.add_subplot()
-        ax.barh(range(len(labels)), values, xerr=err, color="#4c72b0", capsize=3)
-        ax.set_yticks(range(len(labels)), labels)
-        ax.invert_yaxis()
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("win rate (bars: 95% Wilson interval)")
-        ax.grid(axis="x", alpha=0.3)
-        parts.append(_save(page, fig, f"{title}_win_rate", f"{title}: win rate, 95% CI"))
+        xlabel = "win rate (bars: 95% Wilson interval)"
+        parts.append(
+            _bars(
+                page, labels, values, err, xlabel, f"{title}_win_rate", f"{title}: win rate, 95% CI"
+            )
+        )
     flipped = [k for k, s in scores.items() if _num(s.get("flip_rate")) is not None]
     if flipped:
-        fig = _figure(6.4, 0.9 + 0.38 * len(flipped))
-        ax = fig.add_subplot()
-        ax.barh(range(len(flipped)), [float(scores[k]["flip_rate"]) for k in flipped])
-        ax.set_yticks(range(len(flipped)), flipped)
-        ax.invert_yaxis()
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("action-flip rate (attacked steps whose action changed)")
-        ax.grid(axis="x", alpha=0.3)
-        parts.append(_save(page, fig, f"{title}_flip_rate", f"{title}: action-flip rate"))
+        values = [float(scores[k]["flip_rate"]) for k in flipped]
+        xlabel = "action-flip rate (attacked steps whose action changed)"
+        parts.append(
+            _bars(
+                page,
+                flipped,
+                values,
+                None,
+                xlabel,
+                f"{title}_flip_rate",
+                f"{title}: action-flip rate",
+            )
+        )
     return f"<div class=figs>{''.join(parts)}</div>" if parts else ""
+
+
+def _bars(
+    page: _Page,
+    labels: list[str],
+    values: list[float],
+    err: Any,
+    xlabel: str,
+    name: str,
+    caption: str,
+) -> str:
+    """A horizontal bar chart of rates in [0, 1], one bar a label, top to bottom."""
+    fig = _figure(6.4, 0.9 + 0.38 * len(labels))
+    ax = fig.add_subplot()
+    ax.barh(range(len(labels)), values, xerr=err, color="#4c72b0", capsize=3)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    return _save(page, fig, name, caption)
 
 
 def _grid_plots(page: _Page, rows: list[dict[str, Any]], title: str) -> str:
