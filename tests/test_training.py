@@ -14,6 +14,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
+import envs
 from arena.embedding import EmbeddedVecEnv, VictimEmbeddedEnv
 from arena.match import run_match
 from arena.training import TrainingError, default_adversary_config, train_adversary
@@ -31,6 +32,18 @@ def test_embedded_env_passes_the_checkers(env_id, seat, frozen):
     env = VictimEmbeddedEnv(env_id, seat, frozen)
     check_env(env, skip_render_check=True)
     sb3_check_env(VictimEmbeddedEnv(env_id, seat, frozen), warn=False)
+
+
+@pytest.mark.mujoco
+@pytest.mark.parametrize("env_id", [s.id for s in envs.list_specs() if "mujoco" in s.needs])
+def test_embedded_env_passes_the_checkers_in_every_mujoco_game(env_id):
+    seats = envs.spec(env_id).seats
+    for learner, victim in ((seats[1], seats[0]), (seats[0], seats[1])):
+        check_env(VictimEmbeddedEnv(env_id, learner, {victim: "random"}), skip_render_check=True)
+    vec = EmbeddedVecEnv(env_id, seats[1], {seats[0]: "random"}, n_envs=2)
+    obs = vec.reset()
+    assert obs.shape == (2, *vec.observation_space.shape)
+    vec.close()
 
 
 def test_vec_env_batches_the_victim_and_matches_the_single_env(runner_zip):
