@@ -200,3 +200,29 @@ def test_finetune_and_masked_victims(tmp_path, cli, runner_zip):
         assert result.episodes == 8
     bad = cli("evaluate", "toy_catch_v0", "--policy", f"player=masked:{victim}", "--episodes", "1")
     assert bad.code == 2 and "declares no opponent observation" in bad.err
+
+
+@pytest.mark.mujoco
+def test_the_shipped_you_shall_not_pass_adversary_loads_and_plays(cli):
+    from pathlib import Path
+
+    shipped = Path(__file__).parent.parent / "arena" / "assets" / "you_shall_not_pass_v0__blocker"
+    size = sum(p.stat().st_size for p in shipped.iterdir())
+    assert size < 2_000_000
+    run = json.loads((shipped / "adversary_run.json").read_text())
+    assert run["env"] == "you_shall_not_pass_v0" and run["adversary_seat"] == "blocker"
+    done = cli(
+        "evaluate",
+        "you_shall_not_pass_v0",
+        "--policy",
+        "runner=zero",
+        "--policy",
+        f"blocker=run:{shipped}",
+        "--episodes",
+        "2",
+        "--json",
+        "--no-save",
+    )
+    assert done.code == 0, done.err
+    seats = json.loads(done.out.strip().splitlines()[-1])["seats"]
+    assert seats["blocker"]["wins"] + seats["blocker"]["losses"] + seats["blocker"]["ties"] == 2
