@@ -282,7 +282,7 @@ def cmd_train_adversary(args: argparse.Namespace) -> int:
     from arena.training import default_adversary_config, train_adversary
 
     victims = _seat_pairs(args.victim, "--victim")
-    config = default_adversary_config(args.env_id, n_envs=args.envs)
+    config = default_adversary_config(args.env_id, n_envs=args.envs, workers=args.workers)
     if args.shaping is not None:
         config = type(config)(**{**config.__dict__, "shaping": args.shaping})
     if args.victim_value is not None:
@@ -323,7 +323,7 @@ def cmd_finetune_victim(args: argparse.Namespace) -> int:
         raise _ArgError(f"--opponent SPEC is needed: {args.env_id} has no default {others[0]}")
     share = args.adversary_share
     mix = f"mix:{share}*{args.adversary}|{1 - share}*{opponent}"
-    config = default_adversary_config(args.env_id, n_envs=args.envs)
+    config = default_adversary_config(args.env_id, n_envs=args.envs, workers=args.workers)
     results = train_adversary(
         args.env_id,
         {others[0]: mix},
@@ -446,6 +446,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--envs", type=_positive, help="parallel envs (default: the preset's)")
     p.add_argument(
+        "--workers",
+        type=int,
+        help="processes simulating the games (default: 2 in the MuJoCo games, 0 = in-process)",
+    )
+    p.add_argument(
         "--shaping",
         type=float,
         help="initial weight of the game's dense shaping reward (c), annealed to 0 over "
@@ -491,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--envs", type=_positive)
+    p.add_argument("--workers", type=int, help="processes simulating the games (0: in-process)")
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=cmd_finetune_victim)
 

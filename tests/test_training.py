@@ -113,6 +113,23 @@ def test_bad_training_input(tmp_path, runner_zip):
     assert [p.name for p in keep.iterdir()] == ["notes.txt"]
     with pytest.raises(TrainingError, match="--envs"):
         default_adversary_config("toy_pass_v0", n_envs=0)
+    with pytest.raises(TrainingError, match="--workers must be 0"):
+        default_adversary_config("toy_pass_v0", workers=-1)
+
+
+def test_mujoco_defaults_are_the_papers_batch_over_worker_processes():
+    config = default_adversary_config("you_shall_not_pass_v0")
+    assert config.ppo.n_envs * config.ppo.n_steps == 16_384
+    assert (config.ppo.batch_size, config.ppo.n_epochs, config.ppo.learning_rate) == (
+        4096,
+        4,
+        3e-4,
+    )
+    assert config.workers == 2 and config.update_threads == 2
+    assert (config.shaping, config.victim_value, config.anneal_fraction) == (100.0, 200.0, 0.5)
+    solo = default_adversary_config("you_shall_not_pass_v0", workers=0, n_envs=8)
+    assert solo.workers == 0 and solo.update_threads == 1
+    assert solo.ppo.n_envs * solo.ppo.n_steps == 16_384
 
 
 def _train_cmd(out, runner_zip, timesteps, *extra):
