@@ -62,3 +62,24 @@ def one_line_error(result, *fragments):
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     assert "Traceback" not in result.err
+
+
+GOLDEN = Path(__file__).parent / "data" / "golden_toy_pass"
+"""A small record of toy_pass_v0 (two random players, 2 episodes) that guards the format."""
+
+
+def diverged_golden_copy(tmp_path: Path) -> Path:
+    """A copy of the golden record whose 4th runner action was changed: it no longer
+    re-simulates to the recorded observations."""
+    import shutil
+
+    import numpy as np
+
+    bad = tmp_path / "diverged"
+    shutil.copytree(GOLDEN, bad)
+    path = bad / "episode_00000.npz"
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["action.runner"][3] += 0.5
+    np.savez_compressed(path, **arrays)
+    return bad

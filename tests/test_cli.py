@@ -6,12 +6,9 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from conftest import one_line_error
-
-GOLDEN = Path(__file__).parent / "data" / "golden_toy_pass"
+from conftest import GOLDEN, diverged_golden_copy, one_line_error
 
 
 def _last_json(out: str) -> dict:
@@ -192,15 +189,7 @@ def test_record_into_existing_directory_is_refused_before_playing(cli, tmp_path)
 
 
 def test_replay_reports_divergence(cli, tmp_path):
-    import numpy as np
-
-    bad = tmp_path / "diverged"
-    shutil.copytree(GOLDEN, bad)
-    path = bad / "episode_00000.npz"
-    with np.load(path) as data:
-        arrays = {k: data[k] for k in data.files}
-    arrays["action.runner"][3] += 0.5
-    np.savez_compressed(path, **arrays)
+    bad = diverged_golden_copy(tmp_path)
     result = cli("replay", bad, "--verify")
     assert result.code == 1
     assert "MISMATCH at step 4" in result.out and "re-simulation diverged" in result.err

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import one_line_error
+from conftest import GOLDEN, diverged_golden_copy, one_line_error
 
 from arena import video as video_mod
 from arena.match import run_match
 from arena.recording import write_record
 from arena.video import HOLD_SECONDS, VideoError, episode_video
 
-GOLDEN = Path(__file__).parent / "data" / "golden_toy_pass"
 ASSETS = Path(__file__).resolve().parent.parent / "arena" / "assets"
 
 
@@ -212,19 +211,8 @@ def test_cli_replay_video(cli, catch_record, tmp_path):
     assert (tmp_path / "v.mp4").stat().st_size > 1000
 
 
-def _diverged_copy(tmp_path: Path) -> Path:
-    bad = tmp_path / "diverged"
-    shutil.copytree(GOLDEN, bad)
-    path = bad / "episode_00000.npz"
-    with np.load(path) as data:
-        arrays = {k: data[k] for k in data.files}
-    arrays["action.runner"][3] += 0.5
-    np.savez_compressed(path, **arrays)
-    return bad
-
-
 def test_divergence_is_refused_unless_no_verify(cli, tmp_path):
-    bad = _diverged_copy(tmp_path)
+    bad = diverged_golden_copy(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
     result = cli("replay", bad, "--video", out / "x.mp4")
@@ -305,7 +293,7 @@ def test_failed_write_keeps_an_existing_file_whole(tmp_path):
     out = tmp_path / "v.mp4"
     out.write_bytes(b"previous video")
     (tmp_path / "x").mkdir()
-    bad = _diverged_copy(tmp_path / "x")
+    bad = diverged_golden_copy(tmp_path / "x")
     with pytest.raises(VideoError, match="diverged"):
         episode_video(bad, out)
     assert out.read_bytes() == b"previous video"
