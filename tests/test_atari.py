@@ -528,3 +528,31 @@ def test_huang2017_smoke(tmp_path):
         "score_vs_eps.png",
     } <= {p.name for p in run.iterdir()}
     assert (run / "score_vs_eps.png").stat().st_size > 1000
+
+
+@pytest.mark.atari
+def test_every_registered_rom_has_a_single_player_mode():
+    import json
+    from pathlib import Path
+
+    import ale_py
+
+    from envs.atari import TWO_PLAYER_ONLY, rom_names
+
+    folder = Path(ale_py.__file__).parent / "roms"
+    shipped = {n.rsplit(".", 1)[0] for n in json.loads((folder / "md5.json").read_text())}
+    refused = {
+        n for n in shipped if ale_py.ALEInterface.isSupportedROM(str(folder / f"{n}.bin")) is None
+    }
+    assert refused == TWO_PLAYER_ONLY
+    assert set(rom_names()) == shipped - refused and len(rom_names()) > 100
+
+
+@pytest.mark.atari
+def test_a_two_player_only_rom_is_a_clean_error():
+    from envs.atari.env import AtariEnv
+
+    with pytest.raises(envs.EnvError, match="no single-player mode"):
+        AtariEnv("combat")
+    with pytest.raises(envs.EnvError, match="unknown env id"):
+        envs.spec("atari_combat_v0")

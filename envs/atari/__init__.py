@@ -22,9 +22,15 @@ MAX_EPISODE_STEPS = 27_000
 """Agent steps (108,000 frames: the usual 30 minutes of play at frame skip 4)."""
 
 
+TWO_PLAYER_ONLY = frozenset({"combat", "joust", "maze_craze", "warlords"})
+"""ROMs that ale-py ships for PettingZoo's multi-agent games but that its single-player
+interface refuses (``ALEInterface.isSupportedROM`` is None; loading one ends the
+process). Checked against ale-py by ``tests/test_atari.py``."""
+
+
 @functools.cache
 def rom_names() -> tuple[str, ...]:
-    """Every ROM id ale-py ships (``pong``, ``space_invaders``...), sorted."""
+    """Every single-player ROM id ale-py ships (``pong``, ``space_invaders``...), sorted."""
     found = importlib.util.find_spec("ale_py")
     if found is None or not found.submodule_search_locations:
         return ()
@@ -32,7 +38,8 @@ def rom_names() -> tuple[str, ...]:
     if not md5.is_file():
         return ()
     with open(md5) as fh:
-        return tuple(sorted(name.rsplit(".", 1)[0] for name in json.load(fh)))
+        names = {name.rsplit(".", 1)[0] for name in json.load(fh)}
+    return tuple(sorted(names - TWO_PLAYER_ONLY))
 
 
 def _make_factory(game: str):
@@ -60,4 +67,4 @@ def make_spec(game: str) -> EnvSpec:
 
 register_family(EnvFamily(prefix=PREFIX, suffix=SUFFIX, names=rom_names, make_spec=make_spec))
 
-__all__ = ["MAX_EPISODE_STEPS", "make_spec", "rom_names"]
+__all__ = ["MAX_EPISODE_STEPS", "TWO_PLAYER_ONLY", "make_spec", "rom_names"]

@@ -95,6 +95,11 @@ class AtariEnv(ParallelEnv):
         path = roms.get_rom_path(game)
         if path is None:
             raise EnvError(f"ale-py ships no ROM named {game!r}")
+        if ALEInterface.isSupportedROM(str(path)) is None:
+            # ALE would print "Attempt to wrap ROM ... failed" and end the process
+            raise EnvError(
+                f"ale-py's ROM {game!r} has no single-player mode (a two-player-only game)"
+            )
         self.game = game
         self.frame_skip, self.noop_max = int(frame_skip), int(noop_max)
         self.frame_stack, self.screen_size = int(frame_stack), int(screen_size)
