@@ -52,7 +52,7 @@ def catch_zip() -> Path:
     return ASSETS / "toy_catch_v0__player.zip"
 
 
-def one_line_error(result, *fragments):
+def assert_one_line_error(result, *fragments):
     """``result`` (the ``cli`` fixture's) failed with one ``arena: error:`` line, exit 2,
     no traceback, naming every fragment."""
     assert result.code == 2, (result.out, result.err)

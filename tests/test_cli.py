@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import GOLDEN, diverged_golden_copy, one_line_error
+from conftest import GOLDEN, assert_one_line_error, diverged_golden_copy
 
 
 def _last_json(out: str) -> dict:
@@ -149,7 +149,7 @@ def test_record_then_replay_verify(cli, tmp_path, catch_zip):
 )
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(cli, tmp_path, args, fragments):
     result = cli(*args)
-    one_line_error(result, *fragments)
+    assert_one_line_error(result, *fragments)
     assert not (tmp_path / "runs").exists()
 
 
@@ -159,21 +159,21 @@ def test_record_errors(cli, tmp_path):
     manifest = json.loads((bad / "manifest.json").read_text())
     manifest["schema_version"] = 2
     (bad / "manifest.json").write_text(json.dumps(manifest))
-    one_line_error(
+    assert_one_line_error(
         cli("replay", bad, "--verify"), "schema_version 2 is newer than this arena supports"
     )
     trunc = tmp_path / "trunc"
     shutil.copytree(GOLDEN, trunc)
     npz = trunc / "episode_00001.npz"
     npz.write_bytes(npz.read_bytes()[:100])
-    one_line_error(cli("replay", trunc, "--verify"), "corrupted or truncated")
-    one_line_error(cli("replay", GOLDEN, "--episode", "9"), "out of range", "0..1")
+    assert_one_line_error(cli("replay", trunc, "--verify"), "corrupted or truncated")
+    assert_one_line_error(cli("replay", GOLDEN, "--episode", "9"), "out of range", "0..1")
     unknown_env = tmp_path / "unknown_env"
     shutil.copytree(GOLDEN, unknown_env)
     manifest = json.loads((unknown_env / "manifest.json").read_text())
     manifest["env"] = "toy_gone_v9"
     (unknown_env / "manifest.json").write_text(json.dumps(manifest))
-    one_line_error(cli("replay", unknown_env, "--verify"), "unknown env id 'toy_gone_v9'")
+    assert_one_line_error(cli("replay", unknown_env, "--verify"), "unknown env id 'toy_gone_v9'")
 
 
 def test_record_into_existing_directory_is_refused_before_playing(cli, tmp_path):
@@ -183,7 +183,7 @@ def test_record_into_existing_directory_is_refused_before_playing(cli, tmp_path)
     result = cli(
         "evaluate", "toy_pass_v0", "--policy", "runner=zero", "--episodes", "1", "--record", rec
     )
-    one_line_error(result, "exists and is not empty")
+    assert_one_line_error(result, "exists and is not empty")
     assert [p.name for p in rec.iterdir()] == ["keep.txt"]
     assert not (tmp_path / "runs").exists()
 

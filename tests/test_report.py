@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import one_line_error
+from conftest import assert_one_line_error
 
 from arena import report as report_mod
 from arena.report import MARKER, write_report
@@ -341,7 +341,7 @@ def test_bad_input_is_one_line_exit_2(cli, tmp_path, case, fragments):
         extra = ["--out", tmp_path / "mine"]
     elif case == "bad record":
         extra = ["--record", tmp_path / "nope"]
-    one_line_error(cli("report", run, *extra), *fragments)
+    assert_one_line_error(cli("report", run, *extra), *fragments)
     if case == "foreign out":
         assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
     assert not (run / "report").exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import GOLDEN, diverged_golden_copy, one_line_error
+from conftest import GOLDEN, assert_one_line_error, diverged_golden_copy
 
 from arena import video as video_mod
 from arena.match import run_match
@@ -216,7 +216,7 @@ def test_divergence_is_refused_unless_no_verify(cli, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     result = cli("replay", bad, "--video", out / "x.mp4")
-    one_line_error(result, "diverged from the record at step 4", "--no-verify")
+    assert_one_line_error(result, "diverged from the record at step 4", "--no-verify")
     assert _listing(out) == []  # no video, no temporary file
     result = cli("replay", bad, "--video", out / "x.mp4", "--no-verify")
     assert result.code == 0, result.err
@@ -265,7 +265,7 @@ def test_bad_input_is_one_line_exit_2(cli, tmp_path, case, fragments):
     elif case == "gif too fast":
         out, extra = tmp_path / "v.gif", ["--fps", "60"]
     result = cli("replay", rec, "--video", out, *extra)
-    one_line_error(result, *fragments)
+    assert_one_line_error(result, *fragments)
     assert not out.exists()
     assert [p for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
