@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from agents.policies import Policy
-from arena.io import public_mode
+from arena.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +90,10 @@ def save_atomic(model: Any, path: Path, *, keep_optimizer: bool = True) -> None:
     Without ``keep_optimizer`` the optimiser state (needed only to resume training,
     two thirds of the file) is left out: the file still loads as a policy.
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".zip", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         model.save(tmp)
         if not keep_optimizer:
-            _drop_members(Path(tmp), {"policy.optimizer.pth"})
-        public_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            _drop_members(tmp, {"policy.optimizer.pth"})
 
 
 def _drop_members(path: Path, names: set[str]) -> None:
@@ -272,22 +264,13 @@ def default_adversary_config(
     if workers is not None:
         if workers < 0:
             raise TrainingError(f"--workers must be 0 (in-process) or more, got {workers}")
-        config = AdversaryConfig(
-            **{**config.__dict__, "workers": workers, "update_threads": 2 if workers else 1}
-        )
+        config = dataclasses.replace(config, workers=workers, update_threads=2 if workers else 1)
     if n_envs is not None:
         if n_envs <= 0:
             raise TrainingError(f"--envs must be a positive integer, got {n_envs}")
         batch = config.ppo.n_envs * config.ppo.n_steps
-        ppo = PPOConfig(
-            **{
-                **config.ppo.to_json(),
-                "n_envs": n_envs,
-                "n_steps": max(1, batch // n_envs),
-                "net_arch": config.ppo.net_arch,
-            }
-        )
-        config = AdversaryConfig(**{**config.__dict__, "ppo": ppo})
+        ppo = dataclasses.replace(config.ppo, n_envs=n_envs, n_steps=max(1, batch // n_envs))
+        config = dataclasses.replace(config, ppo=ppo)
     return config
 
 
@@ -332,15 +315,8 @@ def save_normalization(vec_normalize: Any, path: Path) -> None:
         "epsilon": np.asarray(vec_normalize.epsilon),
         "norm_obs": np.asarray(vec_normalize.norm_obs),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         np.savez(tmp, **arrays)
-        public_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_normalization(vec_normalize: Any, path: Path) -> None:
