@@ -144,11 +144,7 @@ class CompetitionEnv(ParallelEnv):
                 (d.qfrc_actuator[s.qvel], False),
             ]
         sources += [(d.cfrc_ext[s.body].reshape(-1), True), (d.qpos[o.qpos], False)]
-        plan, at = [], 0
-        for view, clip in sources:
-            plan.append((slice(at, at + view.size), view, clip))
-            at += view.size
-        return plan
+        return _layout(sources)
 
     # ---- structure -------------------------------------------------------------------
     def agent_order(self) -> tuple[str, ...]:
@@ -404,6 +400,15 @@ class CompetitionEnv(ParallelEnv):
 
 
 _NO_ACTION = np.zeros(0)
+
+
+def _layout(sources: list[tuple[np.ndarray, bool]]) -> list[tuple[slice, np.ndarray, bool]]:
+    """Consecutive ``(destination, source view, clip)`` slots for the given sources."""
+    plan, at = [], 0
+    for view, clip in sources:
+        plan.append((slice(at, at + view.size), view, clip))
+        at += view.size
+    return plan
 
 
 def _name(mj: Any, m: Any, kind: Any, i: int) -> str:
@@ -756,11 +761,7 @@ class KickAndDefendEnv(CompetitionEnv):
             (d.qfrc_actuator[s.qvel], False),
             (d.cfrc_ext[s.body].reshape(-1), True),
         ]
-        plan, at = [], 0
-        for view, clip in sources:
-            plan.append((slice(at, at + view.size), view, clip))
-            at += view.size
-        return plan
+        return _layout(sources)
 
     def _observe(self, k: int) -> np.ndarray:
         out = np.empty(self.obs_size)
