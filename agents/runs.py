@@ -58,18 +58,91 @@ class NormalizedPolicy(TorchPolicy):
         return self.inner.value(self.normalize(x), state)
 
 
+def child_file(base: Path, name: Any, what: str) -> Path:
+    """``base / name`` for a plain file name read from a file, refused unless it stays
+    inside ``base`` (no separators, no ``..``, no absolute path, no link leading out)."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or name in (".", "..")
+        or "\0" in name
+        or "/" in name
+        or "\\" in name
+    ):
+        raise PolicySpecError(f"{what}: {str(name)[:80]!r} is not a plain file name in {base}")
+    path = base / name
+    if not path.resolve().is_relative_to(base.resolve()):
+        raise PolicySpecError(f"{what}: {name!r} leads outside {base}")
+    return path
+
+
+def checkpoint_files(directory: Path) -> tuple[Path, Path]:
+    """The latest checkpoint's policy and normalisation files, from ``checkpoints/state.json``."""
+    ckpt = directory / "checkpoints"
+    state_path = ckpt / "state.json"
+    try:
+        state = json.loads(state_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PolicySpecError(f"{state_path}: unreadable checkpoint state: {exc}") from None
+    if not isinstance(state, dict) or not {"model", "norm"} <= set(state):
+        raise PolicySpecError(f"{state_path}: want an object with 'model' and 'norm' file names")
+    model = child_file(ckpt, state["model"], str(state_path))
+    norm = child_file(ckpt, state["norm"], str(state_path))
+    for path in (model, norm):
+        if not path.is_file():
+            raise PolicySpecError(f"{state_path}: names {path.name}, which is missing")
+    return model, norm
+
+
 def run_files(directory: Path) -> tuple[Path, Path | None]:
     """The policy file and normalisation file of a run directory."""
     if (directory / "policy.zip").is_file():
         norm = directory / "policy_norm.npz"
         return directory / "policy.zip", norm if norm.is_file() else None
-    state = directory / "checkpoints" / "state.json"
-    if state.is_file():
-        data = json.loads(state.read_text())
-        return directory / "checkpoints" / data["model"], directory / "checkpoints" / data["norm"]
+    if (directory / "checkpoints" / "state.json").is_file():
+        return checkpoint_files(directory)
     raise PolicySpecError(
         f"{directory} is not a training run: no policy.zip and no checkpoints/state.json"
     )
+
+
+def loaded_files(directory: str | Path) -> dict[str, Path]:
+    """The files ``run:DIR`` loads (for their sha256 in a manifest)."""
+    model, norm = run_files(Path(directory))
+    return {"policy": model} | ({"norm": norm} if norm is not None else {})
+
+
+NORM_KEYS = ("obs_mean", "obs_var", "epsilon", "clip_obs", "norm_obs")
+
+
+def read_norm(path: Path, observation_space: spaces.Space) -> dict[str, np.ndarray]:
+    """The observation normalisation of a run, checked against the seat's observations."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            norm = {k: np.asarray(data[k]) for k in NORM_KEYS if k in data.files}
+    except Exception as exc:  # zipfile, numpy and OS errors of a corrupt or foreign file
+        message = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise PolicySpecError(f"{path}: unreadable normalisation: {message}") from None
+    missing = [k for k in NORM_KEYS if k not in norm]
+    if missing:
+        raise PolicySpecError(f"{path}: normalisation lacks {', '.join(missing)}")
+    shape = observation_space.shape or ()
+    for key in ("obs_mean", "obs_var"):
+        value = norm[key]
+        if value.dtype.kind not in "fiu" or value.shape != shape or not np.isfinite(value).all():
+            raise PolicySpecError(
+                f"{path}: {key} must be finite numbers of shape {shape}, got {value.dtype} "
+                f"{value.shape}"
+            )
+    if (norm["obs_var"] < 0).any():
+        raise PolicySpecError(f"{path}: obs_var must be non-negative")
+    for key in ("epsilon", "clip_obs", "norm_obs"):
+        value = norm[key]
+        if value.shape != () or value.dtype.kind not in "fiub" or not np.isfinite(value):
+            raise PolicySpecError(f"{path}: {key} must be one finite number")
+    if not float(norm["epsilon"]) > 0 or not float(norm["clip_obs"]) > 0:
+        raise PolicySpecError(f"{path}: epsilon and clip_obs must be positive")
+    return norm
 
 
 def load_run(directory: str | Path, observation_space, action_space) -> TorchPolicy:
@@ -83,12 +156,7 @@ def load_run(directory: str | Path, observation_space, action_space) -> TorchPol
         raise PolicySpecError(str(exc)) from None
     if norm_path is None:
         return inner
-    try:
-        with np.load(norm_path, allow_pickle=False) as data:
-            norm = {k: data[k] for k in data.files}
-    except (ValueError, OSError) as exc:
-        raise PolicySpecError(f"{norm_path}: unreadable normalisation: {exc}") from None
-    return NormalizedPolicy(inner, norm)
+    return NormalizedPolicy(inner, read_norm(norm_path, inner.observation_space))
 
 
 class MaskedPolicy:
@@ -168,7 +236,13 @@ def _mix(arg: str, observation_space, action_space, **context: Any) -> Policy:
         raise PolicySpecError(f"mix:{arg}: {exc}") from None
 
 
-register_kind("run", _run, takes_path=True, help="a run directory of arena train-adversary")
+register_kind(
+    "run",
+    _run,
+    takes_path=True,
+    help="a run directory of arena train-adversary",
+    files=loaded_files,
+)
 register_kind(
     "masked",
     _masked,

@@ -1,17 +1,21 @@
 """Stable-Baselines3 policy files as victims, loaded without running code from them.
 
 SB3's own ``load`` unpickles several entries of the file with cloudpickle, which can
-run arbitrary code. Here the file's JSON is read as JSON, its pickled entries go
-through ``restricted_loads`` (allow-listed classes only), and the weights through
-``torch.load(weights_only=True)``. Only the policy network is rebuilt; no algorithm
-object, no optimiser state.
+run arbitrary code. Here the file's ``data`` is read as JSON; of its pickled entries
+only the four a policy needs (its class, keyword arguments and spaces) are decoded,
+by ``agents.safe_pickle.inert_loads``, which builds nothing but plain data, arrays,
+spaces and inert class tokens; the class tokens are mapped to real classes through
+the explicit tables below, and the keyword arguments are checked key by key. The
+weights in ``policy.pth`` are read by ``read_torch_weights`` (no ``torch.load``).
+Only the policy network is rebuilt; no algorithm object, no optimiser state.
 """
 
 from __future__ import annotations
 
 import base64
-import io
+import binascii
 import json
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,7 +26,8 @@ from gymnasium import spaces
 from torch import distributions as D
 
 from agents.policies import TorchPolicy
-from agents.safe_pickle import UnsafePickleError, restricted_loads
+from agents.safe_pickle import Global, UnsafePickleError, inert_loads, read_torch_weights
+from agents.safe_pickle import resolve_token as _resolve_token
 
 
 class PolicyFileError(ValueError):
@@ -30,59 +35,203 @@ class PolicyFileError(ValueError):
 
 
 _PICKLED_KEYS = ("policy_class", "policy_kwargs", "observation_space", "action_space")
+MAX_DATA_BYTES = 64 << 20
+MAX_WEIGHT_BYTES = 1 << 30
+MAX_WIDTH = 4096
+MAX_LAYERS = 8
+
+
+def _policy_classes() -> dict[tuple[str, str], Any]:
+    from stable_baselines3.common import policies
+    from stable_baselines3.dqn import policies as dqn
+
+    return {
+        (c.__module__, c.__qualname__): c
+        for c in (
+            policies.ActorCriticPolicy,
+            policies.ActorCriticCnnPolicy,
+            policies.MultiInputActorCriticPolicy,
+            dqn.DQNPolicy,
+            dqn.CnnPolicy,
+            dqn.MultiInputPolicy,
+        )
+    }
+
+
+def _kwarg_classes() -> dict[str, dict[tuple[str, str], Any]]:
+    from stable_baselines3.common import torch_layers
+
+    from agents import networks
+
+    def table(*classes: Any) -> dict[tuple[str, str], Any]:
+        return {(c.__module__, c.__qualname__): c for c in classes}
+
+    nn = torch.nn
+    return {
+        "activation_fn": table(nn.ReLU, nn.Tanh, nn.ELU, nn.LeakyReLU, nn.GELU, nn.SiLU),
+        "features_extractor_class": table(
+            torch_layers.NatureCNN,
+            torch_layers.FlattenExtractor,
+            torch_layers.CombinedExtractor,
+            networks.SmallCNN,
+        ),
+        "optimizer_class": table(torch.optim.Adam, torch.optim.RMSprop),
+    }
+
+
+# policy_kwargs keys a policy may be rebuilt with, and what their values may be.
+_PLAIN_KWARGS: dict[str, type] = {
+    "ortho_init": bool,
+    "log_std_init": float,
+    "full_std": bool,
+    "use_expln": bool,
+    "squash_output": bool,
+    "share_features_extractor": bool,
+    "normalize_images": bool,
+    "use_sde": bool,
+    "n_critics": int,
+    "optimizer_kwargs": dict,
+    "features_extractor_kwargs": dict,
+    "net_arch": object,
+}
+
+
+def _width_list(value: Any, path: Path, key: str) -> list[int]:
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_LAYERS
+        or not all(type(v) is int and 1 <= v <= MAX_WIDTH for v in value)
+    ):
+        raise PolicyFileError(
+            f"{path}: policy_kwargs {key} must be a list of at most {MAX_LAYERS} layer "
+            f"widths in [1, {MAX_WIDTH}]"
+        )
+    return value
+
+
+def _check_kwargs(kwargs: Any, path: Path) -> dict[str, Any]:
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise PolicyFileError(f"{path}: policy_kwargs must be a dict of named options")
+    classes = _kwarg_classes()
+    out: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if key in classes:
+            try:
+                out[key] = _resolve_token(value, classes[key], key)
+            except UnsafePickleError as exc:
+                raise PolicyFileError(f"{path}: policy_kwargs: {exc}") from None
+        elif key == "net_arch":
+            if isinstance(value, dict) and set(value) <= {"pi", "vf", "qf"}:
+                out[key] = {k: _width_list(v, path, f"net_arch[{k!r}]") for k, v in value.items()}
+            else:
+                out[key] = _width_list(value, path, key)
+        elif key in ("optimizer_kwargs", "features_extractor_kwargs"):
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str)
+                and type(v) in (int, float, bool)
+                and math.isfinite(v)
+                and abs(v) <= 1e9
+                for k, v in value.items()
+            ):
+                raise PolicyFileError(f"{path}: policy_kwargs {key} must map names to numbers")
+            dim = value.get("features_dim", 1)
+            if key == "features_extractor_kwargs" and not (
+                type(dim) is int and 1 <= dim <= MAX_WIDTH
+            ):
+                raise PolicyFileError(f"{path}: features_dim must be in [1, {MAX_WIDTH}]")
+            out[key] = dict(value)
+        elif key in _PLAIN_KWARGS:
+            want = _PLAIN_KWARGS[key]
+            if want is float and type(value) is int:
+                value = float(value)
+            if type(value) is not want or (type(value) is float and not math.isfinite(value)):
+                raise PolicyFileError(f"{path}: policy_kwargs {key} must be a {want.__name__}")
+            out[key] = value
+        else:
+            valid = ", ".join(sorted([*_PLAIN_KWARGS, *classes]))
+            raise PolicyFileError(f"{path}: unknown policy_kwargs key {key!r}; valid: {valid}")
+    return out
+
+
+def _member(archive: zipfile.ZipFile, name: str, limit: int, path: Path) -> bytes:
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise PolicyFileError(
+            f"{path} is not an SB3 model file (needs 'data' and 'policy.pth' inside)"
+        ) from None
+    if info.file_size > limit:
+        raise PolicyFileError(f"{path}: {name} unpacks to {info.file_size} bytes (over {limit})")
+    return archive.read(info)
 
 
 def read_sb3_zip(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The SB3 file's (safely decoded) data entries and the policy's state dict."""
+    """The SB3 file's policy entries (decoded inertly) and the policy's state dict."""
     path = Path(path)
     if not path.is_file():
         raise PolicyFileError(f"no such SB3 file: {path}")
     try:
         with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            if "data" not in names or "policy.pth" not in names:
-                raise PolicyFileError(
-                    f"{path} is not an SB3 model file (needs 'data' and 'policy.pth' inside)"
-                )
-            raw = json.loads(archive.read("data").decode())
-            state = torch.load(
-                io.BytesIO(archive.read("policy.pth")), map_location="cpu", weights_only=True
+            raw = json.loads(_member(archive, "data", MAX_DATA_BYTES, path).decode())
+            state = read_torch_weights(
+                _member(archive, "policy.pth", MAX_WEIGHT_BYTES, path),
+                max_bytes=MAX_WEIGHT_BYTES,
             )
     except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
-        raise PolicyFileError(f"{path} is not a readable SB3 model file: {exc}") from None
-    except Exception as exc:  # torch's weights_only loader refusing a global
-        if "weights_only" in str(exc) or "Unsupported" in str(exc):
-            raise PolicyFileError(f"{path}: refusing unsafe content in policy.pth") from None
-        raise
+        message = " ".join(str(exc).split())
+        raise PolicyFileError(f"{path} is not a readable SB3 model file: {message}") from None
+    except (EOFError, ValueError) as exc:  # a corrupt member, or the weights refused
+        if isinstance(exc, PolicyFileError):
+            raise
+        raise PolicyFileError(f"{path}: policy.pth: {exc}") from None
+    if not isinstance(raw, dict):
+        raise PolicyFileError(f"{path}: 'data' must be a JSON object, not {type(raw).__name__}")
     data: dict[str, Any] = {}
-    for key, item in raw.items():
+    for key in _PICKLED_KEYS:
+        if key not in raw:
+            continue
+        item = raw[key]
         if isinstance(item, dict) and ":serialized:" in item:
-            if key not in _PICKLED_KEYS:
-                continue  # optimiser classes, schedules...: never needed for acting
+            blob = item[":serialized:"]
             try:
-                data[key] = restricted_loads(base64.b64decode(item[":serialized:"]))
-            except UnsafePickleError as exc:
+                if not isinstance(blob, str):
+                    raise UnsafePickleError("the serialized entry must be a base64 string")
+                data[key] = inert_loads(base64.b64decode(blob, validate=True))
+            except (UnsafePickleError, binascii.Error) as exc:
                 raise PolicyFileError(f"{path}: entry {key!r}: {exc}") from None
         else:
             data[key] = item
     missing = [k for k in ("policy_class", "observation_space", "action_space") if k not in data]
     if missing:
         raise PolicyFileError(f"{path}: SB3 file lacks {', '.join(missing)}")
+    for key in ("observation_space", "action_space"):
+        if not isinstance(data[key], spaces.Space):
+            raise PolicyFileError(f"{path}: {key} is not a gymnasium space")
     return data, state
 
 
 def load_sb3_policy(path: str | Path) -> Any:
     """Rebuild the SB3 ``BasePolicy`` stored in ``path`` (in eval mode, on the CPU)."""
+    path = Path(path)
     data, state = read_sb3_zip(path)
-    policy_cls = data["policy_class"]
-    kwargs = dict(data.get("policy_kwargs") or {})
+    token = data["policy_class"]
+    if not isinstance(token, Global):
+        raise PolicyFileError(f"{path}: policy_class is not a class reference")
+    try:
+        policy_cls = _resolve_token(token, _policy_classes(), "policy class")
+    except UnsafePickleError as exc:
+        raise PolicyFileError(f"{path}: {exc}") from None
+    kwargs = _check_kwargs(data.get("policy_kwargs"), path)
     try:
         policy = policy_cls(
             data["observation_space"], data["action_space"], lambda _: 0.0, **kwargs
         )
         policy.load_state_dict(state)
-    except (RuntimeError, TypeError, KeyError) as exc:
-        raise PolicyFileError(f"{path}: weights do not fit the stored network: {exc}") from None
+    except (RuntimeError, TypeError, KeyError, ValueError, AssertionError) as exc:
+        first = " ".join(str(exc).split())[:300]
+        raise PolicyFileError(f"{path}: weights do not fit the stored network: {first}") from None
     policy.set_training_mode(False)
     return policy
 

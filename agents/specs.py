@@ -38,6 +38,9 @@ class PolicyKind:
     locate: Callable[[str], Path] | None = None
     """Maps the argument to its file (e.g. relative to a data directory); the default
     takes it as a path from the working directory."""
+    files: Callable[[str], dict[str, Path]] | None = None
+    """For a directory argument: the files actually loaded from it, by role (their
+    sha256 go into the manifest beside the directory's)."""
 
 
 _KINDS: dict[str, PolicyKind] = {}
@@ -51,11 +54,12 @@ def register_kind(
     help: str,
     takes_spec: bool = False,
     locate: Callable[[str], Path] | None = None,
+    files: Callable[[str], dict[str, Path]] | None = None,
     overwrite: bool = False,
 ) -> None:
     if name in _KINDS and not overwrite:
         raise PolicySpecError(f"policy kind {name!r} is already registered")
-    _KINDS[name] = PolicyKind(name, loader, takes_path, help, takes_spec, locate)
+    _KINDS[name] = PolicyKind(name, loader, takes_path, help, takes_spec, locate, files)
 
 
 def _locate(kind: PolicyKind, arg: str, spec: str) -> Path:
@@ -156,6 +160,8 @@ class PolicyRef:
     kind: str
     path: str | None = None
     sha256: str | None = None
+    files: dict[str, dict[str, str]] | None = None
+    """For a directory: each file actually loaded, ``{role: {"path", "sha256"}}``."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,7 +179,19 @@ def reference(spec: str) -> PolicyRef:
     if not kind.takes_path:
         return PolicyRef(spec=spec, kind=kind.name)
     path = _locate(kind, arg, spec)
-    return PolicyRef(spec=spec, kind=kind.name, path=str(path.resolve()), sha256=sha256_of(path))
+    loaded = None
+    if kind.files is not None:
+        loaded = {
+            role: {"path": str(f.resolve()), "sha256": sha256_of(f)}
+            for role, f in kind.files(arg).items()
+        }
+    return PolicyRef(
+        spec=spec,
+        kind=kind.name,
+        path=str(path.resolve()),
+        sha256=sha256_of(path),
+        files=loaded,
+    )
 
 
 def _random(arg, observation_space, action_space, **context):

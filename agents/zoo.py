@@ -1,8 +1,8 @@
 """``zoo:PATH``: the agent-zoo victims of Bansal et al. (2018) as torch policies.
 
 A zoo file is a pickle of ONE flat float32 array (``../shared/zoo/README.md``),
-read here by an unpickler that admits only numpy's array reconstruction: a file
-that asks for anything else (``os.system``...) is refused before anything runs.
+read by ``agents.safe_pickle.inert_loads``, which rebuilds the array itself: a file
+that asks for anything else (``os.system``...) is refused and nothing of it runs.
 
 The array holds, in order: return-normalisation stats (3, unused), observation
 normalisation stats (sum D, sum of squares D, count 1), the value branch, the
@@ -26,9 +26,7 @@ A relative path is looked up in the zoo directory named by ``ARENA_ZOO_DIR``.
 
 from __future__ import annotations
 
-import io
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,7 @@ from gymnasium import spaces
 from torch import distributions as D
 
 from agents.policies import TorchPolicy
+from agents.safe_pickle import UnsafePickleError, inert_loads
 from agents.specs import PolicySpecError, register_kind
 
 ZOO_DIR_ENV = "ARENA_ZOO_DIR"
@@ -51,54 +50,30 @@ class ZooError(ValueError):
 
 
 class UnsafeZooFileError(ZooError):
-    """The pickle asks for something other than numpy's array reconstruction."""
-
-
-# The only globals a zoo pickle may name: how numpy rebuilds one array.
-_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-}
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _ALLOWED:
-            raise UnsafeZooFileError(
-                f"refusing to load {module}.{name}: a zoo file may only hold a numpy array"
-            )
-        return super().find_class(module, name)
+    """The pickle holds something other than one numpy array, or is malformed."""
 
 
 def read_zoo_array(path: str | Path) -> np.ndarray:
-    """The flat float32 parameter array of a zoo file, read without running its code."""
+    """The flat float32 parameter array of a zoo file, read without running its code
+    (``agents.safe_pickle.inert_loads``: numpy's array reconstruction is re-done by
+    our own code from the bytes; nothing the file names is imported or called)."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ZooError(f"cannot read zoo file {path}: {exc}") from None
     try:
-        obj = _ArrayUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except UnsafeZooFileError as exc:
-        raise UnsafeZooFileError(f"{path}: {exc}") from None
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        AttributeError,
-        ImportError,
-        IndexError,
-        TypeError,
-        ValueError,
-    ) as exc:
-        raise ZooError(f"{path} is not a zoo parameter file: {exc}") from None
+        obj = inert_loads(data, encoding="latin1")
+    except UnsafePickleError as exc:
+        raise UnsafeZooFileError(f"{path} is not a zoo parameter file: {exc}") from None
     if (
         not isinstance(obj, np.ndarray)
         or obj.ndim != 1
         or not np.issubdtype(obj.dtype, np.floating)
     ):
         raise ZooError(f"{path} is not a zoo parameter file (want one flat float array)")
+    if not np.isfinite(obj).all():
+        raise ZooError(f"{path}: the parameters hold NaN or infinite values")
     return obj.astype(np.float32)
 
 

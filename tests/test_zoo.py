@@ -153,7 +153,7 @@ def test_a_pickle_that_would_run_a_command_is_refused_and_runs_nothing(tmp_path)
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pkl"
     evil.write_bytes(pickle.dumps(_Exploit(marker)))
-    with pytest.raises(UnsafeZooFileError, match=r"refusing to load .*system"):
+    with pytest.raises(UnsafeZooFileError, match=r"refusing global .*system"):
         read_zoo_array(evil)
     obs, act = _spaces(5, 2)
     with pytest.raises(ZooError):
