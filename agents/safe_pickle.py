@@ -41,6 +41,7 @@ reach. Every refusal is ``UnsafePickleError`` with one line saying why.
 
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import math
 import pickle
@@ -72,6 +73,9 @@ class Global:
 
     def __str__(self) -> str:
         return f"{self.module}.{self.name}"
+
+    def __setstate__(self, state: Any) -> None:
+        raise _fail(f"refusing to change the class reference {self} (BUILD on a token)")
 
 
 NDARRAY = Global("numpy", "ndarray")
@@ -264,6 +268,9 @@ class StateDict(dict):
 class _Storage:
     dtype: np.dtype
     data: bytes
+
+    def __setstate__(self, state: Any) -> None:
+        raise _fail("refusing BUILD on a storage")
 
 
 def _rebuild_tensor(
@@ -485,6 +492,11 @@ class _InertUnpickler(pickle.Unpickler):
         self._persistent = persistent
 
     def find_class(self, module: str, name: str) -> Any:
+        if isinstance(module, str) and isinstance(name, str):
+            # Python 2 spellings (copy_reg, __builtin__), as pickle's own find_class maps
+            # them; the result still has to be in the table
+            module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+            module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         return _lookup(module, name)
 
     def persistent_load(self, pid: Any) -> Any:
@@ -624,7 +636,9 @@ def read_torch_file(blob: bytes, *, max_bytes: int = 1 << 30) -> Any:
         if type(pid) is not tuple or len(pid) != 5 or pid[0] != "storage":
             raise _fail("malformed persistent id")
         _, kind, key, _location, numel = pid
-        if kind not in {Global("torch", n) for n in _TORCH_STORAGES}:
+        if not isinstance(kind, Global) or kind not in {
+            Global("torch", n) for n in _TORCH_STORAGES
+        }:
             raise _fail("unknown storage type")
         if not isinstance(key, str) or not key.isdigit() or len(key) > 12:
             raise _fail("malformed storage key")

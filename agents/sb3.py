@@ -26,7 +26,13 @@ from gymnasium import spaces
 from torch import distributions as D
 
 from agents.policies import TorchPolicy
-from agents.safe_pickle import Global, UnsafePickleError, inert_loads, read_torch_weights
+from agents.safe_pickle import (
+    Global,
+    UnsafePickleError,
+    inert_loads,
+    read_torch_file,
+    read_torch_weights,
+)
 from agents.safe_pickle import resolve_token as _resolve_token
 
 
@@ -210,6 +216,29 @@ def read_sb3_zip(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tens
         if not isinstance(data[key], spaces.Space):
             raise PolicyFileError(f"{path}: {key} is not a gymnasium space")
     return data, state
+
+
+def read_sb3_parameters(path: str | Path) -> dict[str, Any]:
+    """The torch state of every module in an SB3 file (``policy``, ``policy.optimizer``),
+    read inertly, for ``model.set_parameters(params)`` when resuming or fine-tuning."""
+    path = Path(path)
+    if not path.is_file():
+        raise PolicyFileError(f"no such SB3 file: {path}")
+    params: dict[str, Any] = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                if not name.endswith(".pth") or name == "pytorch_variables.pth":
+                    continue
+                blob = _member(archive, name, MAX_WEIGHT_BYTES, path)
+                params[name[: -len(".pth")]] = read_torch_file(blob, max_bytes=MAX_WEIGHT_BYTES)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise PolicyFileError(f"{path} is not a readable SB3 model file: {exc}") from None
+    except UnsafePickleError as exc:
+        raise PolicyFileError(f"{path}: {exc}") from None
+    if not isinstance(params.get("policy"), dict):
+        raise PolicyFileError(f"{path} is not an SB3 model file (no policy.pth)")
+    return params
 
 
 def load_sb3_policy(path: str | Path) -> Any:
