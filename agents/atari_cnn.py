@@ -18,7 +18,6 @@ default; sampled from the categorical with ``--stochastic``.
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,8 @@ from gymnasium import spaces
 from torch import distributions as D
 from torch import nn
 
+from agents.npz import NpzError
+from agents.npz import read_npz as _read_npz
 from agents.policies import TorchPolicy
 from agents.specs import PolicySpecError, register_kind
 
@@ -130,20 +131,17 @@ class AtariCNN(nn.Module):
 
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """The arrays of ``path``; refuses pickled (object) arrays and non-npz files."""
-    if not zipfile.is_zipfile(path):
-        raise PolicySpecError(f"{path} is not a readable .npz weights file (not a zip archive)")
+    """The arrays of ``path``; refuses pickled (object) arrays, lying headers and non-npz
+    files (``agents.npz``)."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {k: archive[k] for k in archive.files}
-    except ValueError as exc:
-        if "pickle" in str(exc):
-            raise PolicySpecError(
-                f"{path}: refusing a pickled object array (only plain numeric arrays load)"
-            ) from None
-        raise PolicySpecError(f"{path} is not a readable .npz weights file: {exc}") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise PolicySpecError(f"{path} is not a readable .npz weights file: {exc}") from None
+        return _read_npz(path)
+    except NpzError as exc:
+        raise PolicySpecError(str(exc)) from None
+
+
+# Bounds that keep a crafted file from building a huge network before its shapes are
+# compared (ALE has at most 18 actions; frames stack a few channels).
+_MAX_CHANNELS, _MAX_ACTIONS, _MAX_CONV3 = 16, 64, 512
 
 
 def build_network(arrays: dict[str, np.ndarray], path: str | Path = "weights") -> AtariCNN:
@@ -158,13 +156,22 @@ def build_network(arrays: dict[str, np.ndarray], path: str | Path = "weights") -
     for k in expected:
         if not np.issubdtype(arrays[k].dtype, np.floating):
             raise PolicySpecError(f"{path}: array {k} has dtype {arrays[k].dtype}, not float")
-    w1 = arrays["conv1.weight"]
-    if w1.ndim != 4:
-        raise PolicySpecError(f"{path}: conv1.weight must be 4-d, got shape {w1.shape}")
+    w1, pi, w3 = arrays["conv1.weight"], arrays["pi.weight"], arrays["conv3.weight"]
+    if w1.ndim != 4 or pi.ndim != 2 or w3.ndim != 4:
+        raise PolicySpecError(
+            f"{path}: conv1.weight, conv3.weight must be 4-d and pi.weight 2-d, got "
+            f"{w1.shape}, {w3.shape}, {pi.shape}"
+        )
+    dims = {"input channels": (int(w1.shape[1]), _MAX_CHANNELS)}
+    dims["actions"] = (int(pi.shape[0]), _MAX_ACTIONS)
+    dims["conv3 channels"] = (int(w3.shape[0]), _MAX_CONV3)
+    for what, (value, most) in dims.items():
+        if not 1 <= value <= most:
+            raise PolicySpecError(f"{path}: {value} {what}; the network takes 1 to {most}")
     net = AtariCNN(
-        in_channels=int(w1.shape[1]),
-        n_actions=int(arrays["pi.weight"].shape[0]),
-        conv3_out=int(arrays["conv3.weight"].shape[0]),
+        in_channels=dims["input channels"][0],
+        n_actions=dims["actions"][0],
+        conv3_out=dims["conv3 channels"][0],
     )
     state = {
         k: torch.from_numpy(np.ascontiguousarray(arrays[k], dtype=np.float32)) for k in expected

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from agents.npz import NpzError, read_npz
 from agents.policies import Policy, TorchPolicy
 from agents.sb3 import PolicyFileError, SB3TorchPolicy, sb3_victim
 from agents.specs import PolicySpecError, register_kind, resolve
@@ -71,6 +72,7 @@ def child_file(base: Path, name: Any, what: str) -> Path:
     ):
         raise PolicySpecError(f"{what}: {str(name)[:80]!r} is not a plain file name in {base}")
     path = base / name
+    # a link may lead within the directory, never out of it
     if not path.resolve().is_relative_to(base.resolve()):
         raise PolicySpecError(f"{what}: {name!r} leads outside {base}")
     return path
@@ -78,12 +80,13 @@ def child_file(base: Path, name: Any, what: str) -> Path:
 
 def checkpoint_files(directory: Path) -> tuple[Path, Path]:
     """The latest checkpoint's policy and normalisation files, from ``checkpoints/state.json``."""
-    ckpt = directory / "checkpoints"
+    ckpt = child_file(directory, "checkpoints", str(directory))
     state_path = ckpt / "state.json"
     try:
         state = json.loads(state_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PolicySpecError(f"{state_path}: unreadable checkpoint state: {exc}") from None
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or UTF-8
+        message = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise PolicySpecError(f"{state_path}: unreadable checkpoint state: {message}") from None
     if not isinstance(state, dict) or not {"model", "norm"} <= set(state):
         raise PolicySpecError(f"{state_path}: want an object with 'model' and 'norm' file names")
     model = child_file(ckpt, state["model"], str(state_path))
@@ -97,8 +100,9 @@ def checkpoint_files(directory: Path) -> tuple[Path, Path]:
 def run_files(directory: Path) -> tuple[Path, Path | None]:
     """The policy file and normalisation file of a run directory."""
     if (directory / "policy.zip").is_file():
+        policy = child_file(directory, "policy.zip", str(directory))
         norm = directory / "policy_norm.npz"
-        return directory / "policy.zip", norm if norm.is_file() else None
+        return policy, child_file(directory, norm.name, str(directory)) if norm.is_file() else None
     if (directory / "checkpoints" / "state.json").is_file():
         return checkpoint_files(directory)
     raise PolicySpecError(
@@ -118,11 +122,9 @@ NORM_KEYS = ("obs_mean", "obs_var", "epsilon", "clip_obs", "norm_obs")
 def read_norm(path: Path, observation_space: spaces.Space) -> dict[str, np.ndarray]:
     """The observation normalisation of a run, checked against the seat's observations."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            norm = {k: np.asarray(data[k]) for k in NORM_KEYS if k in data.files}
-    except Exception as exc:  # zipfile, numpy and OS errors of a corrupt or foreign file
-        message = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
-        raise PolicySpecError(f"{path}: unreadable normalisation: {message}") from None
+        norm = {k: v for k, v in read_npz(path).items() if k in NORM_KEYS}
+    except NpzError as exc:
+        raise PolicySpecError(f"unreadable normalisation: {exc}") from None
     missing = [k for k in NORM_KEYS if k not in norm]
     if missing:
         raise PolicySpecError(f"{path}: normalisation lacks {', '.join(missing)}")

@@ -293,6 +293,8 @@ def _rebuild_tensor(
     if hooks not in (None, {}) and not (isinstance(hooks, StateDict) and not hooks):
         raise _fail("tensors with backward hooks are refused")
     numel = len(storage.data) // storage.dtype.itemsize
+    if math.prod(shape) > max(numel, 1):
+        raise _fail(f"tensor of {math.prod(shape)} elements over a storage of {numel}")
     flat = np.frombuffer(storage.data, dtype=storage.dtype, count=numel)
     if 0 in shape:
         return _Tensor(torch.from_numpy(np.zeros(shape, dtype=storage.dtype.newbyteorder("="))))
@@ -527,35 +529,64 @@ def inert_loads(
         raise _fail(f"not a loadable pickle: {message}"[:300]) from None
 
 
-def materialise(obj: Any, depth: int = 0) -> Any:
-    """Turn the stand-ins into real objects; refuse anything that is not plain data."""
-    if depth > MAX_DEPTH:
-        raise _fail(f"pickle nests deeper than {MAX_DEPTH}")
-    if obj is None or type(obj) in (bool, int, float, str, bytes, Global):
-        return obj
-    if type(obj) is bytearray:
-        return bytes(obj)
-    if type(obj) in (list, tuple, set, frozenset):
-        return type(obj)(materialise(v, depth + 1) for v in obj)
-    if type(obj) in (dict, StateDict):
-        return type(obj)(
-            (materialise(k, depth + 1), materialise(v, depth + 1)) for k, v in obj.items()
-        )
-    if isinstance(obj, _Array):
-        if obj.array is None:
-            raise _fail("ndarray without its data")
-        return obj.array[()] if obj.array.ndim == 0 else obj.array
-    if isinstance(obj, _Tensor):
-        return obj.tensor
-    if isinstance(obj, _DType):
-        return obj.dtype
-    if isinstance(obj, _Opaque):
-        return None
-    if isinstance(obj, _Space):
-        if not hasattr(obj, "fields"):
-            raise _fail(f"{obj.kind} without its fields")
-        return _make_space(obj.kind, materialise(obj.fields, depth + 1))
-    raise _fail(f"unexpected {type(obj).__name__} in a pickle")
+MAX_NODES = 1_000_000
+
+
+def materialise(obj: Any) -> Any:
+    """Turn the stand-ins into real objects; refuse anything that is not plain data.
+
+    Shared objects are converted once (a memo by identity), and the walk counts the
+    objects it visits: a small pickle of nested shared tuples cannot make it explode.
+    """
+    return _Materialiser().convert(obj, 0)
+
+
+class _Materialiser:
+    def __init__(self) -> None:
+        self.memo: dict[int, Any] = {}
+        self.keep: list[Any] = []  # keeps ids stable while the walk runs
+        self.nodes = 0
+
+    def convert(self, obj: Any, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise _fail(f"pickle nests deeper than {MAX_DEPTH}")
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _fail(f"pickle holds over {MAX_NODES} objects")
+        if obj is None or type(obj) in (bool, int, float, str, bytes, Global):
+            return obj
+        key = id(obj)
+        if key in self.memo:
+            return self.memo[key]
+        self.keep.append(obj)
+        out = self._convert(obj, depth)
+        self.memo[key] = out
+        return out
+
+    def _convert(self, obj: Any, depth: int) -> Any:
+        if type(obj) is bytearray:
+            return bytes(obj)
+        if type(obj) in (list, tuple, set, frozenset):
+            return type(obj)(self.convert(v, depth + 1) for v in obj)
+        if type(obj) in (dict, StateDict):
+            return type(obj)(
+                (self.convert(k, depth + 1), self.convert(v, depth + 1)) for k, v in obj.items()
+            )
+        if isinstance(obj, _Array):
+            if obj.array is None:
+                raise _fail("ndarray without its data")
+            return obj.array[()] if obj.array.ndim == 0 else obj.array
+        if isinstance(obj, _Tensor):
+            return obj.tensor
+        if isinstance(obj, _DType):
+            return obj.dtype
+        if isinstance(obj, _Opaque):
+            return None
+        if isinstance(obj, _Space):
+            if not hasattr(obj, "fields"):
+                raise _fail(f"{obj.kind} without its fields")
+            return _make_space(obj.kind, self.convert(obj.fields, depth + 1))
+        raise _fail(f"unexpected {type(obj).__name__} in a pickle")
 
 
 def _plain_int(value: Any) -> Any:

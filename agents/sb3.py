@@ -115,6 +115,15 @@ def _width_list(value: Any, path: Path, key: str) -> list[int]:
     return value
 
 
+def _small_number(value: Any) -> bool:
+    """A bool, or a finite number of magnitude at most 1e9 (no overflow on the way)."""
+    if type(value) is bool:
+        return True
+    if type(value) is int:
+        return abs(value) <= 10**9
+    return type(value) is float and math.isfinite(value) and abs(value) <= 1e9
+
+
 def _check_kwargs(kwargs: Any, path: Path) -> dict[str, Any]:
     if kwargs is None:
         return {}
@@ -135,11 +144,7 @@ def _check_kwargs(kwargs: Any, path: Path) -> dict[str, Any]:
                 out[key] = _width_list(value, path, key)
         elif key in ("optimizer_kwargs", "features_extractor_kwargs"):
             if not isinstance(value, dict) or not all(
-                isinstance(k, str)
-                and type(v) in (int, float, bool)
-                and math.isfinite(v)
-                and abs(v) <= 1e9
-                for k, v in value.items()
+                isinstance(k, str) and _small_number(v) for k, v in value.items()
             ):
                 raise PolicyFileError(f"{path}: policy_kwargs {key} must map names to numbers")
             dim = value.get("features_dim", 1)
@@ -150,9 +155,9 @@ def _check_kwargs(kwargs: Any, path: Path) -> dict[str, Any]:
             out[key] = dict(value)
         elif key in _PLAIN_KWARGS:
             want = _PLAIN_KWARGS[key]
-            if want is float and type(value) is int:
+            if want is float and type(value) is int and _small_number(value):
                 value = float(value)
-            if type(value) is not want or (type(value) is float and not math.isfinite(value)):
+            if type(value) is not want or (want in (int, float) and not _small_number(value)):
                 raise PolicyFileError(f"{path}: policy_kwargs {key} must be a {want.__name__}")
             out[key] = value
         else:
@@ -162,6 +167,8 @@ def _check_kwargs(kwargs: Any, path: Path) -> dict[str, Any]:
 
 
 def _member(archive: zipfile.ZipFile, name: str, limit: int, path: Path) -> bytes:
+    """One member's bytes, inflated a chunk at a time and refused past ``limit`` (the size
+    the archive declares is the file's own claim, so it is not trusted)."""
     try:
         info = archive.getinfo(name)
     except KeyError:
@@ -170,7 +177,14 @@ def _member(archive: zipfile.ZipFile, name: str, limit: int, path: Path) -> byte
         ) from None
     if info.file_size > limit:
         raise PolicyFileError(f"{path}: {name} unpacks to {info.file_size} bytes (over {limit})")
-    return archive.read(info)
+    chunks, total = [], 0
+    with archive.open(info) as fh:
+        while chunk := fh.read(1 << 20):
+            total += len(chunk)
+            if total > limit:
+                raise PolicyFileError(f"{path}: {name} unpacks to over {limit} bytes")
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def read_sb3_zip(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -185,13 +199,14 @@ def read_sb3_zip(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tens
                 _member(archive, "policy.pth", MAX_WEIGHT_BYTES, path),
                 max_bytes=MAX_WEIGHT_BYTES,
             )
-    except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
-        message = " ".join(str(exc).split())
-        raise PolicyFileError(f"{path} is not a readable SB3 model file: {message}") from None
-    except (EOFError, ValueError) as exc:  # a corrupt member, or the weights refused
-        if isinstance(exc, PolicyFileError):
-            raise
+    except PolicyFileError:
+        raise
+    except UnsafePickleError as exc:
         raise PolicyFileError(f"{path}: policy.pth: {exc}") from None
+    except (zipfile.BadZipFile, ValueError, RecursionError, OSError, EOFError) as exc:
+        # a corrupt zip or member, JSON that does not parse (or nests too deep)
+        message = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        raise PolicyFileError(f"{path} is not a readable SB3 model file: {message}") from None
     if not isinstance(raw, dict):
         raise PolicyFileError(f"{path}: 'data' must be a JSON object, not {type(raw).__name__}")
     data: dict[str, Any] = {}
@@ -225,26 +240,44 @@ def read_sb3_parameters(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise PolicyFileError(f"no such SB3 file: {path}")
     params: dict[str, Any] = {}
+    budget = MAX_WEIGHT_BYTES
     try:
         with zipfile.ZipFile(path) as archive:
             for name in archive.namelist():
                 if not name.endswith(".pth") or name == "pytorch_variables.pth":
                     continue
-                blob = _member(archive, name, MAX_WEIGHT_BYTES, path)
+                blob = _member(archive, name, budget, path)
+                budget -= len(blob)
                 params[name[: -len(".pth")]] = read_torch_file(blob, max_bytes=MAX_WEIGHT_BYTES)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise PolicyFileError(f"{path} is not a readable SB3 model file: {exc}") from None
     except UnsafePickleError as exc:
         raise PolicyFileError(f"{path}: {exc}") from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        message = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        raise PolicyFileError(f"{path} is not a readable SB3 model file: {message}") from None
     if not isinstance(params.get("policy"), dict):
         raise PolicyFileError(f"{path} is not an SB3 model file (no policy.pth)")
     return params
 
 
-def load_sb3_policy(path: str | Path) -> Any:
+MAX_ACTIONS = 1 << 16
+MAX_OBS = 1 << 24
+
+
+def _space_size(space: spaces.Space) -> int:
+    if isinstance(space, spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, spaces.MultiDiscrete):
+        return int(np.sum(space.nvec))
+    if isinstance(space, spaces.Dict | spaces.Tuple):
+        inner = space.spaces.values() if isinstance(space, spaces.Dict) else space.spaces
+        return sum(_space_size(s) for s in inner)
+    return int(np.prod(space.shape or ()))
+
+
+def load_sb3_policy(path: str | Path, _read: Any = None) -> Any:
     """Rebuild the SB3 ``BasePolicy`` stored in ``path`` (in eval mode, on the CPU)."""
     path = Path(path)
-    data, state = read_sb3_zip(path)
+    data, state = _read or read_sb3_zip(path)
     token = data["policy_class"]
     if not isinstance(token, Global):
         raise PolicyFileError(f"{path}: policy_class is not a class reference")
@@ -253,6 +286,9 @@ def load_sb3_policy(path: str | Path) -> Any:
     except UnsafePickleError as exc:
         raise PolicyFileError(f"{path}: {exc}") from None
     kwargs = _check_kwargs(data.get("policy_kwargs"), path)
+    for key, most in (("action_space", MAX_ACTIONS), ("observation_space", MAX_OBS)):
+        if _space_size(data[key]) > most:  # before a huge layer is built and initialised
+            raise PolicyFileError(f"{path}: {key} {_space_desc(data[key])} is too large")
     try:
         policy = policy_cls(
             data["observation_space"], data["action_space"], lambda _: 0.0, **kwargs
@@ -265,9 +301,34 @@ def load_sb3_policy(path: str | Path) -> Any:
     return policy
 
 
+def _same_space(file: spaces.Space, seat: spaces.Space, *, bounds: bool) -> bool:
+    """The file's space serves the seat: same kind and size (a channel-first image may
+    serve a channel-last seat); with ``bounds``, a Box's bounds must match too."""
+    if type(file) is not type(seat):
+        return False
+    if isinstance(seat, spaces.Discrete):
+        return int(file.n) == int(seat.n) and int(file.start) == int(seat.start)  # type: ignore[attr-defined]
+    if isinstance(seat, spaces.MultiDiscrete):
+        return np.array_equal(file.nvec, seat.nvec)  # type: ignore[attr-defined]
+    a, b = tuple(seat.shape or ()), tuple(file.shape or ())
+    if a != b:
+        return len(a) == 3 and (a[2], a[0], a[1]) == b and not bounds
+    if bounds and isinstance(seat, spaces.Box):
+        return np.array_equal(file.low, seat.low) and np.array_equal(file.high, seat.high)  # type: ignore[attr-defined]
+    return True
+
+
 def _space_desc(space: spaces.Space) -> str:
     if isinstance(space, spaces.Discrete):
-        return f"Discrete({space.n})"
+        return (
+            f"Discrete({space.n})"
+            if not space.start
+            else f"Discrete({space.n}, start={space.start})"
+        )
+    if isinstance(space, spaces.Box) and space.dtype.kind == "f":
+        low, high = np.unique(space.low), np.unique(space.high)
+        if len(low) == 1 and len(high) == 1:
+            return f"Box[{low[0]:g}, {high[0]:g}]{tuple(space.shape or ())}"
     return f"{type(space).__name__}{tuple(space.shape or ())}"
 
 
@@ -334,20 +395,16 @@ class SB3TorchPolicy(TorchPolicy):
 def sb3_victim(
     path: str | Path, observation_space: spaces.Space, action_space: spaces.Space
 ) -> SB3TorchPolicy:
-    """Load ``path`` for a seat with the given spaces, or say why it does not fit."""
-    policy = load_sb3_policy(path)
-    obs_inner, act_inner = policy.observation_space, policy.action_space
-    seat_shape, file_shape = observation_space.shape or (), obs_inner.shape or ()
-    fits_obs = seat_shape == file_shape or (
-        len(seat_shape) == 3 and (seat_shape[2], seat_shape[0], seat_shape[1]) == file_shape
-    )
-    if isinstance(action_space, spaces.Discrete):
-        fits_act = isinstance(act_inner, spaces.Discrete) and act_inner.n == action_space.n
-    else:
-        fits_act = type(act_inner) is type(action_space) and act_inner.shape == action_space.shape
-    if not (fits_obs and fits_act):
+    """Load ``path`` for a seat with the given spaces, or say why it does not fit (the
+    spaces are compared before any network is built)."""
+    data, state = read_sb3_zip(path)
+    obs_inner, act_inner = data["observation_space"], data["action_space"]
+    if not (
+        _same_space(obs_inner, observation_space, bounds=False)
+        and _same_space(act_inner, action_space, bounds=True)
+    ):
         raise PolicyFileError(
             f"{path} takes {_space_desc(obs_inner)} -> {_space_desc(act_inner)}, but the seat "
             f"has {_space_desc(observation_space)} -> {_space_desc(action_space)}"
         )
-    return SB3TorchPolicy(policy, observation_space)
+    return SB3TorchPolicy(load_sb3_policy(path, (data, state)), observation_space)

@@ -101,7 +101,10 @@ def resolve_zoo_path(arg: str) -> Path:
         if not path.is_file():
             raise ZooError(f"zoo file not found: {path}")
         return path
-    full = zoo_dir() / path
+    root = zoo_dir()
+    full = root / path
+    if not full.resolve().is_relative_to(root.resolve()):
+        raise ZooError(f"zoo:{arg} leads outside the zoo directory {root}")
     if not full.is_file():
         raise ZooError(f"zoo file not found: {path} (looked in {full.parent})")
     return full

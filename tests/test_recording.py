@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agents.specs import reference
 from arena.match import run_match
 from arena.recording import (
     SCHEMA_VERSION,
@@ -28,7 +29,15 @@ def _record(tmp_path, n=2, env="toy_pass_v0", policies=None, attacks=None):
     _, records = run_match(
         env, policies, n_episodes=n, seed=5, record=True, deterministic=False, attacks=attacks
     )
-    manifest = {"env": env, "env_kwargs": {}, "seats": list(policies), "seed": 5}
+    manifest = {
+        "env": env,
+        "env_kwargs": {},
+        "policies": {s: reference(p).to_json() for s, p in policies.items()},
+        "attacks": dict(attacks or {}),
+        "seed": 5,
+        "deterministic": False,
+        "seats": list(policies),
+    }
     return write_record(tmp_path / "rec", manifest, records), records
 
 

@@ -623,3 +623,141 @@ def test_resume_refuses_a_crafted_checkpoint(cli, tmp_path, marker):
         "--resume",
     )
     assert_one_line_error(result, "not a plain file name")
+
+
+# ---------------------------------------------------------------- resource attacks
+# Found by attacking the loaders (none ran code; each hung, blew up memory or gave a
+# traceback before it was fixed): every one now ends in one line, at little cost.
+
+
+def test_shared_structures_do_not_explode():
+    """60 nested tuples, each ``(x, x)`` sharing ``x`` through the memo: 2**60 paths."""
+    import subprocess
+    import sys
+
+    dag = b"\x80\x02N" + b"".join(
+        b"q" + bytes([i]) + b"h" + bytes([i]) + b"\x86" for i in range(60)
+    )
+    code = "import sys, agents.safe_pickle as p; p.inert_loads(sys.stdin.buffer.read())"
+    done = subprocess.run([sys.executable, "-c", code], input=dag + b".", timeout=120, check=False)
+    assert done.returncode == 0
+
+
+def _zip_with_data(dst: Path, data: bytes, src: Path = ASSETS / "toy_pass_v0__runner.zip") -> Path:
+    return _sb3_with(src, dst, data_json=data)
+
+
+def test_crafted_sb3_files_are_refused_before_anything_big_is_built(tmp_path):
+    runner = ASSETS / "toy_pass_v0__runner.zip"
+    data = json.loads(zipfile.ZipFile(runner).read("data"))
+    cases = {
+        "huge int kwarg": {**data, "policy_kwargs": {"log_std_init": 10**400}},
+        "huge int optimizer kwarg": {
+            **data,
+            "policy_kwargs": {"optimizer_kwargs": {"lr": 10**400}},
+        },
+        "huge net_arch": {**data, "policy_kwargs": {"net_arch": [10**6]}},
+        "unknown kwarg": {**data, "policy_kwargs": {"features_extractor_class": "os.system"}},
+        "data is a list": [1, 2],
+    }
+    for name, content in cases.items():
+        bad = _zip_with_data(tmp_path / f"{len(name)}.zip", json.dumps(content).encode())
+        with pytest.raises(specs.PolicySpecError) as info:
+            specs.resolve(f"sb3:{bad}", OBS, ACT)
+        assert "\n" not in str(info.value), name
+    deep = _zip_with_data(tmp_path / "deep.zip", b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(specs.PolicySpecError, match="not a readable SB3"):
+        specs.resolve(f"sb3:{deep}", OBS, ACT)
+    # spaces that do not fit the seat are refused before the network is built
+    for space in (spaces.Discrete(2**23), spaces.MultiBinary(9), spaces.MultiDiscrete([2] * 9)):
+        key = "action_space" if isinstance(space, spaces.Discrete) else "observation_space"
+        bad = _sb3_with(runner, tmp_path / "s.zip", key=key, blob=pickle.dumps(space))
+        with pytest.raises(specs.PolicySpecError, match="but the seat has"):
+            specs.resolve(f"sb3:{bad}", OBS, ACT)
+    bad = _sb3_with(
+        ASSETS / "toy_catch_v0__player.zip",
+        tmp_path / "d.zip",
+        key="action_space",
+        blob=pickle.dumps(spaces.Discrete(3, start=5)),
+    )
+    with pytest.raises(specs.PolicySpecError, match="start=5"):
+        specs.resolve(f"sb3:{bad}", spaces.Box(0, 255, (1, 24, 24), np.uint8), spaces.Discrete(3))
+
+
+def test_a_zip_member_that_lies_about_its_size_is_refused(tmp_path):
+    out = tmp_path / "lying.zip"
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("data", b"\0" * (8 << 20))
+        z.writestr("policy.pth", b"x")
+    raw = bytearray(out.read_bytes())
+    raw[22:26] = struct.pack("<I", 100)
+    cd = raw.find(b"PK\x01\x02")
+    raw[cd + 24 : cd + 28] = struct.pack("<I", 100)
+    out.write_bytes(bytes(raw))
+    with pytest.raises(specs.PolicySpecError, match="not a readable SB3"):
+        specs.resolve(f"sb3:{out}", OBS, ACT)
+
+
+def test_tensors_cannot_claim_more_elements_than_their_storage():
+    tensor = _call(
+        _stack_global("torch._utils", "_rebuild_tensor_v2"),
+        b"("
+        + _s("storage")
+        + _stack_global("torch", "FloatStorage")
+        + _s("0")
+        + _s("cpu")
+        + b"K\x01tQ",
+        b"K\x00",
+        b"J\x00\x00\x00\x10\x85",  # size (2**28,)
+        b"K\x00\x85",  # stride (0,)
+        b"\x89",
+        _call(_stack_global("collections", "OrderedDict")),
+    )
+    state = _proto4(_call(_stack_global("collections", "OrderedDict")) + _s("w") + tensor + b"s")
+    with pytest.raises(UnsafePickleError, match="over a storage of 1"):
+        read_torch_weights(_pth_with(state, {"0": b"\0" * 4}))
+
+
+def test_crafted_state_json_and_npz_headers_are_one_line(tmp_path):
+    box = spaces.Box(-np.inf, np.inf, (380,), np.float64)
+    act = spaces.Box(-0.4, 0.4, (17,), np.float32)
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    for text in ("[" * 100_000 + "]" * 100_000, '{"model": ' + "9" * 5000 + "}", "\xff"):
+        (run / "checkpoints" / "state.json").write_text(text, encoding="latin1")
+        with pytest.raises(specs.PolicySpecError, match="unreadable checkpoint state"):
+            specs.resolve(f"run:{run}", box, act)
+    atari = (spaces.Box(0, 255, (84, 84, 4), np.uint8), spaces.Discrete(6))
+    npz = tmp_path / "a.npz"
+    names = ("conv1", "conv2", "conv3", "fc", "pi", "v")
+    arrays = {f"{n}.{p}": np.zeros(1, np.float32) for n in names for p in ("weight", "bias")}
+    arrays["conv3.weight"] = np.zeros((64, 64, 3, 3), np.float32)
+    arrays["pi.weight"] = np.zeros((6, 512), np.float32)
+    np.savez(npz, **{**arrays, "conv1.weight": np.zeros((0, 2**30, 8, 8), np.float32)})
+    with pytest.raises(specs.PolicySpecError, match="input channels"):
+        specs.resolve(f"atari:{npz}", *atari)
+    np.savez(npz, **arrays)
+    raw = bytearray(npz.read_bytes())
+    at = raw.find(b"'shape': (1,)")
+    raw[at : at + 13] = b"'shape': (9**13,)"[:13]
+    npz.write_bytes(bytes(raw))
+    with pytest.raises(specs.PolicySpecError):
+        specs.resolve(f"atari:{npz}", *atari)
+
+
+def test_symlinks_cannot_lead_a_run_out_of_its_directory(tmp_path):
+    box = spaces.Box(-np.inf, np.inf, (380,), np.float64)
+    act = spaces.Box(-0.4, 0.4, (17,), np.float32)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(ASSETS / "you_shall_not_pass_v0__blocker", elsewhere)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "policy.zip").symlink_to(elsewhere / "policy.zip")
+    with pytest.raises(specs.PolicySpecError, match="leads outside"):
+        specs.resolve(f"run:{run}", box, act)
+    (run / "policy.zip").unlink()
+    (elsewhere / "checkpoints").mkdir()
+    (elsewhere / "checkpoints" / "state.json").write_text('{"model": "m.zip", "norm": "n.npz"}')
+    (run / "checkpoints").symlink_to(elsewhere / "checkpoints")
+    with pytest.raises(specs.PolicySpecError, match="leads outside"):
+        specs.resolve(f"run:{run}", box, act)
