@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: setup demo test test-slow test-all lint format bench browser
+.PHONY: setup demo test test-fast test-slow lint format browser
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,12 +30,18 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# The fast tier (default markers in pyproject: not slow), plus lint and types.
-test: lint
+# What CI runs: lint and types, the fast tier (default markers in pyproject: not
+# slow), then the slow tier (with Debian's chromium for the report-page checks).
+test: lint browser
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile -m slow
+
+# The quick loop while developing: lint, types and the fast tier only.
+test-fast: lint
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 test-slow: setup browser
-	$(VENV)/bin/pytest -q -m slow
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile -m slow
 
 # Debian's chromium, for the slow tier's check of `arena report` pages in a real
 # headless browser (tests/test_report.py skips, saying so, without it).
@@ -44,6 +50,3 @@ browser:
 	command -v chromium >/dev/null || { $(SUDO) apt-get update && \
 		$(SUDO) apt-get install -y --no-install-recommends chromium; }
 	chromium --version
-
-test-all: lint browser
-	$(VENV)/bin/pytest -q -m ''

@@ -15,6 +15,7 @@ from typing import Any
 
 from gymnasium import spaces
 
+from agents.numbers import parse_number
 from agents.policies import Policy, RandomPolicy, ZeroPolicy
 
 
@@ -114,18 +115,26 @@ def parse(spec: str) -> tuple[PolicyKind, str]:
     return kind, arg
 
 
+MAX_WEIGHT = 1e6
+
+
 def components(arg: str) -> list[tuple[float, str]]:
-    """``"0.5*run:DIR|0.5*zero"`` -> ``[(0.5, "run:DIR"), (0.5, "zero")]`` (weight 1 if none)."""
+    """``"0.5*run:DIR|0.5*zero"`` -> ``[(0.5, "run:DIR"), (0.5, "zero")]`` (weight 1 if none).
+
+    Weights are finite numbers in ``[0, MAX_WEIGHT]``, not all 0 (fractions allowed)."""
     out = []
     for part in arg.split("|"):
         weight, star, inner = part.partition("*")
         if star:
             try:
-                out.append((float(weight), inner))
-            except ValueError:
-                raise PolicySpecError(f"bad weight {weight!r} in {arg!r}: use W*SPEC") from None
+                value = parse_number(weight, "weight", low=0.0, high=MAX_WEIGHT)
+            except ValueError as exc:
+                raise PolicySpecError(f"{exc} (in {arg!r}; use W*SPEC|W*SPEC)") from None
+            out.append((value, inner))
         else:
             out.append((1.0, part))
+    if not any(w > 0 for w, _ in out):
+        raise PolicySpecError(f"weights in {arg!r} are all 0; give at least one a weight > 0")
     return out
 
 

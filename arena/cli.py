@@ -8,54 +8,30 @@ with status 2. Nothing half-written is left behind: outputs are written atomical
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import sys
 from collections.abc import Sequence
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-USER_ERRORS: tuple[type[BaseException], ...] = ()
+from arena.errors import (
+    MAX_ENVS,
+    MAX_EPISODES,
+    MAX_TIMESTEPS,
+    USER_ERRORS,
+    ArgumentParser,
+    UsageError,
+    check_output_dir,
+    float_arg,
+    int_arg,
+    max_workers,
+    seed_arg,
+    workers_arg,
+)
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"arena: error: {message} (see `{self.prog} --help`)\n")
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from agents.attacks import AttackSpecError
-    from agents.sb3 import PolicyFileError
-    from agents.specs import PolicySpecError
-    from arena.match import MatchError
-    from arena.recording import RecordError
-    from envs import EnvError
-
-    extra: list[type[BaseException]] = []
-    for mod, name in (
-        ("arena.training", "TrainingError"),
-        ("agents.zoo", "ZooError"),
-        ("experiments", "ExperimentError"),
-        ("arena.video", "VideoError"),
-        ("arena.report", "ReportError"),
-    ):
-        with contextlib.suppress(ImportError, AttributeError):
-            extra.append(getattr(__import__(mod, fromlist=[name]), name))
-    return (
-        _ArgError,
-        EnvError,
-        PolicySpecError,
-        PolicyFileError,
-        AttackSpecError,
-        MatchError,
-        RecordError,
-        FileExistsError,
-        FileNotFoundError,
-        NotADirectoryError,
-        *extra,
-    )
+MAX_FPS = 1000.0
 
 
 def _version() -> str:
@@ -70,25 +46,11 @@ def _seat_pairs(items: Sequence[str] | None, flag: str) -> dict[str, str]:
     for item in items or ():
         seat, eq, spec = item.partition("=")
         if not eq or not seat or not spec:
-            raise _ArgError(f"{flag} expects SEAT=SPEC, got {item!r}")
+            raise UsageError(f"{flag} expects SEAT=SPEC, got {item!r}")
         if seat in out:
-            raise _ArgError(f"{flag} given twice for seat {seat!r}")
+            raise UsageError(f"{flag} given twice for seat {seat!r}")
         out[seat] = spec
     return out
-
-
-class _ArgError(ValueError):
-    pass
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def _progress(total: int, desc: str):
@@ -146,6 +108,7 @@ def _format_table(result: Any) -> str:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from agents import specs as policy_specs
+    from agents.attacks import parse_attack
     from arena.io import write_json_atomic
     from arena.match import check_seats, run_match
     from arena.recording import write_record
@@ -156,9 +119,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     filled = check_seats(args.env_id, policies, attacks)
     refs = {seat: policy_specs.reference(str(spec)).to_json() for seat, spec in filled.items()}
     if args.record:
-        record = Path(args.record)
-        if record.exists() and (not record.is_dir() or any(record.iterdir())):
-            raise FileExistsError(f"record directory {record} exists and is not empty")
+        record = check_output_dir(args.record, "--record")
+        if record.is_dir() and any(record.iterdir()):
+            raise UsageError(f"--record {record}: the directory exists and is not empty")
+    if not args.no_save:
+        check_output_dir(args.runs, "--runs")
+    for a in attacks.values():
+        parse_attack(a)
     config = {
         "env": args.env_id,
         "env_kwargs": {},
@@ -211,13 +178,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return _replay_video(args)
     for flag, given in (("--fps", args.fps is not None), ("--no-verify", args.no_verify)):
         if given:
-            raise _ArgError(f"{flag} applies only with --video OUT.mp4|OUT.gif")
+            raise UsageError(f"{flag} applies only with --video OUT.mp4|OUT.gif")
     manifest = read_manifest(args.path)
     n = len(manifest["episodes"])
     positions = [args.episode] if args.episode is not None else list(range(n))
     for p in positions:
         if not 0 <= p < n:
-            raise _ArgError(f"--episode {p} is out of range; this record has episodes 0..{n - 1}")
+            raise UsageError(f"--episode {p} is out of range; this record has episodes 0..{n - 1}")
     ok = True
     for p in positions:
         record = read_episode(args.path, p)
@@ -229,8 +196,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if check.match:
             print(
                 f"episode {record.index}: {record.length} steps; returns {returns}; "
-                f"verified: every observation and reward matches exactly"
+                "verified: every observation and reward matches exactly (actions, attacks "
+                "and the manifest re-derived)"
             )
+            for note in check.notes:
+                print(f"  note: {note}")
         else:
             ok = False
             print(
@@ -268,20 +238,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
 def cmd_train_adversary(args: argparse.Namespace) -> int:
     from arena.training import default_adversary_config, train_adversary
 
     victims = _seat_pairs(args.victim, "--victim")
+    check_output_dir(args.out, "--out")
     config = default_adversary_config(args.env_id, n_envs=args.envs, workers=args.workers)
     if args.shaping is not None:
         config = type(config)(**{**config.__dict__, "shaping": args.shaping})
@@ -308,19 +269,18 @@ def cmd_finetune_victim(args: argparse.Namespace) -> int:
     from arena.training import default_adversary_config, train_adversary
 
     victim = _seat_pairs(args.victim, "--victim")
+    check_output_dir(args.out, "--out")
     if len(victim) != 1:
-        raise _ArgError("--victim SEAT=SPEC: give exactly one victim")
+        raise UsageError("--victim SEAT=SPEC: give exactly one victim")
     ((seat, spec),) = victim.items()
     game = envs.spec(args.env_id)
     game.check_seat(seat)
     others = [s for s in game.seats if s != seat]
     if len(others) != 1:
-        raise _ArgError(f"fine-tuning needs a two-seat game; {args.env_id} has {game.seats}")
-    if not 0.0 <= args.adversary_share <= 1.0:
-        raise _ArgError(f"--adversary-share must be within [0, 1], got {args.adversary_share}")
+        raise UsageError(f"fine-tuning needs a two-seat game; {args.env_id} has {game.seats}")
     opponent = args.opponent or game.default_policies.get(others[0])
     if opponent is None:
-        raise _ArgError(f"--opponent SPEC is needed: {args.env_id} has no default {others[0]}")
+        raise UsageError(f"--opponent SPEC is needed: {args.env_id} has no default {others[0]}")
     share = args.adversary_share
     mix = f"mix:{share}*{args.adversary}|{1 - share}*{opponent}"
     config = default_adversary_config(args.env_id, n_envs=args.envs, workers=args.workers)
@@ -343,6 +303,7 @@ def cmd_finetune_victim(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from arena.demo import run_demo
 
+    check_output_dir(args.out, "--out")
     return run_demo(
         out=Path(args.out),
         retrain=not args.shipped,
@@ -361,15 +322,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parser
 
 
+EPISODES = int_arg("episodes", low=1, high=MAX_EPISODES)
+TIMESTEPS = int_arg("timesteps", low=1, high=MAX_TIMESTEPS)
+ENVS = int_arg("envs", low=1, high=MAX_ENVS)
+SEED = seed_arg()
+WORKERS = workers_arg()
+TRAIN_WORKERS = workers_arg(low=0)
+MAX_WEIGHT = 1e6
+"""The largest initial weight of a dense reward term."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = ArgumentParser(
         prog="arena",
         description="Adversarial RL arena: attack, score, record and "
         "replay reinforcement-learning victims.",
     )
     parser.add_argument("--version", action="version", version=f"arena {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
 
     p = sub.add_parser("envs", help="list the games")
     p.add_argument("--json", action="store_true", help="one JSON list: id, seats, needs")
@@ -389,9 +360,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SEAT=SPEC",
         help="observation attack on a seat's policy, e.g. player=fgsm:eps=1/255",
     )
-    p.add_argument("--episodes", type=_positive, required=True, help="number of episodes (> 0)")
-    p.add_argument("--seed", type=int, default=0, help="one seed gives one result, bit for bit")
-    p.add_argument("--workers", type=_positive, default=1, help="worker processes")
+    p.add_argument(
+        "--episodes",
+        type=EPISODES,
+        required=True,
+        help=f"number of episodes (1 to {MAX_EPISODES:,})",
+    )
+    p.add_argument("--seed", type=SEED, default=0, help="one seed gives one result, bit for bit")
+    p.add_argument(
+        "--workers", type=WORKERS, default=1, help=f"worker processes (1 to {max_workers()})"
+    )
     p.add_argument("--stochastic", action="store_true", help="sample actions (default: greedy)")
     p.add_argument("--record", metavar="DIR", help="write episode records to DIR (new)")
     p.add_argument("--runs", default="runs", help="root of run directories (default: runs)")
@@ -406,14 +384,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="re-simulate from seed and actions; check every observation",
     )
-    p.add_argument("--episode", type=int, help="only this episode (0-based position)")
+    p.add_argument(
+        "--episode",
+        type=int_arg("episode", low=None, high=None),  # the record knows its range
+        help="only this episode (0-based position)",
+    )
     p.add_argument(
         "--video",
         metavar="OUT",
         help="render one episode (--episode, default 0) to OUT.mp4 or OUT.gif; "
         "re-simulates and refuses if it diverges from the record",
     )
-    p.add_argument("--fps", type=_positive_float, help="video frame rate (default: the game's)")
+    p.add_argument(
+        "--fps",
+        type=float_arg("fps", low=0.0, high=MAX_FPS, low_open=True),
+        help="video frame rate (default: the game's)",
+    )
     p.add_argument(
         "--no-verify",
         action="store_true",
@@ -441,30 +427,35 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SEAT=SPEC",
         help="the frozen victim (every seat but the adversary's)",
     )
-    p.add_argument("--timesteps", type=_positive, required=True, help="total env steps (> 0)")
+    p.add_argument(
+        "--timesteps",
+        type=TIMESTEPS,
+        required=True,
+        help=f"total env steps (1 to {MAX_TIMESTEPS:,})",
+    )
     p.add_argument("--out", required=True, help="the run directory (new, or with --resume)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--envs", type=_positive, help="parallel envs (default: the preset's)")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--envs", type=ENVS, help="parallel envs (default: the preset's)")
     p.add_argument(
         "--workers",
-        type=int,
+        type=TRAIN_WORKERS,
         help="processes simulating the games (default: 2 in the MuJoCo games, 0 = in-process)",
     )
     p.add_argument(
         "--shaping",
-        type=float,
+        type=float_arg("shaping", low=0.0, high=MAX_WEIGHT),
         help="initial weight of the game's dense shaping reward (c), annealed to 0 over "
         "half of training (default: 100 in the MuJoCo games, 0 in the toy games; 0: off)",
     )
     p.add_argument(
         "--victim-value",
-        type=float,
+        type=float_arg("victim-value", low=0.0, high=MAX_WEIGHT),
         help="initial weight of the reward (a) for lowering the victim's own value "
         "estimate (needs a value head), annealed (default: 200 in the MuJoCo games, else 0)",
     )
     p.add_argument(
         "--victim-divergence",
-        type=float,
+        type=float_arg("victim-divergence", low=0.0, high=MAX_WEIGHT),
         help="initial weight of the reward for pushing the victim's action distribution "
         "away from what it does when it cannot see the opponent move (W2), annealed",
     )
@@ -488,15 +479,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--adversary-share",
-        type=float,
+        type=float_arg("adversary-share", low=0.0, high=1.0),
         default=0.5,
         help="fraction of episodes against the adversary (default 0.5)",
     )
-    p.add_argument("--timesteps", type=_positive, required=True)
+    p.add_argument("--timesteps", type=TIMESTEPS, required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--envs", type=_positive)
-    p.add_argument("--workers", type=int, help="processes simulating the games (0: in-process)")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--envs", type=ENVS)
+    p.add_argument(
+        "--workers", type=TRAIN_WORKERS, help="processes simulating the games (0: in-process)"
+    )
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=cmd_finetune_victim)
 
@@ -507,9 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="load the victims shipped in arena/assets instead of training them",
     )
-    p.add_argument("--episodes", type=_positive, default=50, help="episodes per table row")
-    p.add_argument("--seed", type=int, default=0, help="seed of training and evaluation")
-    p.add_argument("--workers", type=_positive, default=2, help="worker processes")
+    p.add_argument("--episodes", type=EPISODES, default=50, help="episodes per table row")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of training and evaluation")
+    p.add_argument("--workers", type=WORKERS, default=2, help="worker processes")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="run an experiment from experiments/ (e.g. `arena run list`)")
@@ -534,11 +527,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(1)
     try:
         return int(args.func(args) or 0)
-    except _user_errors() as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if isinstance(exc, FileNotFoundError) and exc.filename:
-            message = f"no such file or directory: {exc.filename}"
-        print(f"arena: error: {message}", file=sys.stderr)
+    except USER_ERRORS as exc:
+        lines = str(exc).strip().splitlines()
+        print(f"arena: error: {lines[0] if lines else type(exc).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("arena: interrupted", file=sys.stderr)

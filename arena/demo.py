@@ -138,6 +138,7 @@ def run_demo(
                 "policies": {seat: victim, **frozen},
                 "attacks": {},
                 "seed": seed,
+                "deterministic": True,
             }
             write_record(record_dir, manifest, records)
             checks = verify(record_dir)

@@ -22,7 +22,9 @@ import torch
 import envs
 from agents import specs
 from agents.attacks import ObservationAttack, parse_attack
+from agents.numbers import parse_number, parse_seed
 from agents.policies import Policy
+from arena.errors import MAX_EPISODES, ArenaError, max_workers
 from arena.evaluation import SeatResult
 from arena.recording import EpisodeRecord
 
@@ -33,7 +35,7 @@ PolicyLike = str | Policy
 AttackLike = str | ObservationAttack
 
 
-class MatchError(ValueError):
+class MatchError(ArenaError):
     """Bad match configuration: unknown seat, no policy for a seat, episodes <= 0."""
 
 
@@ -226,6 +228,7 @@ def play_chunk(job: _Job) -> tuple[list[EpisodeOutcome], list[EpisodeRecord]]:
                         }
                         for s, v in atk_traj[e].items()
                     },
+                    outcome=dict(outcomes[e]),
                 )
             )
     for g in games:
@@ -278,10 +281,13 @@ def run_match(
     an observation attack on that seat's policy. Returns the result and, with
     ``record=True``, the episode records (in episode order).
     """
-    if not isinstance(n_episodes, int) or n_episodes <= 0:
-        raise MatchError(f"episodes must be a positive integer, got {n_episodes!r}")
-    if workers < 1:
-        raise MatchError(f"workers must be >= 1, got {workers}")
+    n_episodes = parse_number(
+        n_episodes, "episodes", low=1, high=MAX_EPISODES, integer=True, error=MatchError
+    )
+    seed = parse_seed(seed, error=MatchError)
+    workers = parse_number(
+        workers, "workers", low=1, high=max_workers(), integer=True, error=MatchError
+    )
     attacks = dict(attacks or {})
     filled = check_seats(env_id, policies, attacks)
     # Validate specs up front, in this process: errors surface before any work.
@@ -297,7 +303,8 @@ def run_match(
         if isinstance(deterministic, bool)
         else {s: bool(deterministic.get(s, True)) for s in seats}
     )
-    jobs = [
+    n_chunks = (n_episodes + CHUNK - 1) // CHUNK
+    jobs = (
         _Job(
             env_id,
             dict(env_kwargs or {}),
@@ -309,23 +316,34 @@ def run_match(
             tuple(range(c * CHUNK, min(n_episodes, (c + 1) * CHUNK))),
             record,
         )
-        for c in range((n_episodes + CHUNK - 1) // CHUNK)
-    ]
+        for c in range(n_chunks)
+    )  # made one at a time, as workers take them: no job list up front
     chunks: dict[int, tuple[list[EpisodeOutcome], list[EpisodeRecord]]] = {}
-    if workers == 1 or len(jobs) == 1:
+    if workers == 1 or n_chunks == 1:
         for job in jobs:
             chunks[job.chunk] = play_chunk(job)
             if on_progress:
                 on_progress(len(job.indices))
     else:
         ctx = mp.get_context("forkserver")
-        with cf.ProcessPoolExecutor(min(workers, len(jobs)), ctx, _worker_init) as pool:
-            futures = {pool.submit(play_chunk, job): job for job in jobs}
-            for fut in cf.as_completed(futures):
-                job = futures[fut]
-                chunks[job.chunk] = fut.result()
-                if on_progress:
-                    on_progress(len(job.indices))
+        n_workers = min(workers, n_chunks)
+        with cf.ProcessPoolExecutor(n_workers, ctx, _worker_init) as pool:
+            pending: dict[cf.Future, _Job] = {}
+
+            def collect(keep: int) -> None:
+                """Wait for finished chunks until at most ``keep`` are in flight."""
+                while len(pending) > keep:
+                    done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                    for fut in done:
+                        finished = pending.pop(fut)
+                        chunks[finished.chunk] = fut.result()
+                        if on_progress:
+                            on_progress(len(finished.indices))
+
+            for job in jobs:  # at most two chunks per worker in flight
+                pending[pool.submit(play_chunk, job)] = job
+                collect(2 * n_workers - 1)
+            collect(0)
     outcomes = [o for c in sorted(chunks) for o in chunks[c][0]]
     records = [r for c in sorted(chunks) for r in chunks[c][1]]
     return _score(env_id, seed, seats, outcomes, attacks), records

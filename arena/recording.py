@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from arena.errors import ArenaError
 from arena.io import atomic_directory, write_json_atomic
 
 SCHEMA_VERSION = 1
@@ -37,7 +38,7 @@ ARRAY_KINDS = ("obs", "action", "reward", *ATTACK_ARRAYS)
 POLICY_REF_KEYS = ("spec", "kind", "path", "sha256", "files")
 
 
-class RecordError(ValueError):
+class RecordError(ArenaError):
     """A record that is missing, corrupted, or written by an unknown schema version."""
 
 

@@ -766,8 +766,6 @@ def _resimulate(
     sim_bad, returns, outcome = _simulate(env, record, seats, on_step)
     derived, notes = _rederive(manifest, record, env)
     notes = tuple(f"episode {record.index}: {n}" for n in notes)
-    for note in notes:
-        log.warning("%s", note)
     der_bad = derived.get(record.index)
     if sim_bad or der_bad:
         first = min(

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.numbers import parse_number, parse_seed
+from arena.errors import ArenaError
 from arena.io import public_mode
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,7 @@ INLINE_MAX_BYTES = 48 * 2**20
 """Larger media files go next to the page (relative link) instead of inside it."""
 
 
-class ReportError(ValueError):
+class ReportError(ArenaError):
     """A run directory that cannot be reported (missing, or nothing in it to show)."""
 
 
@@ -136,6 +138,9 @@ def write_report(
     for rec in records:
         read_manifest(rec)  # a bad --record is the user's error: say so now
     runs = list(_runs(run_dir, final))
+    for run in runs:  # so is a run file with a field of the wrong type
+        for name in CONFIG_FILES:
+            check_config(run / name)
     found = [*_records(run_dir, final), *_linked_records(runs), *map(Path, records)]
     videos = list({p.resolve(): p for p in found}.values())
     if not runs and not videos:
@@ -221,6 +226,64 @@ def _linked_records(runs: list[Path]) -> Iterator[Path]:
         rec = config.get("record") if isinstance(config, dict) else None
         if isinstance(rec, str) and (Path(rec) / "manifest.json").is_file():
             yield Path(rec)
+
+
+def _is_seat_map(value: Any, kind: type | tuple[type, ...]) -> bool:
+    """An object whose keys are names and whose values are of ``kind``."""
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, kind) for k, v in value.items()
+    )
+
+
+def _type_problem(key: str, value: Any) -> str | None:
+    """What a run file's field ``key`` must be, if ``value`` is not that; else None."""
+    if key in ("env", "adversary_seat") and not isinstance(value, str):
+        return "text"
+    if key in ("policies", "victims") and not (
+        _is_seat_map(value, (str, dict))
+        and all(isinstance(v.get("spec", ""), str) for v in value.values() if isinstance(v, dict))
+    ):
+        return "an object: name -> policy spec"
+    if key == "attacks" and value is not None and not _is_seat_map(value, str):
+        return "an object: seat -> attack spec"
+    if key == "env_kwargs" and value is not None and not isinstance(value, dict):
+        return "an object"
+    if key == "deterministic" and not (isinstance(value, bool) or _is_seat_map(value, bool)):
+        return "true or false"
+    if key == "record" and value is not None and not isinstance(value, str):
+        return "a directory (text) or null"
+    if key == "eps" and not isinstance(value, list):
+        return "a list of numbers"
+    return None
+
+
+def check_config(path: Path) -> None:
+    """Refuse (``ReportError``, one line) a run's ``config.json`` or
+    ``adversary_run.json`` whose fields that a report relies on have the wrong type, or
+    a number (``seed``, ``episodes``, ``timesteps``, ``eps``) that ``parse_number``
+    refuses. An unreadable file is only a note on the page."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        want = _type_problem(key, value)
+        if want is not None:
+            shown = json.dumps(value)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise ReportError(f"{path}: {key!r} must be {want}, got {shown}")
+    try:
+        if "seed" in data:
+            parse_seed(data["seed"], "seed")
+        for key in ("episodes", "timesteps"):
+            if data.get(key) is not None:
+                parse_number(data[key], key, low=1, integer=True)
+        for e in data.get("eps") or ():
+            parse_number(e, "eps", low=0.0, high=1.0)
+    except ValueError as exc:
+        raise ReportError(f"{path}: {exc}") from None
 
 
 def _load_json(path: Path, page: _Page) -> Any:
@@ -761,7 +824,6 @@ def _sample_recipe(run: Path) -> dict[str, Any] | None:
       policies and attacks;
     * a ``huang2017_pong`` run: its first victim under its first attack at the largest ε.
     """
-    from agents.attacks import parse_number
 
     def load(name: str) -> Any:
         try:
@@ -778,7 +840,7 @@ def _sample_recipe(run: Path) -> dict[str, Any] | None:
             "policies": policies,
             "attacks": {},
             "env_kwargs": {},
-            "seed": int(adv.get("seed") or 0),
+            "seed": parse_seed(adv.get("seed", 0), error=ReportError),
             "what": f"the trained {adv.get('adversary_seat')} against its victims",
         }
     config = load("config.json")
@@ -795,7 +857,7 @@ def _sample_recipe(run: Path) -> dict[str, Any] | None:
             "policies": policies,
             "attacks": seat_attacks,
             "env_kwargs": dict(config.get("env_kwargs") or {}),
-            "seed": int(config.get("seed") or 0),
+            "seed": parse_seed(config.get("seed", 0), error=ReportError),
             "deterministic": config.get("deterministic", True),
             "what": "its policies" + (" and attacks" if seat_attacks else ""),
         }
@@ -803,8 +865,8 @@ def _sample_recipe(run: Path) -> dict[str, Any] | None:
     if config.get("experiment") == "huang2017_pong" and victims and attacks and eps:
         name, ref = next(iter(victims.items()))
         kind = "fgsm" if "fgsm" in attacks else next(iter(attacks))
-        top = max(eps, key=parse_number)
-        if parse_number(top) <= 0:
+        top = max(eps, key=lambda e: parse_number(e, "eps", error=ReportError))
+        if parse_number(top, "eps", error=ReportError) <= 0:
             return None
         attack = str(attacks[kind]).format(eps=top)
         return {
@@ -812,7 +874,7 @@ def _sample_recipe(run: Path) -> dict[str, Any] | None:
             "policies": {"player": ref.get("spec") if isinstance(ref, dict) else ref},
             "attacks": {"player": attack},
             "env_kwargs": dict(config.get("env_kwargs") or {}),
-            "seed": int(config.get("seed") or 0),
+            "seed": parse_seed(config.get("seed", 0), error=ReportError),
             "what": f"victim {name} under {attack}",
         }
     return None
@@ -852,6 +914,7 @@ def _sample_records(page: _Page, root: Path, runs: list[Path]) -> list[tuple[Pat
                 "attacks": recipe["attacks"],
                 "seed": recipe["seed"],
                 "seats": list(records[0].actions),
+                "deterministic": recipe.get("deterministic", True),
             }
             rec = write_record(page.out / page.name(f"sample_{run.name}", ""), manifest, records)
         except Exception as exc:  # a victim file gone, a game not installed: say so, go on

@@ -16,13 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from agents.numbers import parse_number, parse_seed
 from agents.policies import Policy
+from arena.errors import MAX_ENVS, MAX_TIMESTEPS, ArenaError, max_workers
 from arena.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 
-class TrainingError(ValueError):
+class TrainingError(ArenaError):
     """Bad training input: timesteps <= 0, unknown seat, unusable output directory."""
 
 
@@ -118,8 +120,10 @@ def train_seat(
     progress: bool = True,
 ) -> Path:
     """Train ``learner_seat`` with PPO against ``frozen``; save ``out`` (an SB3 .zip)."""
-    if not isinstance(timesteps, int) or timesteps <= 0:
-        raise TrainingError(f"timesteps must be a positive integer, got {timesteps!r}")
+    timesteps = parse_number(
+        timesteps, "timesteps", low=1, high=MAX_TIMESTEPS, integer=True, error=TrainingError
+    )
+    seed = parse_seed(seed, error=TrainingError)
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -198,6 +202,10 @@ class AdversaryConfig:
     (``arena.embedding.action_distance``) between the victim's action distribution and
     the one it would have with the opponent's part of its observation frozen at the
     episode's start."""
+    victim_sampled: bool = False
+    """The frozen victim samples its actions, as it will when scored (zoo agents were
+    trained and are evaluated stochastic); off, it plays its mean action. Default on
+    for the MuJoCo games; runs configured before this field existed keep the mean."""
     anneal_fraction: float = 0.5
     """The dense weights fall linearly to 0 over this fraction of training."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -215,10 +223,53 @@ class AdversaryConfig:
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> AdversaryConfig:
-        ppo = dict(data["ppo"])
-        ppo["net_arch"] = tuple(ppo["net_arch"])
-        return cls(**{**data, "ppo": PPOConfig(**ppo)})
+    def from_json(cls, data: Any, where: str = "config") -> AdversaryConfig:
+        """The configuration a run saved, checked key by key (``TrainingError``)."""
+        fields = _checked_fields(cls, data, where)
+        fields["ppo"] = PPOConfig(**_checked_fields(PPOConfig, fields.get("ppo"), f"{where}.ppo"))
+        return cls(**fields)
+
+
+def _checked_fields(cls: type, data: Any, where: str) -> dict[str, Any]:
+    """``data`` as keyword arguments of the dataclass ``cls``: a JSON object whose keys
+    are its fields (all those without a default present), each of the field's type."""
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if not isinstance(data, dict):
+        raise TrainingError(f"{where} must be a JSON object, not {_kind(data)}")
+    for key in data:
+        if key not in fields:
+            raise TrainingError(f"{where}: unknown key {key!r}; valid keys: {', '.join(fields)}")
+    for name, f in fields.items():
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and name not in data:
+            raise TrainingError(f"{where}: missing key {name!r}")
+    out = dict(data)
+    for key, value in data.items():
+        hint = hints[key]
+        origin = typing.get_origin(hint) or hint
+        if hint is float:  # a finite number (parse_number)
+            out[key] = parse_number(value, f"{where}.{key}", error=TrainingError)
+            continue
+        if hint is bool:
+            ok, want = isinstance(value, bool), "true or false"
+        elif hint is int:
+            ok, want = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        elif origin is tuple:
+            ok = isinstance(value, list | tuple) and all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value
+            )
+            want = "a list of integers"
+            out[key] = tuple(value) if ok else value
+        elif origin is dict or hint is PPOConfig:
+            ok, want = isinstance(value, dict), "an object"
+        else:
+            ok, want = isinstance(value, origin), "text" if origin is str else str(hint)
+        if not ok:
+            raise TrainingError(f"{where}: {key!r} must be {want}, not {_kind(value)}")
+    return out
 
 
 PAPER_PPO = PPOConfig(
@@ -259,15 +310,18 @@ def default_adversary_config(
             shaping_key="reward_shaping",
             shaping_potential=True,
             victim_value=200.0,
+            victim_sampled=True,
             env_kwargs={"shaping": 0.0},
         )
     if workers is not None:
-        if workers < 0:
-            raise TrainingError(f"--workers must be 0 (in-process) or more, got {workers}")
+        workers = parse_number(
+            workers, "--workers", low=0, high=max_workers(), integer=True, error=TrainingError
+        )
         config = dataclasses.replace(config, workers=workers, update_threads=2 if workers else 1)
     if n_envs is not None:
-        if n_envs <= 0:
-            raise TrainingError(f"--envs must be a positive integer, got {n_envs}")
+        n_envs = parse_number(
+            n_envs, "--envs", low=1, high=MAX_ENVS, integer=True, error=TrainingError
+        )
         batch = config.ppo.n_envs * config.ppo.n_steps
         ppo = dataclasses.replace(config.ppo, n_envs=n_envs, n_steps=max(1, batch // n_envs))
         config = dataclasses.replace(config, ppo=ppo)
@@ -319,7 +373,49 @@ def save_normalization(vec_normalize: Any, path: Path) -> None:
         np.savez(tmp, **arrays)
 
 
+def _set_parameters(model: Any, path: Path, *, exact: bool) -> None:
+    """Load the SB3 file's torch state into ``model``, read without unpickling."""
+    from agents.sb3 import PolicyFileError, read_sb3_parameters
+
+    try:
+        params = read_sb3_parameters(path)
+        if not exact:
+            params = {"policy": params["policy"]}
+        model.set_parameters(params, exact_match=exact, device="cpu")
+    except PolicyFileError as exc:
+        raise TrainingError(str(exc)) from None
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        message = " ".join(str(exc).split())[:200]
+        raise TrainingError(f"{path}: weights do not fit this training: {message}") from None
+
+
+def _checkpoint(out: Path) -> tuple[Path, Path, int]:
+    """The latest checkpoint's files (confined to ``checkpoints/``) and its timestep."""
+    from agents.runs import checkpoint_files
+    from agents.specs import PolicySpecError
+
+    try:
+        model, norm = checkpoint_files(out)
+    except PolicySpecError as exc:
+        raise TrainingError(f"cannot resume {out}: {exc}") from None
+    import json
+
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    steps = state.get("timesteps")
+    if type(steps) is not int or steps < 0:
+        raise TrainingError(f"cannot resume {out}: checkpoint timesteps must be an integer >= 0")
+    return model, norm, steps
+
+
 def load_normalization(vec_normalize: Any, path: Path) -> None:
+    try:
+        _load_normalization(vec_normalize, path)
+    except Exception as exc:  # zipfile, numpy, key and shape errors of a corrupt file
+        message = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise TrainingError(f"{path}: unreadable normalisation: {message}") from None
+
+
+def _load_normalization(vec_normalize: Any, path: Path) -> None:
     with np.load(path, allow_pickle=False) as data:
         if vec_normalize.norm_obs and bool(data["norm_obs"]):
             vec_normalize.obs_rms.mean = data["obs_mean"]
@@ -333,6 +429,74 @@ def load_normalization(vec_normalize: Any, path: Path) -> None:
 
 
 RUN_MARKER = "adversary_run.json"
+_MARKER_TYPES: dict[str, tuple[Any, str]] = {
+    "env": (str, "text"),
+    "victims": (dict, "an object"),
+    "victim_refs": (dict, "an object"),
+    "adversary_seat": (str, "text"),
+    "seed": (None, "a seed"),  # parse_number's range
+    "timesteps": (None, "a number of steps"),
+    "config": (dict, "an object"),
+    "init": ((str, type(None)), "text or null"),
+}
+_MARKER_REQUIRED = ("env", "victims", "seed", "config")
+
+
+def read_run_marker(out: Path) -> dict[str, Any]:
+    """``out/adversary_run.json``, checked: a JSON object with the known keys, each of
+    its type (else ``TrainingError``, naming the file and the valid keys)."""
+    import json
+
+    path = out / RUN_MARKER
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TrainingError(f"--resume: {path} is not readable JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise TrainingError(f"--resume: {path} must hold a JSON object, not {_kind(data)}")
+    valid = ", ".join(_MARKER_TYPES)
+    unknown = sorted(set(data) - set(_MARKER_TYPES))
+    if unknown:
+        raise TrainingError(f"--resume: {path}: unknown key {unknown[0]!r}; valid keys: {valid}")
+    missing = [k for k in _MARKER_REQUIRED if k not in data]
+    if missing:
+        raise TrainingError(f"--resume: {path}: missing key {missing[0]!r}; valid keys: {valid}")
+    for key, value in data.items():
+        kind, words = _MARKER_TYPES[key]
+        if kind is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            raise TrainingError(f"--resume: {path}: {key!r} must be {words}, not {_kind(value)}")
+    victims = data["victims"]
+    if not victims or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in victims.items()
+    ):
+        raise TrainingError(f"--resume: {path}: 'victims' must map seats to policy specs")
+    try:
+        data["seed"] = parse_seed(data["seed"], "seed")
+        if "timesteps" in data:
+            parse_number(data["timesteps"], "timesteps", low=1, high=MAX_TIMESTEPS, integer=True)
+    except ValueError as exc:
+        raise TrainingError(f"--resume: {path}: {exc}") from None
+    return data
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's kind in words: ``an object``, ``a list``, ``a string``, ``int``..."""
+    names = {"dict": "an object", "list": "a list", "str": "a string", "NoneType": "null"}
+    return names.get(type(value).__name__, type(value).__name__)
+
+
+def _discard(out: Path, created: bool) -> None:
+    """Remove what a failed new run wrote: ``out`` itself if this run made it."""
+    import shutil
+
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for child in out.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def is_training_run(directory: Path) -> bool:
@@ -371,8 +535,10 @@ def train_adversary(
     from arena.io import write_json_atomic
     from arena.rundir import run_metadata
 
-    if not isinstance(timesteps, int) or timesteps <= 0:
-        raise TrainingError(f"--timesteps must be a positive integer, got {timesteps!r}")
+    timesteps = parse_number(
+        timesteps, "timesteps", low=1, high=MAX_TIMESTEPS, integer=True, error=TrainingError
+    )
+    seed = parse_seed(seed, error=TrainingError)
     spec = envs.spec(env_id)
     if not victims:
         raise TrainingError(
@@ -397,14 +563,15 @@ def train_adversary(
             raise TrainingError(
                 f"--resume: {out} is not an adversary training run (no {RUN_MARKER})"
             )
-        saved = json.loads((out / RUN_MARKER).read_text())
+        saved = read_run_marker(out)
         if saved["env"] != env_id or saved["victims"] != dict(victims):
             raise TrainingError(
                 f"--resume: {out} trains {saved['env']} against "
                 f"{saved['victims']}, not {env_id} against {dict(victims)}"
             )
-        config = AdversaryConfig.from_json(saved["config"])
+        config = AdversaryConfig.from_json(saved["config"], where=f"{out / RUN_MARKER}: config")
         seed = saved["seed"]
+        created = False
     else:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise TrainingError(
@@ -414,10 +581,12 @@ def train_adversary(
         if init is not None and init.partition(":")[0] == "sb3":
             # the initial policy was trained on raw observations: keep them raw
             config = AdversaryConfig(**{**config.__dict__, "norm_obs": False})
+        created = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
     lock = RunLock(out)
+    failed = True
     try:
-        return _train(
+        results = _train(
             env_id,
             victims,
             adversary_seat,
@@ -434,8 +603,36 @@ def train_adversary(
             json,
             init,
         )
+        failed = False
+        return results
     finally:
         lock.release()
+        if failed and not resume and not (out / "checkpoints" / "state.json").is_file():
+            # a new run that failed before its first checkpoint: nothing to resume,
+            # so leave nothing behind (an interrupt included)
+            _discard(out, created)
+
+
+PROGRESS_HEADER = "timesteps,win_rate,episodes,steps_per_s,shaping\n"
+
+
+def trim_progress(path: Path, timesteps: int) -> None:
+    """Keep the rows of ``progress.csv`` logged up to the checkpoint a run resumes
+    from (``timesteps``): the rows after it were logged by steps that are replayed
+    now, and would repeat. A row cut short by the kill goes too. Written atomically."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    kept = [PROGRESS_HEADER.rstrip("\n")]
+    width = PROGRESS_HEADER.count(",") + 1
+    for line in lines[1:]:
+        cells = line.split(",")
+        if len(cells) != width or not cells[0].isdigit():
+            continue
+        if int(cells[0]) <= timesteps:
+            kept.append(line)
+    text = "\n".join(kept) + "\n"
+    if text != "\n".join(lines) + "\n":
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
 
 
 def _init_files(
@@ -520,6 +717,7 @@ def _train(
         victim_divergence=config.victim_divergence,
         gamma=ppo.gamma,
         env_kwargs=config.env_kwargs,
+        deterministic=not config.victim_sampled,
     )
     venv = VecNormalize(
         venv, norm_obs=config.norm_obs, norm_reward=config.norm_reward, gamma=ppo.gamma
@@ -556,19 +754,20 @@ def _train(
     state_path = ckpt_dir / "state.json"
     if init is not None and not (resume and state_path.is_file()):
         model_path, norm_path = _init_files(init, env_id, seat, out)
-        model.set_parameters(str(model_path), exact_match=False, device="cpu")
+        _set_parameters(model, model_path, exact=False)
         if norm_path is not None:
             load_normalization(venv, norm_path)
     if resume and state_path.is_file():
-        state = json.loads(state_path.read_text())
-        model.set_parameters(str(ckpt_dir / state["model"]), exact_match=True, device="cpu")
-        load_normalization(venv, ckpt_dir / state["norm"])
-        done = int(state["timesteps"])
+        model_file, norm_file, done = _checkpoint(out)
+        _set_parameters(model, model_file, exact=True)
+        load_normalization(venv, norm_file)
         model.num_timesteps = done
     remaining = timesteps - done
     progress_path = out / "progress.csv"
     if not progress_path.exists():
-        progress_path.write_text("timesteps,win_rate,episodes,steps_per_s,shaping\n")
+        progress_path.write_text(PROGRESS_HEADER)
+    elif resume:
+        trim_progress(progress_path, done)
 
     class Tracker(BaseCallback):
         def _on_training_start(self) -> None:

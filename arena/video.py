@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from arena.errors import ArenaError
 from arena.io import public_mode
 from arena.recording import EpisodeRecord, RecordError, read_episode, read_manifest
 from arena.replay import EpisodeCheck, make_env, resimulate
@@ -63,7 +64,7 @@ _RED = (235, 90, 70)
 _GREEN = (110, 210, 110)
 
 
-class VideoError(ValueError):
+class VideoError(ArenaError):
     """A video that cannot be made: bad path or extension, or a diverging re-simulation."""
 
 

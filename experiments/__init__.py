@@ -9,8 +9,10 @@ import importlib
 import pkgutil
 from pathlib import Path
 
+from arena.errors import ArenaError
 
-class ExperimentError(ValueError):
+
+class ExperimentError(ArenaError):
     """Unknown experiment name."""
 
 

@@ -25,7 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from arena.errors import (
+    MAX_EPISODES,
+    MAX_TIMESTEPS,
+    ArgumentParser,
+    check_output_dir,
+    int_arg,
+    seed_arg,
+    workers_arg,
+)
 from arena.evaluation import SeatResult
+from experiments import ExperimentError
 
 ASSETS = Path(__file__).resolve().parent.parent / "arena" / "assets"
 
@@ -84,13 +94,23 @@ averages ~0.3 per step over ~500 steps (b)."""
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="arena run gleave2020", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="arena run gleave2020", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="the toy game, small budgets")
     p.add_argument(
         "--games", default="you_shall_not_pass", help=f"comma-separated, from: {', '.join(GAMES)}"
     )
-    p.add_argument("--timesteps", type=int, default=None, help="adversary training budget")
-    p.add_argument("--episodes", type=int, default=None, help="evaluation episodes per cell")
+    p.add_argument(
+        "--timesteps",
+        type=int_arg("timesteps", high=MAX_TIMESTEPS),
+        default=None,
+        help="adversary training budget",
+    )
+    p.add_argument(
+        "--episodes",
+        type=int_arg("episodes", high=MAX_EPISODES),
+        default=None,
+        help="evaluation episodes per cell",
+    )
     p.add_argument(
         "--adversary",
         action="append",
@@ -109,10 +129,52 @@ def _parser() -> argparse.ArgumentParser:
         help="reward study: use this finished `arena train-adversary` run for the variant "
         "LABEL (one of the study's, or a new label) instead of training it",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seed", type=seed_arg(), default=0)
+    p.add_argument("--workers", type=workers_arg(), default=2)
     p.add_argument("--runs", default="runs", help="root of run directories")
     return p
+
+
+def _pairs(items: list[str], flag: str, form: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise ExperimentError(f"{flag} expects {form}, got {item!r}")
+        if key.strip() in out:
+            raise ExperimentError(f"{flag} given twice for {key.strip()!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _adversaries(items: list[str], names: list[str]) -> dict[str, str]:
+    """``--adversary GAME=SPEC``: a game being run, and a policy spec that parses."""
+    from agents.specs import parse
+
+    given = _pairs(items, "--adversary", "GAME=SPEC")
+    for game, spec in given.items():
+        if game not in GAMES:
+            raise ExperimentError(
+                f"--adversary {game}=...: unknown game {game!r}; valid: {', '.join(GAMES)}"
+            )
+        if game not in names:
+            raise ExperimentError(
+                f"--adversary {game}=...: {game} is not among the games run "
+                f"({', '.join(names)}; see --games)"
+            )
+        parse(spec)
+    return given
+
+
+def _variant_runs(items: list[str]) -> dict[str, str]:
+    """``--variant-run LABEL=DIR``: DIR a training run with its ``progress.csv``."""
+    runs = _pairs(items, "--variant-run", "LABEL=DIR")
+    for label, directory in runs.items():
+        if not (Path(directory) / "progress.csv").is_file():
+            raise ExperimentError(
+                f"--variant-run {label}={directory}: not a training run (no progress.csv)"
+            )
+    return runs
 
 
 def evaluate(
@@ -171,10 +233,10 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     names = ["toy_pass"] if args.quick else [g.strip() for g in args.games.split(",")]
     unknown = [n for n in names if n not in GAMES]
     if unknown:
-        from experiments import ExperimentError
-
         raise ExperimentError(f"unknown game {unknown[0]!r}; valid: {', '.join(GAMES)}")
-    given = dict(a.split("=", 1) for a in args.adversary)
+    given = _adversaries(args.adversary, names)
+    variant_runs = _variant_runs(args.variant_run)
+    check_output_dir(args.runs, "--runs")
     timesteps = args.timesteps or (150_000 if args.quick else 1_000_000)
     episodes = args.episodes or (100 if args.quick else 200)
     report: dict[str, Any] = {"games": {}, "timesteps": timesteps, "episodes": episodes}
@@ -188,7 +250,6 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             base = default_adversary_config(game.env_id)
             if args.reward_study:
                 curves: dict[str, Path] = {}
-                variant_runs = dict(v.split("=", 1) for v in args.variant_run)
                 for label, extra in REWARD_VARIANTS.items():
                     if label in variant_runs:
                         continue
@@ -318,5 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through `arena run`: its errors are one line, exit 2
+    from arena.cli import main as arena_main
+
+    sys.exit(arena_main(["run", "gleave2020", *sys.argv[1:]]))

@@ -28,6 +28,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agents.numbers import parse_number
+from arena.errors import (
+    MAX_EPISODES,
+    ArgumentParser,
+    check_output_dir,
+    float_arg,
+    int_arg,
+    seed_arg,
+    workers_arg,
+)
 from experiments import ExperimentError
 
 ENV_ID = "atari_pong_v0"
@@ -40,13 +50,15 @@ ATTACK_SPECS = {
     "timed": "timed:eps={eps}",
 }
 
+MAX_STEPS = 10_000_000
+"""The longest a game may be truncated to (``--max-steps``)."""
 EPS_UNITS = "L∞ on the [0, 1] network input (1/255 = one grey level)"
 
 log = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="arena run huang2017_pong", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="arena run huang2017_pong", description=__doc__.split("\n")[0])
     p.add_argument(
         "--victims",
         nargs="+",
@@ -63,11 +75,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--eps",
         nargs="+",
+        type=_eps,
         default=list(EPS_GRID),
         metavar="E",
         help=f"ε grid on the [0, 1] pixel scale; fractions allowed (default: {' '.join(EPS_GRID)})",
     )
-    p.add_argument("--episodes", type=int, default=10, help="full games per cell (default 10)")
+    p.add_argument(
+        "--episodes",
+        type=int_arg("episodes", high=MAX_EPISODES),
+        default=10,
+        help="full games per cell (default 10)",
+    )
     p.add_argument(
         "--quick",
         action="store_true",
@@ -80,15 +98,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-steps",
-        type=int,
+        type=int_arg("max-steps", high=MAX_STEPS),
         default=None,
         metavar="N",
         help="truncate games after N agent steps (smoke tests; default: full games)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1, help="worker processes")
+    p.add_argument("--seed", type=seed_arg(), default=0)
+    p.add_argument("--workers", type=workers_arg(), default=1, help="worker processes")
     p.add_argument("--runs", default="runs", help="root of run directories (default: runs)")
     return p
+
+
+def _eps(text: str) -> str:
+    """An ε of the grid, kept as typed (``1/255``) once ``parse_number`` accepts it."""
+    float_arg("eps", low=0.0, high=1.0)(text)
+    return text
 
 
 def find_victims(paths: list[str] | None) -> list[Path]:
@@ -176,30 +200,24 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     import torch
 
-    from agents.attacks import parse_number
     from agents.specs import reference
     from arena.io import write_json_atomic
     from arena.match import run_match
     from arena.rundir import new_run_dir, run_metadata
 
     torch.set_num_threads(1)
-    if args.episodes <= 0:
-        raise ExperimentError(f"--episodes must be > 0, got {args.episodes}")
+    check_output_dir(args.runs, "--runs")
     victims = find_victims(args.victims)
     episodes = args.episodes
     if args.quick:
         victims, episodes = victims[:1], min(episodes, 2)
-    grid = sorted({parse_number(e): e for e in args.eps}.items())
-    for value, text in grid:
-        if not 0 <= value <= 1:
-            raise ExperimentError(f"ε={text} is out of range; valid: 0 <= ε <= 1")
+    grid = sorted({parse_number(e, "eps", low=0.0, high=1.0): e for e in args.eps}.items())
     rounding = ",round=true" if args.round else ""
     env_kwargs = {} if args.max_steps is None else {"max_episode_steps": args.max_steps}
     rows: list[dict[str, Any]] = []
-    refs = {}
+    refs = {victim.stem: reference(f"atari:{victim}").to_json() for victim in victims}
     for victim in victims:
         spec = f"atari:{victim}"
-        refs[victim.stem] = reference(spec).to_json()
         clean = None
         for attack in args.attacks:
             for value, text in grid:
@@ -298,5 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through `arena run`: its errors are one line, exit 2
+    from arena.cli import main as arena_main
+
+    sys.exit(arena_main(["run", "huang2017_pong", *sys.argv[1:]]))

@@ -24,6 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agents.numbers import parse_number
+from arena.errors import (
+    MAX_EPISODES,
+    ArgumentParser,
+    check_output_dir,
+    int_arg,
+    seed_arg,
+    workers_arg,
+)
+from experiments import ExperimentError
+
 
 @dataclass(frozen=True)
 class Game:
@@ -88,8 +99,13 @@ OPPONENTS = ("zoo", "zero", "random")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="zoo_fidelity", description=__doc__.splitlines()[0])
-    p.add_argument("--episodes", type=int, default=100, help="episodes per matchup (100)")
+    p = ArgumentParser(prog="arena run zoo_fidelity", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--episodes",
+        type=int_arg("episodes", high=MAX_EPISODES),
+        default=100,
+        help="episodes per matchup (100)",
+    )
     p.add_argument("--games", default="all", help="comma-separated game ids, or 'all' (default)")
     p.add_argument(
         "--opponents",
@@ -101,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also play the zoo agent of the other seat against zero / random",
     )
-    p.add_argument("--seed", type=int, default=0, help="match seed (0)")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (2)")
+    p.add_argument("--seed", type=seed_arg(), default=0, help="match seed (0)")
+    p.add_argument("--workers", type=workers_arg(), default=2, help="worker processes (2)")
     p.add_argument(
         "--deterministic",
         action="store_true",
@@ -121,16 +137,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _kwargs(text: str) -> dict[str, Any]:
+    """``K=V,...``: V an integer, a finite number (``parse_number``) or text."""
     out: dict[str, Any] = {}
     for item in filter(None, text.split(",")):
-        key, _, value = item.partition("=")
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ExperimentError(f"--env-kwargs expects K=V,..., got {item!r}")
         try:
-            out[key] = int(value)
+            float(value)
         except ValueError:
-            try:
-                out[key] = float(value)
-            except ValueError:
-                out[key] = value
+            out[key] = value  # text
+            continue
+        try:
+            out[key] = parse_number(value, key, integer=True)
+        except ValueError:
+            out[key] = parse_number(value, f"--env-kwargs {key}", error=ExperimentError)
     return out
 
 
@@ -169,25 +190,22 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     torch.set_num_threads(1)
-    zoo_text = args.zoo or os.environ.get("ARENA_ZOO_DIR", "")
-    if not zoo_text or not Path(zoo_text).is_dir():
-        print(
-            "zoo_fidelity: no zoo directory; set ARENA_ZOO_DIR or pass --zoo DIR", file=sys.stderr
-        )
-        return 2
-    zoo = Path(zoo_text).resolve()
     wanted = [g.env_id for g in GAMES] if args.games == "all" else args.games.split(",")
     known = {g.env_id: g for g in GAMES}
     unknown = [g for g in wanted if g not in known]
     opponents = [o for o in args.opponents.split(",") if o]
-    if unknown or any(o not in OPPONENTS for o in opponents) or args.episodes <= 0:
-        print(
-            f"zoo_fidelity: valid games: {', '.join(known)}; opponents: "
-            f"{', '.join(OPPONENTS)}; episodes > 0",
-            file=sys.stderr,
-        )
-        return 2
+    if unknown:
+        raise ExperimentError(f"unknown game {unknown[0]!r}; valid: {', '.join(known)}")
+    bad = [o for o in opponents if o not in OPPONENTS]
+    if bad:
+        raise ExperimentError(f"unknown opponent {bad[0]!r}; valid: {', '.join(OPPONENTS)}")
     env_kwargs = _kwargs(args.env_kwargs)
+    if not args.no_save:
+        check_output_dir(args.runs, "--runs")
+    zoo_text = args.zoo or os.environ.get("ARENA_ZOO_DIR", "")
+    if not zoo_text or not Path(zoo_text).is_dir():
+        raise ExperimentError("no zoo directory; set ARENA_ZOO_DIR or pass --zoo DIR")
+    zoo = Path(zoo_text).resolve()
     results: list[dict[str, Any]] = []
     header = (
         f"{'game':<23} {'matchup':<28} {'seat':<10} {'win':>4} {'tie':>4} {'loss':>4} "
@@ -242,5 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # through `arena run`: its errors are one line, exit 2
+    from arena.cli import main as arena_main
+
+    sys.exit(arena_main(["run", "zoo_fidelity", *sys.argv[1:]]))

@@ -87,7 +87,9 @@ def test_shipped_sb3_victims_are_differentiable_torch_policies(runner_zip, catch
 
 
 def test_a_victim_that_does_not_fit_the_seat_is_refused(runner_zip):
-    with pytest.raises(specs.PolicySpecError, match=r"takes Box\(9,\) -> Box\(2,\).*seat has"):
+    with pytest.raises(
+        specs.PolicySpecError, match=r"takes Box\[-5, 5\]\(9,\) -> Box\[-1, 1\]\(2,\).*seat has"
+    ):
         specs.resolve(
             f"sb3:{runner_zip}", spaces.Box(0, 255, (1, 24, 24), np.uint8), spaces.Discrete(3)
         )

@@ -402,7 +402,7 @@ def test_missing_policy_file_is_said_not_passed_silently(tmp_path, catch_rec):
         assert len(c.notes) == 1
         assert "policy file of 'player' (/nonexistent/v.zip) is unavailable" in c.notes[0]
         assert "not re-derived" in c.notes[0]
-    # the command says so on stderr (a fresh process: logging as `arena` sets it up)
+    # the command says so, under each episode
     result = subprocess.run(
         [sys.executable, "-m", "arena.cli", "replay", str(rec), "--verify"],
         capture_output=True,
@@ -413,7 +413,7 @@ def test_missing_policy_file_is_said_not_passed_silently(tmp_path, catch_rec):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("verified") == 2
-    warned = [ln for ln in result.stderr.splitlines() if "is unavailable" in ln]
+    warned = [ln for ln in result.stdout.splitlines() if "note:" in ln and "is unavailable" in ln]
     assert len(warned) == 2 and "episode 0:" in warned[0] and "episode 1:" in warned[1]
 
 

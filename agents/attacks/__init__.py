@@ -1,14 +1,14 @@
 """Observation attacks: ``name:key=value,...`` specs build ``ObservationAttack`` objects.
 
 Spec examples: ``fgsm:eps=1/255``, ``pgd:eps=2/255,steps=10,norm=l2``.
-Fractions are accepted anywhere a number is (``eps=1/255``).
+Fractions are accepted anywhere a number is (``eps=1/255``); every number goes through
+``agents.numbers.parse_number`` (finite, in its range; the error names the range).
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from fractions import Fraction
 from typing import Any
 
 from agents.attacks.base import (
@@ -54,24 +54,15 @@ def _load() -> None:
             raise
 
 
-def parse_number(text: str) -> float:
-    """``"0.001"``, ``"1/255"``, ``"2e-3"`` -> float."""
-    try:
-        return float(Fraction(text.strip())) if "/" in text else float(text)
-    except (ValueError, ZeroDivisionError):
-        raise AttackSpecError(f"not a number: {text!r} (use e.g. 0.004 or 1/255)") from None
-
-
 def _parse_value(text: str) -> Any:
+    """``true``/``false`` (and yes/no, on/off) as booleans; anything else stays text,
+    for the attack's factory to check (numbers through ``agents.numbers.parse_number``)."""
     low = text.strip().lower()
     if low in ("true", "yes", "on"):
         return True
     if low in ("false", "no", "off"):
         return False
-    try:
-        return parse_number(text)
-    except AttackSpecError:
-        return text.strip()
+    return text.strip()
 
 
 def parse_attack(spec: str) -> ObservationAttack:
@@ -92,6 +83,10 @@ def parse_attack(spec: str) -> ObservationAttack:
         return factory(**params)
     except TypeError as exc:
         raise AttackSpecError(f"{name}: {_explain_type_error(exc, factory)}") from None
+    except AttackSpecError as exc:  # say which attack a bad value belongs to
+        if str(exc).startswith(name):
+            raise
+        raise AttackSpecError(f"{name}: {exc}") from None
 
 
 def _explain_type_error(exc: TypeError, factory: AttackFactory) -> str:
@@ -116,6 +111,5 @@ __all__ = [
     "PerturbationBudget",
     "available",
     "parse_attack",
-    "parse_number",
     "register_attack",
 ]

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from agents.numbers import parse_number
 from agents.policies import Policy, TorchPolicy
 
 Norm = Literal["linf", "l2", "l0"]
@@ -167,27 +168,22 @@ class ObservationAttack(ABC):
 # ---------------------------------------------------------------- helpers for attacks
 
 
+MAX_STEPS = 1000
+"""The most optimisation steps one attack may take per victim step."""
+
+
 def check_number(
     name: str, value: Any, *, low: float | None = None, high: float | None = None
 ) -> float:
-    """A spec parameter as a float in ``[low, high]``, else ``AttackSpecError``."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise AttackSpecError(f"{name} must be a number, got {value!r}")
-    v = float(value)
-    if (low is not None and v < low) or (high is not None and v > high):
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
-        raise AttackSpecError(f"{name}={v:g} is out of range; valid: {lo} <= {name} <= {hi}")
-    return v
+    """A spec parameter (text or number) as a finite float in ``[low, high]``, else
+    ``AttackSpecError`` naming the range (``agents.numbers.parse_number``)."""
+    return parse_number(value, name, low=low, high=high, error=AttackSpecError)
 
 
-def check_int(name: str, value: Any, *, low: int = 1) -> int:
-    """A spec parameter as an integer ``>= low``, else ``AttackSpecError``."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-        raise AttackSpecError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        raise AttackSpecError(f"{name}={int(value)} is out of range; valid: {name} >= {low}")
-    return int(value)
+def check_int(name: str, value: Any, *, low: int = 1, high: int | None = None) -> int:
+    """A spec parameter (text or number) as an integer in ``[low, high]``, else
+    ``AttackSpecError`` naming the range."""
+    return parse_number(value, name, low=low, high=high, integer=True, error=AttackSpecError)
 
 
 def check_flag(name: str, value: Any) -> bool:

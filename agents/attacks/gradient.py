@@ -17,6 +17,7 @@ import torch
 from torch import distributions as D
 
 from agents.attacks.base import (
+    MAX_STEPS,
     AttackSpecError,
     ObservationAttack,
     PerturbationBudget,
@@ -30,6 +31,8 @@ from agents.attacks.base import (
 from agents.policies import TorchPolicy, distribution_mode
 
 NORMS = ("linf", "l2")
+MAX_ACTIONS = 100_000
+"""An upper bound on a ``target=K`` action index (the victim's own is checked later)."""
 
 
 def parse_target(target: Any) -> int | str | None:
@@ -41,8 +44,13 @@ def parse_target(target: Any) -> int | str | None:
             return None
         if target.lower() == "worst":
             return "worst"
-        raise AttackSpecError(f"target must be an action index or 'worst', got {target!r}")
-    return check_int("target", target, low=0)
+        try:
+            float(target)
+        except ValueError:
+            raise AttackSpecError(
+                f"target must be an action index or 'worst', got {target!r}"
+            ) from None
+    return check_int("target", target, low=0, high=MAX_ACTIONS)
 
 
 def _labels(victim: TorchPolicy, dist: D.Distribution, target: int | str | None) -> torch.Tensor:
@@ -301,7 +309,7 @@ def make_pgd(
     budget = budget_from(eps, norm)
     return PGD(
         budget,
-        steps=check_int("steps", steps, low=1),
+        steps=check_int("steps", steps, low=1, high=MAX_STEPS),
         step_size=None if step_size is None else check_number("step_size", step_size, low=0.0),
         random_start=check_flag("random_start", random_start),
         target=parse_target(target),

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from agents.attacks.base import (
+    MAX_STEPS,
     AttackSpecError,
     ObservationAttack,
     PerturbationBudget,
@@ -26,6 +27,9 @@ from agents.attacks.base import (
 )
 from agents.attacks.gradient import _labels, _objective, parse_target
 from agents.policies import Policy, TorchPolicy
+
+MAX_FRAME = 10_000
+"""An upper bound on a patch's size and corner (the frame's own is checked later)."""
 
 
 class Patch(ObservationAttack):
@@ -158,10 +162,10 @@ def make_patch(
 ) -> Patch:
     """``patch:size=K,row=R,col=C,steps=N,step_size=A,target=K|worst,round=false``."""
     return Patch(
-        check_int("size", size, low=1),
-        row=None if row is None else check_int("row", row, low=0),
-        col=None if col is None else check_int("col", col, low=0),
-        steps=check_int("steps", steps, low=1),
+        check_int("size", size, low=1, high=MAX_FRAME),
+        row=None if row is None else check_int("row", row, low=0, high=MAX_FRAME),
+        col=None if col is None else check_int("col", col, low=0, high=MAX_FRAME),
+        steps=check_int("steps", steps, low=1, high=MAX_STEPS),
         step_size=check_number("step_size", step_size, low=0.0, high=1.0),
         target=parse_target(target),
         round_to_obs=check_flag("round", round),

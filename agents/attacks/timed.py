@@ -10,6 +10,7 @@ import torch
 from torch import distributions as D
 
 from agents.attacks.base import (
+    MAX_STEPS,
     AttackSpecError,
     ObservationAttack,
     PerturbationBudget,
@@ -136,7 +137,7 @@ def make_timed(
         budget_from(eps, norm),
         beta=check_number("beta", beta, low=0.0, high=1.0),
         inner=check_choice("inner", inner, ("fgsm", "pgd")),
-        steps=check_int("steps", steps, low=1),
+        steps=check_int("steps", steps, low=1, high=MAX_STEPS),
         target=parse_target(target),
         round_to_obs=check_flag("round", round),
     )

@@ -28,6 +28,7 @@ from agents.attacks.gradient import (
     parse_target,
     project,
 )
+from agents.numbers import SEED_MAX
 from agents.policies import TorchPolicy
 
 log = logging.getLogger(__name__)
@@ -244,14 +245,16 @@ def make_universal(
     return Universal(
         budget_from(eps, norm),
         frames=frames,
-        fit_steps=None if fit_steps is None else check_int("fit_steps", fit_steps, low=1),
+        fit_steps=None
+        if fit_steps is None
+        else check_int("fit_steps", fit_steps, low=1, high=1_000_000),
         seat=None if seat is None else str(seat),
-        iters=check_int("iters", iters, low=1),
-        batch=check_int("batch", batch, low=1),
+        iters=check_int("iters", iters, low=1, high=100_000),
+        batch=check_int("batch", batch, low=1, high=100_000),
         step_size=None if step_size is None else check_number("step_size", step_size, low=0.0),
         target=parse_target(target),
-        max_frames=check_int("max_frames", max_frames, low=1),
-        seed=check_int("seed", seed, low=0),
+        max_frames=check_int("max_frames", max_frames, low=1, high=1_000_000),
+        seed=check_int("seed", seed, low=0, high=SEED_MAX),
         round_to_obs=check_flag("round", round),
     )
 
