@@ -101,7 +101,7 @@ def parse_number(
     valid = valid_range(name, low=low, high=high, integer=integer, low_open=low_open)
     need = valid if integer else f"a number ({valid})"
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise error(f"{name} must be {need}, got {value!r}")
+        raise error(f"{name} must be {need}, got {value!r:.60}")
     number: int | float | Fraction
     if isinstance(value, str):
         text = value.strip()
@@ -113,17 +113,17 @@ def parse_number(
             else:
                 number = float(text)
         except (ValueError, ZeroDivisionError):
-            raise error(f"{name} must be {need}, got {value!r}") from None
+            raise error(f"{name} must be {need}, got {value!r:.60}") from None
     else:
         number = value
     if isinstance(number, float) and not math.isfinite(number):
-        raise error(f"{name}={value} is not a finite number; valid: {valid}")
-    if integer:
-        if number != int(number):
-            raise error(f"{name} must be {need}, got {value!r}")
-        number = int(number)
-    else:
-        number = float(number)
+        raise error(f"{name}={str(value)[:40]} is not a finite number; valid: {valid}")
+    if integer and number != int(number):
+        raise error(f"{name} must be {need}, got {value!r:.60}")
+    try:
+        number = int(number) if integer else float(number)
+    except OverflowError:  # a huge fraction or integer as a float
+        raise error(f"{name}={str(value)[:40]} is out of range; valid: {valid}") from None
     below = low is not None and (number <= low if low_open else number < low)
     if below or (high is not None and number > high):
         raise error(f"{name}={_show(number)} is out of range; valid: {valid}")

@@ -78,8 +78,9 @@ def child_file(base: Path, name: Any, what: str) -> Path:
     return path
 
 
-def checkpoint_files(directory: Path) -> tuple[Path, Path]:
-    """The latest checkpoint's policy and normalisation files, from ``checkpoints/state.json``."""
+def checkpoint_files(directory: Path) -> tuple[Path, Path, dict[str, Any]]:
+    """The latest checkpoint's policy and normalisation files, from ``checkpoints/state.json``,
+    and that state (``timesteps`` for a resume)."""
     ckpt = child_file(directory, "checkpoints", str(directory))
     state_path = ckpt / "state.json"
     try:
@@ -94,7 +95,7 @@ def checkpoint_files(directory: Path) -> tuple[Path, Path]:
     for path in (model, norm):
         if not path.is_file():
             raise PolicySpecError(f"{state_path}: names {path.name}, which is missing")
-    return model, norm
+    return model, norm, state
 
 
 def run_files(directory: Path) -> tuple[Path, Path | None]:
@@ -104,7 +105,8 @@ def run_files(directory: Path) -> tuple[Path, Path | None]:
         norm = directory / "policy_norm.npz"
         return policy, child_file(directory, norm.name, str(directory)) if norm.is_file() else None
     if (directory / "checkpoints" / "state.json").is_file():
-        return checkpoint_files(directory)
+        model, norm, _ = checkpoint_files(directory)
+        return model, norm
     raise PolicySpecError(
         f"{directory} is not a training run: no policy.zip and no checkpoints/state.json"
     )

@@ -129,6 +129,45 @@ def _stack(obs_list: list[Any]) -> np.ndarray:
     return np.stack([np.asarray(o) for o in obs_list])
 
 
+class LockstepPlayers:
+    """The seats of one chunk acting on its batch of episodes in lockstep: the one place
+    where a chunk's randomness is seeded from ``(seed, chunk)`` (torch, each policy's and
+    each attack's own generator) and recurrent states are carried. ``play_chunk`` plays
+    with it; ``arena.replay`` re-derives a record's actions with it."""
+
+    def __init__(
+        self,
+        policies: dict[str, Policy],
+        attacks: dict[str, ObservationAttack],
+        deterministic: dict[str, bool],
+        seed: int,
+        chunk: int,
+    ):
+        self.policies, self.attacks, self.deterministic = policies, attacks, deterministic
+        torch.manual_seed(_chunk_seed(seed, chunk, 0))
+        for i, seat in enumerate(policies):
+            reset = getattr(policies[seat], "reset", None)
+            if callable(reset):
+                reset(seed=_chunk_seed(seed, chunk, 1 + i))
+            if seat in attacks:
+                attacks[seat].reset(seed=_chunk_seed(seed, chunk, 100 + i))
+        self.states: dict[str, Any] = dict.fromkeys(policies)
+
+    def act(self, seat: str, batch: np.ndarray, episode_start: np.ndarray) -> tuple[Any, Any]:
+        """``(actions, attack step or None)`` of ``seat`` for the batch's observations."""
+        det = self.deterministic.get(seat, True)
+        if seat in self.attacks:
+            step = self.attacks[seat].step(
+                self.policies[seat], batch, self.states[seat], episode_start, det
+            )
+            self.states[seat] = step.state
+            return step.actions, step
+        actions, self.states[seat] = self.policies[seat].predict(
+            batch, state=self.states[seat], episode_start=episode_start, deterministic=det
+        )
+        return actions, None
+
+
 def play_chunk(job: _Job) -> tuple[list[EpisodeOutcome], list[EpisodeRecord]]:
     """Play the episodes of one chunk in lockstep (runs in a worker or in-process)."""
     n = len(job.indices)
@@ -136,20 +175,13 @@ def play_chunk(job: _Job) -> tuple[list[EpisodeOutcome], list[EpisodeRecord]]:
     seats = list(games[0].possible_agents)
     policies = {s: _resolve_policy(job.policies[s], games[0], s, job.env_id) for s in seats}
     attacks = {s: _resolve_attack(a) for s, a in job.attacks.items()}
-    torch.manual_seed(_chunk_seed(job.seed, job.chunk, 0))
-    for i, seat in enumerate(seats):
-        reset = getattr(policies[seat], "reset", None)
-        if callable(reset):
-            reset(seed=_chunk_seed(job.seed, job.chunk, 1 + i))
-        if seat in attacks:
-            attacks[seat].reset(seed=_chunk_seed(job.seed, job.chunk, 100 + i))
+    players = LockstepPlayers(policies, attacks, job.deterministic, job.seed, job.chunk)
 
     seeds = [episode_seed(job.seed, idx) for idx in job.indices]
     obs = [g.reset(seed=s)[0] for g, s in zip(games, seeds, strict=True)]
     last_obs = [dict(o) for o in obs]
     alive = np.ones(n, dtype=bool)
     episode_start = np.ones(n, dtype=bool)
-    states: dict[str, Any] = {s: None for s in seats}
     returns = [dict.fromkeys(seats, 0.0) for _ in range(n)]
     lengths = [0] * n
     outcomes: list[dict[str, str]] = [{} for _ in range(n)]
@@ -171,15 +203,9 @@ def play_chunk(job: _Job) -> tuple[list[EpisodeOutcome], list[EpisodeRecord]]:
         steps = {}
         for seat in seats:
             batch = _stack([last_obs[e][seat] for e in range(n)])
-            det = job.deterministic.get(seat, True)
-            if seat in attacks:
-                step = attacks[seat].step(policies[seat], batch, states[seat], episode_start, det)
-                actions[seat], states[seat] = step.actions, step.state
+            actions[seat], step = players.act(seat, batch, episode_start)
+            if step is not None:
                 steps[seat] = step
-            else:
-                actions[seat], states[seat] = policies[seat].predict(
-                    batch, state=states[seat], episode_start=episode_start, deterministic=det
-                )
         episode_start = np.zeros(n, dtype=bool)
         for e in map(int, np.flatnonzero(alive)):
             act = {s: actions[s][e] for s in seats}

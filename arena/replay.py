@@ -604,7 +604,7 @@ def _rederive_chunk(
     manifest: dict[str, Any], members: list[EpisodeRecord], chunk: int, env: Any
 ) -> _Derived:
     from agents.attacks import parse_attack
-    from arena.match import _chunk_seed
+    from arena.match import LockstepPlayers
 
     seats = list(env.possible_agents)
     policies = {}
@@ -640,17 +640,8 @@ def _rederive_chunk(
     n = len(members)
     lengths = [r.length for r in members]
     with _torch_as_in_a_match():
-        import torch
-
         attacks = {s: parse_attack(a) for s, a in attack_specs.items()}
-        torch.manual_seed(_chunk_seed(seed, chunk, 0))
-        for i, seat in enumerate(seats):
-            reset = getattr(policies[seat], "reset", None)
-            if callable(reset):
-                reset(seed=_chunk_seed(seed, chunk, 1 + i))
-            if seat in attacks:
-                attacks[seat].reset(seed=_chunk_seed(seed, chunk, 100 + i))
-        states: dict[str, Any] = dict.fromkeys(seats)
+        players = LockstepPlayers(policies, attacks, det, seed, chunk)
         episode_start = np.ones(n, dtype=bool)
         for t in range(max(lengths)):
             alive = [e for e in range(n) if t < lengths[e] and members[e].index not in found]
@@ -659,19 +650,7 @@ def _rederive_chunk(
             for seat in seats:
                 try:
                     batch = np.stack([r.observations[seat][min(t, r.length)] for r in members])
-                    if seat in attacks:
-                        step = attacks[seat].step(
-                            policies[seat], batch, states[seat], episode_start, det[seat]
-                        )
-                        actions, states[seat] = step.actions, step.state
-                    else:
-                        step = None
-                        actions, states[seat] = policies[seat].predict(
-                            batch,
-                            state=states[seat],
-                            episode_start=episode_start,
-                            deterministic=det[seat],
-                        )
+                    actions, step = players.act(seat, batch, episode_start)
                 except Exception as exc:  # the named policy or attack cannot have played
                     for e in alive:
                         found[members[e].index] = _Mismatch(

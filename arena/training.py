@@ -395,12 +395,9 @@ def _checkpoint(out: Path) -> tuple[Path, Path, int]:
     from agents.specs import PolicySpecError
 
     try:
-        model, norm = checkpoint_files(out)
+        model, norm, state = checkpoint_files(out)
     except PolicySpecError as exc:
         raise TrainingError(f"cannot resume {out}: {exc}") from None
-    import json
-
-    state = json.loads((out / "checkpoints" / "state.json").read_text())
     steps = state.get("timesteps")
     if type(steps) is not int or steps < 0:
         raise TrainingError(f"cannot resume {out}: checkpoint timesteps must be an integer >= 0")
@@ -416,16 +413,18 @@ def load_normalization(vec_normalize: Any, path: Path) -> None:
 
 
 def _load_normalization(vec_normalize: Any, path: Path) -> None:
-    with np.load(path, allow_pickle=False) as data:
-        if vec_normalize.norm_obs and bool(data["norm_obs"]):
-            vec_normalize.obs_rms.mean = data["obs_mean"]
-            vec_normalize.obs_rms.var = data["obs_var"]
-            vec_normalize.obs_rms.count = float(data["obs_count"])
-            vec_normalize.clip_obs = float(data["clip_obs"])
-            vec_normalize.epsilon = float(data["epsilon"])
-        vec_normalize.ret_rms.mean = data["ret_mean"]
-        vec_normalize.ret_rms.var = data["ret_var"]
-        vec_normalize.ret_rms.count = float(data["ret_count"])
+    from agents.npz import read_npz
+
+    data = read_npz(path)
+    if vec_normalize.norm_obs and bool(data["norm_obs"]):
+        vec_normalize.obs_rms.mean = data["obs_mean"]
+        vec_normalize.obs_rms.var = data["obs_var"]
+        vec_normalize.obs_rms.count = float(data["obs_count"])
+        vec_normalize.clip_obs = float(data["clip_obs"])
+        vec_normalize.epsilon = float(data["epsilon"])
+    vec_normalize.ret_rms.mean = data["ret_mean"]
+    vec_normalize.ret_rms.var = data["ret_var"]
+    vec_normalize.ret_rms.count = float(data["ret_count"])
 
 
 RUN_MARKER = "adversary_run.json"
@@ -450,8 +449,9 @@ def read_run_marker(out: Path) -> dict[str, Any]:
     path = out / RUN_MARKER
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TrainingError(f"--resume: {path} is not readable JSON: {exc}") from None
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or UTF-8
+        message = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise TrainingError(f"--resume: {path} is not readable JSON: {message}") from None
     if not isinstance(data, dict):
         raise TrainingError(f"--resume: {path} must hold a JSON object, not {_kind(data)}")
     valid = ", ".join(_MARKER_TYPES)

@@ -569,19 +569,12 @@ def test_cli_entry_points_refuse_a_crafted_file(cli, tmp_path, marker):
 
 def test_resume_refuses_a_crafted_checkpoint(cli, tmp_path, marker):
     out = tmp_path / "adv"
-    result = cli(
-        "train-adversary",
-        "toy_pass_v0",
-        "--victim",
-        f"runner=sb3:{ASSETS / 'toy_pass_v0__runner.zip'}",
-        "--timesteps",
-        "4096",
-        "--out",
-        str(out),
-        "--seed",
-        "0",
-    )
-    assert result.code == 0, result.err
+    victim = f"runner=sb3:{ASSETS / 'toy_pass_v0__runner.zip'}"
+
+    def train(*extra: str):
+        return cli("train-adversary", "toy_pass_v0", "--victim", victim, "--out", str(out), *extra)
+
+    assert train("--timesteps", "4096", "--seed", "0").code == 0
     state = json.loads((out / "checkpoints" / "state.json").read_text())
     model = out / "checkpoints" / state["model"]
     evil = payloads(marker)
@@ -594,35 +587,13 @@ def test_resume_refuses_a_crafted_checkpoint(cli, tmp_path, marker):
     original = model.read_bytes()
     for name, crafted in cases.items():
         shutil.copy(crafted, model)
-        result = cli(
-            "train-adversary",
-            "toy_pass_v0",
-            "--victim",
-            f"runner=sb3:{ASSETS / 'toy_pass_v0__runner.zip'}",
-            "--timesteps",
-            "8192",
-            "--out",
-            str(out),
-            "--resume",
-        )
-        assert_one_line_error(result, "refusing")
+        assert_one_line_error(train("--timesteps", "8192", "--resume"), "refusing")
         assert not marker.exists(), name
     model.write_bytes(original)
     (out / "checkpoints" / "state.json").write_text(
         json.dumps({**state, "model": "../../../evil.zip"})
     )
-    result = cli(
-        "train-adversary",
-        "toy_pass_v0",
-        "--victim",
-        f"runner=sb3:{ASSETS / 'toy_pass_v0__runner.zip'}",
-        "--timesteps",
-        "8192",
-        "--out",
-        str(out),
-        "--resume",
-    )
-    assert_one_line_error(result, "not a plain file name")
+    assert_one_line_error(train("--timesteps", "8192", "--resume"), "not a plain file name")
 
 
 # ---------------------------------------------------------------- resource attacks
