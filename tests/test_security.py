@@ -32,6 +32,9 @@ from agents.safe_pickle import UnsafePickleError, inert_loads, read_torch_weight
 
 OBS = spaces.Box(-5.0, 5.0, (9,), np.float32)
 ACT = spaces.Box(-1.0, 1.0, (2,), np.float32)
+# the seat of the shipped you-shall-not-pass blocker
+YSNP_OBS = spaces.Box(-np.inf, np.inf, (380,), np.float64)
+YSNP_ACT = spaces.Box(-0.4, 0.4, (17,), np.float32)
 
 
 def _s(text: str) -> bytes:
@@ -454,8 +457,7 @@ def _crafted_run(tmp_path: Path, payload: bytes) -> Path:
 
 
 def test_run_dirs_refuse_payloads_and_paths_that_leave_the_run(tmp_path, marker):
-    box = spaces.Box(-np.inf, np.inf, (380,), np.float64)
-    act = spaces.Box(-0.4, 0.4, (17,), np.float32)
+    box, act = YSNP_OBS, YSNP_ACT
     run = _crafted_run(tmp_path, payloads(marker)["os.system p4"])
     _assert_refused(lambda: specs.resolve(f"run:{run}", box, act), marker)
     # a checkpointed run whose state.json points outside the run directory
@@ -495,8 +497,7 @@ def test_run_dirs_refuse_payloads_and_paths_that_leave_the_run(tmp_path, marker)
 
 
 def test_corrupt_normalisation_is_one_line(tmp_path):
-    box = spaces.Box(-np.inf, np.inf, (380,), np.float64)
-    act = spaces.Box(-0.4, 0.4, (17,), np.float32)
+    box, act = YSNP_OBS, YSNP_ACT
     run = tmp_path / "run"
     shutil.copytree(ASSETS / "you_shall_not_pass_v0__blocker", run)
     norm = run / "policy_norm.npz"
@@ -690,8 +691,7 @@ def test_tensors_cannot_claim_more_elements_than_their_storage():
 
 
 def test_crafted_state_json_and_npz_headers_are_one_line(tmp_path):
-    box = spaces.Box(-np.inf, np.inf, (380,), np.float64)
-    act = spaces.Box(-0.4, 0.4, (17,), np.float32)
+    box, act = YSNP_OBS, YSNP_ACT
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     for text in ("[" * 100_000 + "]" * 100_000, '{"model": ' + "9" * 5000 + "}", "\xff"):
@@ -717,8 +717,7 @@ def test_crafted_state_json_and_npz_headers_are_one_line(tmp_path):
 
 
 def test_symlinks_cannot_lead_a_run_out_of_its_directory(tmp_path):
-    box = spaces.Box(-np.inf, np.inf, (380,), np.float64)
-    act = spaces.Box(-0.4, 0.4, (17,), np.float32)
+    box, act = YSNP_OBS, YSNP_ACT
     elsewhere = tmp_path / "elsewhere"
     shutil.copytree(ASSETS / "you_shall_not_pass_v0__blocker", elsewhere)
     run = tmp_path / "run"
