@@ -3,12 +3,12 @@
 The file is a plain ``.npz`` of float32 arrays, read with ``numpy.load(...,
 allow_pickle=False)``: no pickle, no code. The network (../shared/atari/README.md):
 
-    input (B, 4, 84, 84) grey frames, 0..255 as float, divided by 255 by the network
+    input (B, 4, 84, 84) gray frames, 0..255 as float, divided by 255 by the network
     conv1 32×8×8 /4, ReLU -> conv2 64×4×4 /2, ReLU -> conv3 32×3×3 /1, ReLU
     flatten 32·7·7 = 1568 -> fc 512, ReLU -> pi: logits (n_actions), v: value (1)
 
 As a ``TorchPolicy`` its input is the frame on the [0, 1] scale (``uint8 / 255``), so
-an attack budget ``eps=1/255`` is one grey level. Greedy (argmax of the logits) by
+an attack budget ``eps=1/255`` is one gray level. Greedy (argmax of the logits) by
 default; sampled from the categorical with ``--stochastic``.
 
 >>> from agents import specs                                  # doctest: +SKIP
@@ -201,10 +201,6 @@ class AtariCNNPolicy(TorchPolicy):
         self.net = net
         self.observation_space = observation_space
         self.action_space = action_space
-
-    @property
-    def module(self) -> nn.Module:
-        return self.net
 
     def input_from_obs(self, observation: np.ndarray) -> torch.Tensor:
         x = torch.as_tensor(np.asarray(observation), dtype=torch.float32) / 255.0

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypedDict, Unpack, overload
 
 SEED_MAX = 2**32 - 1
 """Seeds are 32-bit: every derived seed (``numpy.random.SeedSequence``) accepts them."""
 
 
 def _show(x: float) -> str:
+    if isinstance(x, int) and abs(x) >= 10**18:
+        return f"an integer of {x.bit_length()} bits"
     if float(x).is_integer() and abs(x) >= 10_000:
         return f"{int(x):,}"
     return f"{x:g}"
@@ -47,39 +49,23 @@ def valid_range(
     return "a finite number"
 
 
+class _Range(TypedDict, total=False):
+    """``parse_number``'s keyword arguments other than ``integer``."""
+
+    low: float | None
+    high: float | None
+    low_open: bool
+    error: type[Exception]
+
+
+@overload
+def parse_number(value: Any, name: str, *, integer: Literal[True], **kw: Unpack[_Range]) -> int: ...
 @overload
 def parse_number(
-    value: Any,
-    name: str,
-    *,
-    low: float | None = ...,
-    high: float | None = ...,
-    integer: Literal[True],
-    low_open: bool = ...,
-    error: type[Exception] = ...,
-) -> int: ...
-@overload
-def parse_number(
-    value: Any,
-    name: str,
-    *,
-    low: float | None = ...,
-    high: float | None = ...,
-    integer: Literal[False] = ...,
-    low_open: bool = ...,
-    error: type[Exception] = ...,
+    value: Any, name: str, *, integer: Literal[False] = ..., **kw: Unpack[_Range]
 ) -> float: ...
 @overload
-def parse_number(
-    value: Any,
-    name: str,
-    *,
-    low: float | None = ...,
-    high: float | None = ...,
-    integer: bool,
-    low_open: bool = ...,
-    error: type[Exception] = ...,
-) -> int | float: ...
+def parse_number(value: Any, name: str, *, integer: bool, **kw: Unpack[_Range]) -> int | float: ...
 
 
 def parse_number(

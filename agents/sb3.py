@@ -7,7 +7,7 @@ by ``agents.safe_pickle.inert_loads``, which builds nothing but plain data, arra
 spaces and inert class tokens; the class tokens are mapped to real classes through
 the explicit tables below, and the keyword arguments are checked key by key. The
 weights in ``policy.pth`` are read by ``read_torch_weights`` (no ``torch.load``).
-Only the policy network is rebuilt; no algorithm object, no optimiser state.
+Only the policy network is rebuilt; no algorithm object, no optimizer state.
 """
 
 from __future__ import annotations
@@ -287,7 +287,7 @@ def load_sb3_policy(path: str | Path, _read: Any = None) -> Any:
         raise PolicyFileError(f"{path}: {exc}") from None
     kwargs = _check_kwargs(data.get("policy_kwargs"), path)
     for key, most in (("action_space", MAX_ACTIONS), ("observation_space", MAX_OBS)):
-        if _space_size(data[key]) > most:  # before a huge layer is built and initialised
+        if _space_size(data[key]) > most:  # before a huge layer is built and initialized
             raise PolicyFileError(f"{path}: {key} {_space_desc(data[key])} is too large")
     try:
         policy = policy_cls(
@@ -357,10 +357,6 @@ class SB3TorchPolicy(TorchPolicy):
         elif isinstance(inner, spaces.Box):
             self.input_low = torch.as_tensor(inner.low, dtype=torch.float32)
             self.input_high = torch.as_tensor(inner.high, dtype=torch.float32)
-
-    @property
-    def module(self) -> torch.nn.Module:
-        return self.policy
 
     def input_from_obs(self, observation: np.ndarray) -> torch.Tensor:
         x = torch.as_tensor(np.asarray(observation), dtype=torch.float32)

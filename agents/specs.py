@@ -15,6 +15,7 @@ from typing import Any
 
 from gymnasium import spaces
 
+from agents._registry import import_plugins
 from agents.numbers import parse_number
 from agents.policies import Policy, RandomPolicy, ZeroPolicy
 
@@ -222,7 +223,9 @@ def _sb3(arg, observation_space, action_space, **context):
 
 _BUILTINS_DONE = False
 # Modules that add policy kinds when imported (zoo:, atari:, run:, masked:).
-_KIND_MODULES = ("agents.zoo", "agents.atari_cnn", "agents.runs")
+_KIND_MODULES = ("agents.zoo", "agents.atari_cnn", "agents.wrappers")
+"""Where the other kinds register themselves; ``arena`` adds ``run:`` and ``masked:``
+(``arena.players``), which need its files and games."""
 
 
 def _load_builtin_kinds() -> None:
@@ -233,12 +236,4 @@ def _load_builtin_kinds() -> None:
     register_kind("random", _random, takes_path=False, help="uniformly random actions")
     register_kind("zero", _zero, takes_path=False, help="always the zero / NOOP action")
     register_kind("sb3", _sb3, takes_path=True, help="a Stable-Baselines3 .zip (PPO, A2C, DQN)")
-    import importlib
-
-    for module in _KIND_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and exc.name.startswith(module):
-                continue
-            raise
+    import_plugins(_KIND_MODULES)

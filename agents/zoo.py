@@ -4,8 +4,8 @@ A zoo file is a pickle of ONE flat float32 array (``../shared/zoo/README.md``),
 read by ``agents.safe_pickle.inert_loads``, which rebuilds the array itself: a file
 that asks for anything else (``os.system``...) is refused and nothing of it runs.
 
-The array holds, in order: return-normalisation stats (3, unused), observation
-normalisation stats (sum D, sum of squares D, count 1), the value branch, the
+The array holds, in order: return-normalization stats (3, unused), observation
+normalization stats (sum D, sum of squares D, count 1), the value branch, the
 policy branch (weights input-major: ``x @ W + b``) and the Gaussian's log-std (A).
 Two architectures, told apart by the file's length for the seat's D and A:
 
@@ -130,7 +130,7 @@ class _Reader:
 
 
 class ZooPolicy(TorchPolicy):
-    """A zoo victim: observation normalisation, MLP or LSTM, diagonal Gaussian.
+    """A zoo victim: observation normalization, MLP or LSTM, diagonal Gaussian.
 
     ``forward(x, state, episode_start)`` takes raw observations ``(N, D)``; for the
     LSTM the state is a tensor ``(N, 2, 128)`` (cell, hidden) of the policy branch,
@@ -164,7 +164,7 @@ class ZooPolicy(TorchPolicy):
             )
         self.recurrent = self.arch == "lstm"
         r = _Reader(flat)
-        r.take(3)  # return normalisation: unused when acting
+        r.take(3)  # return normalization: unused when acting
         obs_sum, obs_sumsq, count = r.take(d), r.take(d), r.take(1)
         self.obs_mean = obs_sum / count
         self.obs_std = torch.sqrt(torch.clamp(obs_sumsq / count - self.obs_mean**2, min=0.01))
@@ -199,7 +199,7 @@ class ZooPolicy(TorchPolicy):
     def input_from_obs(self, observation: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(observation, dtype=np.float32))
 
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return torch.clamp((x - self.obs_mean) / self.obs_std, -OBS_CLIP, OBS_CLIP)
 
     def initial_state(self, n: int) -> torch.Tensor:
@@ -233,7 +233,7 @@ class ZooPolicy(TorchPolicy):
     def forward(
         self, x: torch.Tensor, state: Any = None, episode_start: np.ndarray | None = None
     ) -> tuple[D.Distribution, Any]:
-        z = self.normalise(x)
+        z = self.normalize(x)
         if self.recurrent:
             mean, new_state = self._lstm(self.pi, z, self._state(x.shape[0], state, episode_start))
         else:
@@ -242,13 +242,7 @@ class ZooPolicy(TorchPolicy):
         return D.Independent(D.Normal(mean, std), 1), new_state
 
     # ---- fast acting: the same arithmetic as ``forward``, without distribution objects -
-    def predict(
-        self,
-        observation: np.ndarray,
-        state: Any = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, Any]:
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
         """Actions for raw observations ``(N, D)`` or ``(D,)``, exactly as ``forward`` gives.
 
         ``forward`` builds torch distribution objects (validated, tens of microseconds
@@ -263,7 +257,7 @@ class ZooPolicy(TorchPolicy):
             obs = obs.reshape(1, -1)
         with torch.no_grad():
             x = torch.from_numpy(obs)
-            z = self.normalise(x)
+            z = self.normalize(x)
             if self.recurrent:
                 st = self._state(x.shape[0], state, episode_start)
                 mean, new_state = self._lstm(self.pi, z, st)
@@ -276,7 +270,7 @@ class ZooPolicy(TorchPolicy):
         return (out if batched else out[0]), new_state
 
     def value(self, x: torch.Tensor, state: Any = None) -> torch.Tensor | None:
-        z = self.normalise(x)
+        z = self.normalize(x)
         if self.recurrent:
             return self._lstm(self.vf, z, self.initial_state(x.shape[0]))[0][:, 0]
         return self._mlp(self.vf, z)[:, 0]
@@ -285,16 +279,15 @@ class ZooPolicy(TorchPolicy):
         return f"ZooPolicy({self.arch}, {self.source})"
 
 
-def export_sb3(policy: ZooPolicy, directory: Path) -> tuple[Path, Path]:
-    """Write an MLP zoo policy as an SB3 PPO file plus ``VecNormalize`` statistics.
+def to_sb3(policy: ZooPolicy) -> tuple[Any, dict[str, Any]]:
+    """An MLP zoo policy as an SB3 PPO model plus its ``VecNormalize`` statistics.
 
-    ``directory/policy.zip`` is a PPO ``MlpPolicy`` (separate 64-64 tanh policy and
-    value networks, the zoo's weights and log-std); ``directory/policy_norm.npz`` holds
-    the zoo's observation normalisation in ``arena.training.save_normalization``'s
-    format (variance ``max(var, 0.01) − ε``, clip 5) so that SB3 computes the same
-    normalised input. Together they act exactly as the zoo policy and are how a zoo
-    victim is fine-tuned (``arena finetune-victim``). LSTM zoo policies have no SB3
-    counterpart here.
+    The model is a PPO ``MlpPolicy`` (separate 64-64 tanh policy and value networks,
+    the zoo's weights and log-std); the statistics (``obs_mean``, ``obs_var``,
+    ``obs_count``, ``clip_obs``, ``epsilon``) are the zoo's observation normalization
+    as SB3 computes it (variance ``max(var, 0.01) − ε``, clip 5), so that together they
+    act exactly as the zoo policy: that is how a zoo victim is fine-tuned (``arena
+    finetune-victim``). LSTM zoo policies have no SB3 counterpart here.
     """
     from stable_baselines3 import PPO
 
@@ -302,8 +295,6 @@ def export_sb3(policy: ZooPolicy, directory: Path) -> tuple[Path, Path]:
         raise ZooError(
             f"{policy.source}: only MLP zoo policies can be exported to SB3 (this one is an LSTM)"
         )
-    directory.mkdir(parents=True, exist_ok=True)
-
     import gymnasium
     from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -326,23 +317,15 @@ def export_sb3(policy: ZooPolicy, directory: Path) -> tuple[Path, Path]:
     sd["value_net.weight"], sd["value_net.bias"] = vf[4].T, vf[5]
     sd["log_std"] = policy.log_std.clone()
     model.policy.load_state_dict({k: v.contiguous().float() for k, v in sd.items()})
-    zip_path = directory / "policy.zip"
-    model.save(zip_path)
     eps = 1e-8
-    norm_path = directory / "policy_norm.npz"
-    np.savez(
-        norm_path,
-        obs_mean=policy.obs_mean.double().numpy(),
-        obs_var=(policy.obs_std.double() ** 2).numpy() - eps,
-        obs_count=np.asarray(1e6),
-        ret_mean=np.asarray(0.0),
-        ret_var=np.asarray(1.0),
-        ret_count=np.asarray(1e-4),
-        clip_obs=np.asarray(OBS_CLIP),
-        epsilon=np.asarray(eps),
-        norm_obs=np.asarray(True),
-    )
-    return zip_path, norm_path
+    stats = {
+        "obs_mean": policy.obs_mean.double().numpy(),
+        "obs_var": (policy.obs_std.double() ** 2).numpy() - eps,
+        "obs_count": 1e6,
+        "clip_obs": float(OBS_CLIP),
+        "epsilon": eps,
+    }
+    return model, stats
 
 
 def load_zoo_policy(

@@ -2,7 +2,7 @@
 
 Every error the arena raises for bad user input derives from ``ArenaError``. The leaf
 packages ``envs`` and ``agents`` cannot import ``arena``; their own bases are listed
-in ``USER_ERRORS`` beside it. ``arena.cli.main`` catches ``USER_ERRORS`` in one place
+in ``USER_ERRORS`` beside it. ``arena.cli.run_guarded`` catches ``USER_ERRORS`` in one place
 and prints ``arena: error: <first line>``, exit status 2. Anything else is a bug and
 keeps its traceback.
 

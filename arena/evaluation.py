@@ -15,9 +15,9 @@ def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tup
         return (0.0, 1.0)
     p = successes / n
     denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
+    center = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    return (max(0.0, center - half), min(1.0, center + half))
 
 
 def mean_ci95(values: Sequence[float]) -> tuple[float, float]:

@@ -59,7 +59,7 @@ def _json_default(obj: Any) -> Any:
         return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
 @contextlib.contextmanager

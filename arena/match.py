@@ -12,9 +12,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import multiprocessing as mp
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -37,6 +37,17 @@ AttackLike = str | ObservationAttack
 
 class MatchError(ArenaError):
     """Bad match configuration: unknown seat, no policy for a seat, episodes <= 0."""
+
+
+class MissingPolicy(MatchError):
+    """A seat that was given no policy and has no default in its game."""
+
+    def __init__(self, env_id: str, seat: str, seats: Iterable[str]):
+        self.env_id, self.seat = env_id, seat
+        super().__init__(
+            f"seat {seat!r} of {env_id} needs a policy (--policy {seat}=SPEC); "
+            f"seats: {', '.join(seats)}"
+        )
 
 
 def episode_seed(seed: int, index: int) -> int:
@@ -113,10 +124,14 @@ def _resolve_policy(p: PolicyLike, env: Any, seat: str, env_id: str) -> Policy:
 
 
 def _resolve_attack(a: AttackLike) -> ObservationAttack:
-    return parse_attack(a) if isinstance(a, str) else a
+    from arena.attacks import build_attack
+
+    return build_attack(a)
 
 
-def _outcome_from(info: dict, seat: str, returns: dict[str, float]) -> str:
+def outcome_of(info: dict, seat: str, returns: dict[str, float]) -> str:
+    """``seat``'s "win" | "loss" | "tie": the game's word in ``info``, else its return
+    against the best other seat's."""
     if "outcome" in info:
         return str(info["outcome"])
     mine = returns[seat]
@@ -229,7 +244,7 @@ def play_chunk(job: _Job) -> tuple[list[EpisodeOutcome], list[EpisodeRecord]]:
             last_obs[e] = o
             if any(term.values()) or any(trunc.values()):
                 alive[e] = False
-                outcomes[e] = {s: _outcome_from(info.get(s, {}), s, returns[e]) for s in seats}
+                outcomes[e] = {s: outcome_of(info.get(s, {}), s, returns[e]) for s in seats}
 
     results = [
         EpisodeOutcome(idx, seeds[e], lengths[e], returns[e], outcomes[e], flips[e], attacked[e])
@@ -266,24 +281,36 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
+P = TypeVar("P")
+
+
 def check_seats(
-    env_id: str, policies: Mapping[str, PolicyLike], attacks: Mapping[str, AttackLike]
-) -> dict[str, PolicyLike]:
-    """Fill empty seats with the game's default opponent; reject unknown seats."""
+    env_id: str,
+    policies: Mapping[str, P],
+    attacks: Iterable[str] = (),
+    *,
+    learner: str | None = None,
+) -> dict[str, P | str]:
+    """Every seat of ``env_id`` (but ``learner``, the one being trained) with its policy:
+    the one given, else the game's default (``EnvSpec.default_policies``), in the game's
+    seat order. A seat the game does not have (in ``policies``, ``attacks`` or
+    ``learner``) is an ``envs.EnvError``; a seat with neither is ``MissingPolicy``; the
+    learner given a policy is a ``MatchError``."""
     spec = envs.spec(env_id)
-    for seat in [*policies, *attacks]:
+    for seat in [*policies, *attacks, *([learner] if learner is not None else [])]:
         spec.check_seat(seat)
-    filled: dict[str, PolicyLike] = {}
+    if learner in policies:
+        raise MatchError(f"seat {learner!r} cannot be both the learner and given a policy")
+    filled: dict[str, P | str] = {}
     for seat in spec.seats:
+        if seat == learner:
+            continue
         if seat in policies:
             filled[seat] = policies[seat]
         elif seat in spec.default_policies:
             filled[seat] = spec.default_policies[seat]
         else:
-            raise MatchError(
-                f"seat {seat!r} of {env_id} needs a policy (--policy {seat}=SPEC); "
-                f"seats: {', '.join(spec.seats)}"
-            )
+            raise MissingPolicy(env_id, seat, spec.seats)
     return filled
 
 

@@ -26,9 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from arena.pretrained import shipped, zoo_spec
+
 VICTIMS = {
-    "you_shall_not_pass_v0": ("runner", "zoo:you-shall-not-pass/agent2_parameters-v1.pkl"),
-    "toy_pass_v0": ("runner", "sb3:arena/assets/toy_pass_v0__runner.zip"),
+    "you_shall_not_pass_v0": ("runner", zoo_spec("you_shall_not_pass_v0", "runner")),
+    "toy_pass_v0": ("runner", f"sb3:{shipped('toy_pass_v0__runner.zip')}"),
 }
 
 
@@ -79,7 +81,7 @@ def ceiling(env_id: str, seat: str, victim: str, workers: int, steps: int, n_env
         env_kwargs={"shaping": 0.0} if env_id != "toy_pass_v0" else None,
     )
     vec.reset()
-    act = np.zeros((n_envs, *vec.action_space.shape), np.float32)
+    act = np.zeros((n_envs, *(vec.action_space.shape or ())), np.float32)
     for _ in range(10):
         vec.step(act)
     t0 = time.perf_counter()

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,8 +37,8 @@ def victim_path(arg: str | None, tmp: Path) -> tuple[str, str]:
         return arg, arg
     root = os.environ.get("ARENA_ATARI_DIR")
     if root and (Path(root) / "pong_ppo.npz").is_file():
-        path = str(Path(root) / "pong_ppo.npz")
-        return path, path
+        found = str(Path(root) / "pong_ppo.npz")
+        return found, found
     rng = np.random.default_rng(0)
     shapes = {
         "conv1": ((32, 4, 8, 8), 32),
@@ -47,7 +48,7 @@ def victim_path(arg: str | None, tmp: Path) -> tuple[str, str]:
         "pi": ((6, 512), 6),
         "v": ((1, 512), 1),
     }
-    arrays = {}
+    arrays: dict[str, Any] = {}  # Any: numpy's stub types **kwds like its allow_pickle flag
     for name, (w, b) in shapes.items():
         arrays[f"{name}.weight"] = (rng.standard_normal(w) * 0.05).astype(np.float32)
         arrays[f"{name}.bias"] = np.zeros(b, np.float32)

@@ -150,11 +150,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         from arena.match import run_match
+        from arena.pretrained import zoo_spec
 
-        seats = {
-            "runner": f"zoo:{zoo / 'you-shall-not-pass/agent2_parameters-v1.pkl'}",
-            "blocker": f"zoo:{zoo / 'you-shall-not-pass/agent1_parameters-v1.pkl'}",
-        }
+        seats = {s: zoo_spec("you_shall_not_pass_v0", s, zoo) for s in ("runner", "blocker")}
         start, cpu = time.perf_counter(), clock()
         result, _ = run_match(
             "you_shall_not_pass_v0",

@@ -10,34 +10,45 @@ adversary (sparse; (a) victim value; (b) action divergence; (c) game shaping; (a
 
     arena run gleave2020 --quick
     arena run gleave2020 --games you_shall_not_pass --timesteps 1000000
+    arena run gleave2020 --resume runs/gleave2020/you_shall_not_pass__s0__...
     arena run gleave2020 --games you_shall_not_pass --adversary you_shall_not_pass=run:DIR
     arena run gleave2020 --games you_shall_not_pass --reward-study --timesteps 300000
     arena run gleave2020 --games you_shall_not_pass --reward-study \
         --variant-run sparse=runs/study/sparse --variant-run "game shaping (c)=..." ...
+
+The adversaries train in place, in ``RUN_DIR/adversaries/`` of the final run
+directory, with checkpoints: a run that stops (an error, Ctrl-C, a machine going
+away) is continued by ``--resume RUN_DIR``. ``RUN_DIR/results.json`` marks a finished
+run. A run that trains nothing (every adversary given) appears whole or not at all.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
+import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arena.errors import (
-    MAX_EPISODES,
-    MAX_TIMESTEPS,
-    ArgumentParser,
-    check_output_dir,
-    int_arg,
-    seed_arg,
-    workers_arg,
+from agents.numbers import parse_number, parse_seed
+from arena.artifacts import Cell, Figure, RunResults, SampleRecipe, Score, Table
+from arena.artifacts.run_builders import (
+    Variant,
+    opponent_table,
+    variant_comparison,
+    win_rate_bars,
 )
+from arena.cli.options import EPISODES, TIMESTEPS, add_run_options, pairs
+from arena.errors import MAX_EPISODES, MAX_TIMESTEPS, ArgumentParser, check_output_dir
 from arena.evaluation import SeatResult
+from arena.players import acting
+from arena.pretrained import shipped, zoo_spec
 from experiments import ExperimentError
 
-ASSETS = Path(__file__).resolve().parent.parent / "arena" / "assets"
+NAME = "gleave2020"
 
 
 @dataclass(frozen=True)
@@ -51,31 +62,19 @@ class Game:
     """Policy spec of the victim's normal opponent."""
 
 
+def _zoo_game(env_id: str, victim_seat: str, adversary_seat: str) -> Game:
+    """A MuJoCo game: the zoo agent of ``victim_seat`` against its zoo opponent."""
+    victim, opponent = zoo_spec(env_id, victim_seat), zoo_spec(env_id, adversary_seat)
+    return Game(env_id, victim_seat, adversary_seat, victim, opponent)
+
+
 GAMES = {
     "toy_pass": Game(
-        "toy_pass_v0", "runner", "blocker", f"sb3:{ASSETS / 'toy_pass_v0__runner.zip'}", "zero"
+        "toy_pass_v0", "runner", "blocker", f"sb3:{shipped('toy_pass_v0__runner.zip')}", "zero"
     ),
-    "you_shall_not_pass": Game(
-        "you_shall_not_pass_v0",
-        "runner",
-        "blocker",
-        "zoo:you-shall-not-pass/agent2_parameters-v1.pkl",
-        "zoo:you-shall-not-pass/agent1_parameters-v1.pkl",
-    ),
-    "kick_and_defend": Game(
-        "kick_and_defend_v0",
-        "kicker",
-        "keeper",
-        "zoo:kick-and-defend/kicker/agent1_parameters-v1.pkl",
-        "zoo:kick-and-defend/defender/agent2_parameters-v1.pkl",
-    ),
-    "sumo_humans": Game(
-        "sumo_humans_v0",
-        "fighter_0",
-        "fighter_1",
-        "zoo:sumo/humans/agent_parameters-v1.pkl",
-        "zoo:sumo/humans/agent_parameters-v1.pkl",
-    ),
+    "you_shall_not_pass": _zoo_game("you_shall_not_pass_v0", "runner", "blocker"),
+    "kick_and_defend": _zoo_game("kick_and_defend_v0", "kicker", "keeper"),
+    "sumo_humans": _zoo_game("sumo_humans_v0", "fighter_0", "fighter_1"),
 }
 
 NO_DENSE_TERMS = {"shaping": 0.0, "victim_value": 0.0, "victim_divergence": 0.0}
@@ -93,23 +92,106 @@ estimate spans ~2 (a), and its action divergence (W2², see ``arena.embedding``)
 averages ~0.3 per step over ~500 steps (b)."""
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What one run does, resolved from its flags: its ``config.json``."""
+
+    games: tuple[str, ...]
+    episodes: int
+    seed: int
+    timesteps: int | None
+    """The training budget of each adversary; None when the run trains none."""
+    quick: bool = False
+    reward_study: bool = False
+    adversaries: dict[str, str] = field(default_factory=dict)
+    """``--adversary GAME=SPEC``: the trained adversaries it scores instead."""
+    variant_runs: dict[str, str] = field(default_factory=dict)
+    """``--variant-run LABEL=DIR``: the reward study's finished training runs."""
+
+    def check(self) -> None:
+        """``ExperimentError`` (one line) on an unknown game, a given adversary of a
+        game not run or a spec that does not parse, a variant run that is not one."""
+        from agents.specs import parse
+
+        unknown = [n for n in self.games if n not in GAMES]
+        if unknown:
+            raise ExperimentError(f"unknown game {unknown[0]!r}; valid: {', '.join(GAMES)}")
+        for game, spec in self.adversaries.items():
+            if game not in GAMES:
+                raise ExperimentError(
+                    f"--adversary {game}=...: unknown game {game!r}; valid: {', '.join(GAMES)}"
+                )
+            if game not in self.games:
+                raise ExperimentError(
+                    f"--adversary {game}=...: {game} is not among the games run "
+                    f"({', '.join(self.games)}; see --games)"
+                )
+            parse(spec)
+        for label, directory in self.variant_runs.items():
+            if not (Path(directory) / "progress.csv").is_file():
+                raise ExperimentError(
+                    f"--variant-run {label}={directory}: not a training run (no progress.csv)"
+                )
+
+    def to_json(self) -> dict[str, Any]:
+        """The values the run uses, and only those."""
+        out: dict[str, Any] = {"experiment": NAME, "games": list(self.games)}
+        out.update(quick=self.quick, reward_study=self.reward_study)
+        out.update(episodes=self.episodes, seed=self.seed)
+        if self.timesteps is not None:
+            out["timesteps"] = self.timesteps
+        if self.adversaries:
+            out["adversaries"] = self.adversaries
+        if self.variant_runs:
+            out["variant_runs"] = self.variant_runs
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> Plan:
+        if not isinstance(data, dict) or data.get("experiment") != NAME:
+            raise ExperimentError(f"{where}: not the configuration of a {NAME} run")
+        missing = [k for k in ("games", "episodes", "seed") if k not in data]
+        if missing:
+            raise ExperimentError(f"{where}: missing key {missing[0]!r}")
+        steps = data.get("timesteps")
+        try:
+            plan = cls(
+                games=tuple(str(g) for g in data["games"]),
+                episodes=parse_number(
+                    data["episodes"], "episodes", low=1, high=MAX_EPISODES, integer=True
+                ),
+                seed=parse_seed(data["seed"]),
+                timesteps=None
+                if steps is None
+                else parse_number(steps, "timesteps", low=1, high=MAX_TIMESTEPS, integer=True),
+                quick=data.get("quick") is True,
+                reward_study=data.get("reward_study") is True,
+                adversaries={str(k): str(v) for k, v in (data.get("adversaries") or {}).items()},
+                variant_runs={str(k): str(v) for k, v in (data.get("variant_runs") or {}).items()},
+            )
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ExperimentError(f"{where}: {exc}") from None
+        plan.check()
+        return plan
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="arena run gleave2020", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog=f"arena run {NAME}", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--quick", action="store_true", help="the toy game, small budgets")
     p.add_argument(
         "--games", default="you_shall_not_pass", help=f"comma-separated, from: {', '.join(GAMES)}"
     )
     p.add_argument(
         "--timesteps",
-        type=int_arg("timesteps", high=MAX_TIMESTEPS),
+        type=TIMESTEPS,
         default=None,
-        help="adversary training budget",
+        help="adversary training budget (default 1,000,000; 150,000 with --quick)",
     )
     p.add_argument(
         "--episodes",
-        type=int_arg("episodes", high=MAX_EPISODES),
+        type=EPISODES,
         default=None,
-        help="evaluation episodes per cell",
+        help="evaluation episodes per cell (default 200; 100 with --quick)",
     )
     p.add_argument(
         "--adversary",
@@ -129,52 +211,117 @@ def _parser() -> argparse.ArgumentParser:
         help="reward study: use this finished `arena train-adversary` run for the variant "
         "LABEL (one of the study's, or a new label) instead of training it",
     )
-    p.add_argument("--seed", type=seed_arg(), default=0)
-    p.add_argument("--workers", type=workers_arg(), default=2)
-    p.add_argument("--runs", default="runs", help="root of run directories")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue a stopped run with its own configuration (only --workers may change)",
+    )
+    add_run_options(p, workers=2)
     return p
 
 
-def _pairs(items: list[str], flag: str, form: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip() or not value.strip():
-            raise ExperimentError(f"{flag} expects {form}, got {item!r}")
-        if key.strip() in out:
-            raise ExperimentError(f"{flag} given twice for {key.strip()!r}")
-        out[key.strip()] = value.strip()
-    return out
+def _new_plan(args: argparse.Namespace) -> Plan:
+    names = ["toy_pass"] if args.quick else [g.strip() for g in args.games.split(",")]
+    plan = Plan(
+        games=tuple(names),
+        episodes=args.episodes or (100 if args.quick else 200),
+        seed=args.seed,
+        timesteps=args.timesteps or (150_000 if args.quick else 1_000_000),
+        quick=args.quick,
+        reward_study=args.reward_study,
+        adversaries=pairs(args.adversary, "--adversary", "GAME=SPEC"),
+        variant_runs=pairs(args.variant_run, "--variant-run", "LABEL=DIR"),
+    )
+    plan.check()
+    # keep only what the run uses: the study ignores --adversary, the tables
+    # --variant-run, and a run whose adversaries are all given trains nothing
+    if plan.reward_study:
+        plan = dataclasses.replace(plan, adversaries={})
+        trains = any(label not in plan.variant_runs for label in REWARD_VARIANTS)
+    else:
+        plan = dataclasses.replace(plan, variant_runs={})
+        trains = any(name not in plan.adversaries for name in plan.games)
+    if not trains:
+        if args.timesteps:
+            print(f"[{NAME}] --timesteps unused: this run trains no adversary", file=sys.stderr)
+        plan = dataclasses.replace(plan, timesteps=None)
+    return plan
 
 
-def _adversaries(items: list[str], names: list[str]) -> dict[str, str]:
-    """``--adversary GAME=SPEC``: a game being run, and a policy spec that parses."""
-    from agents.specs import parse
+def _resumed_plan(args: argparse.Namespace, run_dir: Path) -> Plan:
+    defaults = vars(_parser().parse_args([]))
+    changed = [
+        k for k, v in vars(args).items() if k not in ("resume", "workers") and v != defaults[k]
+    ]
+    if changed:
+        flag = "--" + changed[0].replace("_", "-")
+        raise ExperimentError(
+            f"--resume keeps the run's own configuration: give only --workers with it, not {flag}"
+        )
+    config = run_dir / "config.json"
+    if not config.is_file():
+        raise ExperimentError(f"--resume {run_dir}: not a {NAME} run (no config.json)")
+    if (run_dir / "results.json").is_file():
+        raise ExperimentError(f"--resume {run_dir}: the run is finished (it has results.json)")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ExperimentError(f"--resume {config}: not readable JSON: {exc}") from None
+    return Plan.from_json(data, where=f"--resume {config}")
 
-    given = _pairs(items, "--adversary", "GAME=SPEC")
-    for game, spec in given.items():
-        if game not in GAMES:
-            raise ExperimentError(
-                f"--adversary {game}=...: unknown game {game!r}; valid: {', '.join(GAMES)}"
-            )
-        if game not in names:
-            raise ExperimentError(
-                f"--adversary {game}=...: {game} is not among the games run "
-                f"({', '.join(names)}; see --games)"
-            )
-        parse(spec)
-    return given
+
+def _train(game: Game, out: Path, what: str, plan: Plan, config: Any) -> None:
+    """Train ``what`` into ``out`` in place: from its last checkpoint when an earlier
+    session left one; not again when it finished."""
+    from arena.training import is_training_run, train_adversary
+
+    assert plan.timesteps is not None  # the plan trains
+    if (out / "results.json").is_file():
+        print(f"[{NAME}] {what}: trained in an earlier session", file=sys.stderr)
+        return
+    resume = is_training_run(out)
+    doing = "resuming" if resume else "training"
+    print(f"[{NAME}] {what}: {doing} for {plan.timesteps:,} steps", file=sys.stderr)
+    train_adversary(
+        game.env_id,
+        {game.victim_seat: game.victim},
+        timesteps=plan.timesteps,
+        out=out,
+        seed=plan.seed,
+        config=config,
+        resume=resume,
+    )
 
 
-def _variant_runs(items: list[str]) -> dict[str, str]:
-    """``--variant-run LABEL=DIR``: DIR a training run with its ``progress.csv``."""
-    runs = _pairs(items, "--variant-run", "LABEL=DIR")
-    for label, directory in runs.items():
-        if not (Path(directory) / "progress.csv").is_file():
-            raise ExperimentError(
-                f"--variant-run {label}={directory}: not a training run (no progress.csv)"
-            )
-    return runs
+def _variant_dir(run_dir: Path, name: str, label: str) -> Path:
+    return run_dir / "adversaries" / f"{name}__{label.split()[0].strip('()')}"
+
+
+def train_all(plan: Plan, run_dir: Path) -> None:
+    """Train every adversary the plan needs, each in ``run_dir/adversaries/``."""
+    from arena.training import default_adversary_config
+
+    for name in plan.games:
+        game = GAMES[name]
+        base = default_adversary_config(game.env_id)
+        if plan.reward_study:
+            for label, extra in REWARD_VARIANTS.items():
+                if label not in plan.variant_runs:
+                    w = {**NO_DENSE_TERMS, **extra}
+                    config = dataclasses.replace(
+                        base,
+                        shaping=w["shaping"],
+                        victim_value=w["victim_value"],
+                        victim_divergence=w["victim_divergence"],
+                    )
+                    out = _variant_dir(run_dir, name, label)
+                    _train(game, out, f"{name}: '{label}'", plan, config)
+        elif name not in plan.adversaries:
+            _train(game, run_dir / "adversaries" / name, f"{name}: the adversary", plan, base)
+
+
+def _seats(game: Game, victim: str, opponent: str) -> dict[str, str]:
+    return {game.victim_seat: victim, game.adversary_seat: opponent}
 
 
 def evaluate(
@@ -182,19 +329,26 @@ def evaluate(
 ) -> SeatResult:
     from arena.match import run_match
 
-    policies = {game.victim_seat: victim, game.adversary_seat: opponent}
+    policies = _seats(game, victim, opponent)
     # zoo agents were trained and evaluated with sampled actions; our PPO policies act
     # greedily (their Gaussian's mean)
-    deterministic = {seat: "zoo:" not in spec for seat, spec in policies.items()}
     result, _ = run_match(
         game.env_id,
         policies,
         n_episodes=episodes,
         seed=seed,
         workers=workers,
-        deterministic=deterministic,
+        deterministic=acting(policies),
     )
     return result.seats[game.victim_seat]
+
+
+def _sample(game: Game, victim: str, opponent: str, seed: int, label: str) -> SampleRecipe:
+    """One episode of a matchup, played as ``evaluate`` scored it."""
+    policies = _seats(game, victim, opponent)
+    return SampleRecipe(
+        env=game.env_id, policies=policies, seed=seed, deterministic=acting(policies), label=label
+    )
 
 
 def _curve(run_dir: Path) -> tuple[list[int], list[float]]:
@@ -209,6 +363,8 @@ def plot_curves(curves: dict[str, Path], out: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from arena.io import atomic_path
+
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, run_dir in curves.items():
         x, y = _curve(run_dir)
@@ -220,166 +376,169 @@ def plot_curves(curves: dict[str, Path], out: Path, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
-def run(argv: list[str] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Part:
+    """What one game adds to the results."""
+
+    tables: tuple[Table, ...]
+    figures: tuple[Figure, ...]
+    samples: tuple[SampleRecipe, ...]
+    against: dict[str, dict[str, SeatResult]] = field(default_factory=dict)
+    """Opponent -> victim kind -> the victim's score (not in a reward study)."""
+
+
+def _study(plan: Plan, name: str, run_dir: Path, into: Path, workers: int) -> Part:
+    """The reward study of one game: learning curves, and the victim vs each final
+    adversary. Plots go to ``into``."""
+    game = GAMES[name]
+    curves = {
+        label: _variant_dir(run_dir, name, label)
+        for label in REWARD_VARIANTS
+        if label not in plan.variant_runs
+    }
+    curves.update({label: Path(d) for label, d in plan.variant_runs.items()})
+    title = f"{game.env_id}: reward variants at equal budget"
+    plot_curves(curves, into / f"{name}_reward_study.png", title)
+    variants, samples = {}, []
+    for label, d in curves.items():
+        steps, wins = _curve(d)
+        # the final adversary against the victim, greedy, as in the tables
+        final = evaluate(game, game.victim, f"run:{d}", plan.episodes, plan.seed, workers)
+        variants[label] = Variant(str(d), tuple(map(float, steps)), tuple(wins), final)
+        what = f"victim vs the final '{label}' adversary"
+        samples.append(_sample(game, game.victim, f"run:{d}", plan.seed, what))
+    tables, figures = variant_comparison(name, variants)
+    return Part(tables, figures, tuple(samples))
+
+
+OPPONENTS = ("adversary", "normal opponent", "random", "zero")
+VICTIMS = ("normal", "masked")
+
+
+def _scores(plan: Plan, name: str, run_dir: Path, into: Path, workers: int) -> Part:
+    """The normal and the masked victim of one game against each opponent."""
+    game = GAMES[name]
+    adversary = plan.adversaries.get(name, f"run:{run_dir / 'adversaries' / name}")
+    opponents = dict(zip(OPPONENTS, (adversary, game.opponent, "random", "zero"), strict=True))
+    against: dict[str, dict[str, SeatResult]] = {opp: {} for opp in OPPONENTS}
+    scores = {}
+    for kind, victim in zip(VICTIMS, (game.victim, f"masked:{game.victim}"), strict=True):
+        for opp, spec in opponents.items():
+            r = evaluate(game, victim, spec, plan.episodes, plan.seed, workers)
+            scores[f"{kind} victim vs {opp}"] = against[opp][kind] = r
+    trained = Path(adversary.partition(":")[2]) if adversary.startswith("run:") else None
+    if trained is not None and (trained / "progress.csv").is_file():
+        title = f"{game.env_id}: adversary win rate over training"
+        plot_curves({"adversary": trained}, into / f"{name}_training.png", title)
+    return Part(
+        (opponent_table(game.env_id, scores, victim=game.victim, adversary=adversary),),
+        (win_rate_bars(f"Victim win rates on {game.env_id}", scores),),
+        (_sample(game, game.victim, adversary, plan.seed, "normal victim vs adversary"),),
+        against,
+    )
+
+
+def _headline(parts: dict[str, Part]) -> Table:
+    """The finding: each game's normal victim against the adversary beside the
+    baselines, with the masked victim (blind to the adversary's moves) beside it."""
+    rows: list[tuple[Cell, ...]] = []
+    for name, part in parts.items():
+        for opp, by_kind in part.against.items():
+            rates = (Score.of(by_kind[k].win_rate, by_kind[k].win_rate_ci95) for k in VICTIMS)
+            rows.append((GAMES[name].env_id, opp, *rates))
+    return Table(
+        "Victim win rate against the adversary and the baselines",
+        ("game", "victim vs", *(f"{k} victim win rate [95% CI]" for k in VICTIMS)),
+        tuple(rows),
+        highlight=tuple(i for i, row in enumerate(rows) if row[1] == "adversary"),
+        caption="the masked victim sees its opponent frozen as at the episode's start",
+    )
+
+
+def measure(plan: Plan, run_dir: Path, into: Path, workers: int) -> RunResults:
+    """Score every game of the plan (its adversaries trained in ``run_dir``); write the
+    plots and, last, ``results.json`` into ``into``."""
     from arena.io import write_json_atomic
-    from arena.rundir import new_run_dir, run_metadata
-    from arena.training import AdversaryConfig, default_adversary_config, train_adversary
+
+    score = _study if plan.reward_study else _scores
+    parts = {name: score(plan, name, run_dir, into, workers) for name in plan.games}
+    tables = [t for part in parts.values() for t in part.tables]
+    headline = tables.pop(0) if plan.reward_study else _headline(parts)
+    extra: dict[str, Any] = {} if plan.timesteps is None else {"timesteps": plan.timesteps}
+    results = RunResults(
+        kind=NAME,
+        title=f"adversarial policies against frozen victims: {', '.join(plan.games)}",
+        headline=headline,
+        tables=tuple(tables),
+        figures=tuple(f for part in parts.values() for f in part.figures),
+        samples=tuple(s for part in parts.values() for s in part.samples),
+        extra={**extra, "episodes": plan.episodes},
+    )
+    write_json_atomic(into / "results.json", results.to_json())
+    return results
+
+
+def run(argv: list[str] | None = None) -> tuple[RunResults, Path]:
+    """Run the experiment: its results and its run directory."""
+    from arena.io import write_json_atomic
+    from arena.rundir import new_run_dir, run_metadata, run_name
 
     args = _parser().parse_args(argv)
-    names = ["toy_pass"] if args.quick else [g.strip() for g in args.games.split(",")]
-    unknown = [n for n in names if n not in GAMES]
-    if unknown:
-        raise ExperimentError(f"unknown game {unknown[0]!r}; valid: {', '.join(GAMES)}")
-    given = _adversaries(args.adversary, names)
-    variant_runs = _variant_runs(args.variant_run)
-    check_output_dir(args.runs, "--runs")
-    timesteps = args.timesteps or (150_000 if args.quick else 1_000_000)
-    episodes = args.episodes or (100 if args.quick else 200)
-    report: dict[str, Any] = {"games": {}, "timesteps": timesteps, "episodes": episodes}
-    with new_run_dir(args.runs, "gleave2020", "+".join(names), args.seed) as (tmp, final):
-        write_json_atomic(
-            tmp / "config.json", {**vars(args), "timesteps": timesteps, "episodes": episodes}
-        )
-        write_json_atomic(tmp / "metadata.json", run_metadata())
-        for name in names:
-            game = GAMES[name]
-            base = default_adversary_config(game.env_id)
-            if args.reward_study:
-                curves: dict[str, Path] = {}
-                for label, extra in REWARD_VARIANTS.items():
-                    if label in variant_runs:
-                        continue
-                    out = tmp / "adversaries" / f"{name}__{label.split()[0].strip('()')}"
-                    config = AdversaryConfig(**{**base.__dict__, **NO_DENSE_TERMS, **extra})
-                    print(
-                        f"[gleave2020] {name}: training '{label}' for {timesteps:,} steps",
-                        file=sys.stderr,
-                    )
-                    train_adversary(
-                        game.env_id,
-                        {game.victim_seat: game.victim},
-                        timesteps=timesteps,
-                        out=out,
-                        seed=args.seed,
-                        config=config,
-                    )
-                    curves[label] = out
-                for label, directory in variant_runs.items():
-                    curves[label] = Path(directory)
-                plot_curves(
-                    curves,
-                    tmp / f"{name}_reward_study.png",
-                    f"{game.env_id}: reward variants at equal budget",
-                )
-                study = {}
-                for label, d in curves.items():
-                    steps, wins = _curve(d)
-                    # the final adversary against the victim, greedy, as in the tables
-                    r = evaluate(game, game.victim, f"run:{d}", episodes, args.seed, args.workers)
-                    study[label] = {
-                        "run": str(final / d.relative_to(tmp) if d.is_relative_to(tmp) else d),
-                        "timesteps": steps,
-                        "win_rate": wins,
-                        "victim_vs_final_adversary": r.to_json(),
-                    }
-                report["games"][name] = study
-                continue
-            if name in given:
-                adversary = given[name]
-                curve_dir = Path(adversary.partition(":")[2])
-            else:
-                curve_dir = tmp / "adversaries" / name
-                print(
-                    f"[gleave2020] {name}: training the adversary for {timesteps:,} steps",
-                    file=sys.stderr,
-                )
-                train_adversary(
-                    game.env_id,
-                    {game.victim_seat: game.victim},
-                    timesteps=timesteps,
-                    out=curve_dir,
-                    seed=args.seed,
-                    config=base,
-                )
-                adversary = f"run:{curve_dir}"
-            rows = {}
-            for victim_label, victim in (
-                ("normal", game.victim),
-                ("masked", f"masked:{game.victim}"),
-            ):
-                for opp_label, opp in (
-                    ("adversary", adversary),
-                    ("normal opponent", game.opponent),
-                    ("random", "random"),
-                    ("zero", "zero"),
-                ):
-                    r = evaluate(game, victim, opp, episodes, args.seed, args.workers)
-                    rows[f"{victim_label} victim vs {opp_label}"] = r.to_json()
-            shown = (
-                f"run:{final / curve_dir.relative_to(tmp)}"
-                if curve_dir.is_relative_to(tmp)
-                else adversary
-            )
-            report["games"][name] = {
-                "env": game.env_id,
-                "victim": game.victim,
-                "adversary": shown,
-                "victim_win_rates": rows,
-            }
-            if (curve_dir / "progress.csv").is_file():
-                plot_curves(
-                    {"adversary": curve_dir},
-                    tmp / f"{name}_training.png",
-                    f"{game.env_id}: adversary win rate over training",
-                )
-        write_json_atomic(tmp / "results.json", report)
-    report["run_dir"] = str(final)
-    return report
+    if args.resume:
+        run_dir = Path(args.resume)
+        plan = _resumed_plan(args, run_dir)
+    else:
+        plan = _new_plan(args)
+        check_output_dir(args.runs, "--runs")
+        if plan.timesteps is None:  # nothing to train: the directory appears whole
+            with new_run_dir(args.runs, NAME, "+".join(plan.games), plan.seed) as (tmp, final):
+                write_json_atomic(tmp / "config.json", plan.to_json())
+                write_json_atomic(tmp / "metadata.json", run_metadata())
+                results = measure(plan, final, tmp, args.workers)
+            return results, final
+        run_dir = Path(args.runs) / NAME / run_name("+".join(plan.games), plan.seed)
+        run_dir.mkdir(parents=True)
+        write_json_atomic(run_dir / "config.json", plan.to_json())
+        write_json_atomic(run_dir / "metadata.json", run_metadata())
+        print(f"[{NAME}] run directory {run_dir} (if stopped: --resume {run_dir})", file=sys.stderr)
+    train_all(plan, run_dir)
+    return measure(plan, run_dir, run_dir, args.workers), run_dir
 
 
-def format_report(report: dict[str, Any]) -> str:
+def _text(cell: Cell) -> str:
+    if isinstance(cell, Score):
+        ci = f" [{cell.ci95[0]:.2f}, {cell.ci95[1]:.2f}]" if cell.ci95 is not None else ""
+        return f"{cell.value:.2f}{ci}"
+    return "–" if cell is None else f"{cell:.3g}" if isinstance(cell, float) else str(cell)
+
+
+def format_report(results: RunResults, run_dir: Path) -> str:
+    """Every table of the results as text, the headline first."""
     lines = []
-    for name, data in report["games"].items():
-        if "victim_win_rates" not in data:
-            lines.append(f"{name}: reward study")
-            lines.append(
-                f"  {'variant':<24} {'budget':>9} {'rolling win':>11}  "
-                "victim win rate vs the final adversary [95% CI]"
-            )
-            for label, curve in data.items():
-                last = curve["win_rate"][-1] if curve["win_rate"] else float("nan")
-                budget = curve["timesteps"][-1] if curve["timesteps"] else 0
-                r = curve["victim_vs_final_adversary"]
-                lo, hi = r["win_rate_ci95"]
-                n = r["wins"] + r["losses"] + r["ties"]
-                lines.append(
-                    f"  {label:<24} {budget:>9,} {last:>11.2f}  "
-                    f"{r['win_rate']:.2f} [{lo:.2f}, {hi:.2f}] (n={n})"
-                )
+    for table in (results.headline, *results.tables):
+        if table is None:
             continue
-        lines.append(f"{data['env']}: victim {data['victim']}, adversary {data['adversary']}")
-        lines.append(f"  {'victim vs opponent':<40} {'victim win rate [95% CI]':<26} W/L/T")
-        for label, r in data["victim_win_rates"].items():
-            lo, hi = r["win_rate_ci95"]
-            lines.append(
-                f"  {label:<40} {r['win_rate']:.2f} [{lo:.2f}, {hi:.2f}]"
-                f"{'':<10} {r['wins']}/{r['losses']}/{r['ties']}"
-            )
-    lines.append(f"run directory: {report['run_dir']}")
-    return "\n".join(lines)
+        cells = [table.columns, *(tuple(_text(c) for c in row) for row in table.rows)]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(table.columns))]
+        lines += [table.title, *([table.caption] if table.caption else [])]
+        for row in cells:
+            lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+        lines.append("")
+    lines.append(f"run directory: {run_dir}")
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    report = run(argv)
-    print(format_report(report))
+    print(format_report(*run(argv)))
     return 0
 
 
-if __name__ == "__main__":  # through `arena run`: its errors are one line, exit 2
-    from arena.cli import main as arena_main
+if __name__ == "__main__":  # as `arena run` runs it: its errors are one line, exit 2
+    from arena.cli import run_guarded
 
-    sys.exit(arena_main(["run", "gleave2020", *sys.argv[1:]]))
+    sys.exit(run_guarded(lambda: main(sys.argv[1:])))

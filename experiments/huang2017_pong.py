@@ -22,25 +22,18 @@ from __future__ import annotations
 
 import argparse
 import csv
-import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from agents.numbers import parse_number
-from arena.errors import (
-    MAX_EPISODES,
-    ArgumentParser,
-    check_output_dir,
-    float_arg,
-    int_arg,
-    seed_arg,
-    workers_arg,
-)
+from arena.artifacts.run_sweep import SweepPoint, sweep_results
+from arena.cli.options import EPISODES, add_run_options
+from arena.errors import ArgumentParser, check_output_dir, float_arg, int_arg
 from experiments import ExperimentError
 
 ENV_ID = "atari_pong_v0"
+SEAT = "player"
 EPS_GRID = ("0", "0.0002", "0.0005", "0.001", "1/255", "2/255")
 DEFAULT_VICTIMS = ("pong_ppo", "pong_a2c", "pong_acktr", "pong_ppo_advtrained")
 ATTACK_SPECS = {
@@ -52,9 +45,7 @@ ATTACK_SPECS = {
 
 MAX_STEPS = 10_000_000
 """The longest a game may be truncated to (``--max-steps``)."""
-EPS_UNITS = "L∞ on the [0, 1] network input (1/255 = one grey level)"
-
-log = logging.getLogger(__name__)
+EPS_UNITS = "L∞ on the [0, 1] network input (1/255 = one gray level)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--episodes",
-        type=int_arg("episodes", high=MAX_EPISODES),
+        type=EPISODES,
         default=10,
         help="full games per cell (default 10)",
     )
@@ -103,9 +94,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="truncate games after N agent steps (smoke tests; default: full games)",
     )
-    p.add_argument("--seed", type=seed_arg(), default=0)
-    p.add_argument("--workers", type=workers_arg(), default=1, help="worker processes")
-    p.add_argument("--runs", default="runs", help="root of run directories (default: runs)")
+    add_run_options(p, workers=1)
     return p
 
 
@@ -140,24 +129,23 @@ def find_victims(paths: list[str] | None) -> list[Path]:
     return found
 
 
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
+def plot(points: list[SweepPoint], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    series: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in rows:
-        series.setdefault((r["victim"], r["attack"]), []).append(r)
+    series: dict[tuple[str, str], list[SweepPoint]] = {}
+    for p in points:
+        series.setdefault((p.victim, p.attack), []).append(p)
     for (victim, attack), pts in sorted(series.items()):
-        pts = sorted(pts, key=lambda r: r["eps"])
-        xs = [r["eps"] for r in pts]
-        ys = [r["mean_return"] for r in pts]
-        lo = [r["mean_return"] - r["return_ci95"][0] for r in pts]
-        hi = [r["return_ci95"][1] - r["mean_return"] for r in pts]
+        pts = sorted(pts, key=lambda p: p.eps)
+        ys = [p.score.mean_return for p in pts]
+        lo = [p.score.mean_return - p.score.return_ci95[0] for p in pts]
+        hi = [p.score.return_ci95[1] - p.score.mean_return for p in pts]
         ax.errorbar(
-            xs,
+            [p.eps for p in pts],
             ys,
             yerr=[lo, hi],
             marker="o",
@@ -166,10 +154,10 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
             linestyle="--" if attack == "noise" else "-",
         )
     ax.set_xscale("symlog", linthresh=1e-4)
-    ax.set_xlabel("ε (L∞ on the [0, 1] network input; 1/255 = one grey level)")
+    ax.set_xlabel("ε (L∞ on the [0, 1] network input; 1/255 = one gray level)")
     ax.set_ylabel("game score (mean, 95% CI)")
     ax.set_ylim(-22, 22)
-    ax.axhline(0, color="grey", linewidth=0.5)
+    ax.axhline(0, color="gray", linewidth=0.5)
     ax.set_title("Pong: score vs ε (Huang et al. 2017)")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -177,23 +165,47 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def format_table(rows: list[dict[str, Any]], units: str = EPS_UNITS) -> str:
+def format_table(points: list[SweepPoint], units: str = EPS_UNITS) -> str:
     head = (
         f"{'victim':<22} {'attack':<7} {'ε':>9} {'ε·255':>6} {'score':>7} "
         f"{'95% CI':>16} {'win':>5} {'flip':>6} {'attacked':>8} {'n':>3}"
     )
     lines = [f"ε: {units}; score: full-game return, mean and 95% CI", head, "-" * len(head)]
-    for r in rows:
-        ci = f"[{r['return_ci95'][0]:.1f}, {r['return_ci95'][1]:.1f}]"
-        flip = "" if r["flip_rate"] is None else f"{r['flip_rate']:.3f}"
-        hit = r.get("attacked_fraction")
-        attacked = "" if hit is None else f"{hit:.1%}"
+    for p in points:
+        r = p.score
+        ci = f"[{r.return_ci95[0]:.1f}, {r.return_ci95[1]:.1f}]"
+        flip = "" if r.flip_rate is None else f"{r.flip_rate:.3f}"
+        attacked = "" if r.attacked_fraction is None else f"{r.attacked_fraction:.1%}"
         lines.append(
-            f"{r['victim']:<22} {r['attack']:<7} {r['eps']:>9.5f} {r['eps'] * 255:>6.3g} "
-            f"{r['mean_return']:>7.2f} {ci:>16} {r['win_rate']:>5.2f} {flip:>6} "
-            f"{attacked:>8} {r['episodes']:>3}"
+            f"{p.victim:<22} {p.attack:<7} {p.eps:>9.5f} {p.eps * 255:>6.3g} "
+            f"{r.mean_return:>7.2f} {ci:>16} {r.win_rate:>5.2f} {flip:>6} "
+            f"{attacked:>8} {p.episodes:>3}"
         )
     return "\n".join(lines)
+
+
+CSV_COLUMNS = (
+    "victim",
+    "attack",
+    "eps",
+    "mean_return",
+    "ci95_low",
+    "ci95_high",
+    "win_rate",
+    "flip_rate",
+    "attacked_fraction",
+    "episodes",
+)
+
+
+def write_csv(points: list[SweepPoint], path: Path) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(CSV_COLUMNS)
+        for p in points:
+            r = p.score
+            score = (r.mean_return, *r.return_ci95, r.win_rate, r.flip_rate, r.attacked_fraction)
+            writer.writerow((p.victim, p.attack, p.eps, *score, p.episodes))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,10 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     grid = sorted({parse_number(e, "eps", low=0.0, high=1.0): e for e in args.eps}.items())
     rounding = ",round=true" if args.round else ""
     env_kwargs = {} if args.max_steps is None else {"max_episode_steps": args.max_steps}
-    rows: list[dict[str, Any]] = []
-    refs = {victim.stem: reference(f"atari:{victim}").to_json() for victim in victims}
-    for victim in victims:
-        spec = f"atari:{victim}"
+    points: list[SweepPoint] = []
+    specs = {victim.stem: f"atari:{victim}" for victim in victims}
+    refs = {name: reference(spec).to_json() for name, spec in specs.items()}
+    for name, spec in specs.items():
         clean = None
         for attack in args.attacks:
             for value, text in grid:
@@ -229,40 +241,26 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     result, _ = run_match(
                         ENV_ID,
-                        {"player": spec},
+                        {SEAT: spec},
                         n_episodes=episodes,
                         seed=args.seed,
-                        attacks={"player": attack_spec} if attack_spec else None,
+                        attacks={SEAT: attack_spec} if attack_spec else None,
                         workers=args.workers,
                         env_kwargs=env_kwargs,
                     )
-                    seat = result.seats["player"]
+                    seat = result.seats[SEAT]
                     if attack_spec is None:
                         clean = seat
-                row = {
-                    "victim": victim.stem,
-                    "attack": attack,
-                    "eps": value,
-                    "eps_text": text,
-                    "attack_spec": attack_spec,
-                    "episodes": episodes,
-                    "mean_return": seat.mean_return,
-                    "return_ci95": list(seat.return_ci95),
-                    "win_rate": seat.win_rate,
-                    "win_rate_ci95": list(seat.win_rate_ci95),
-                    "flip_rate": seat.flip_rate,
-                    "attacked_fraction": seat.attacked_fraction,
-                }
-                rows.append(row)
+                points.append(SweepPoint(name, attack, value, text, attack_spec, episodes, seat))
                 print(
-                    f"{victim.stem:<22} {attack:<6} ε={text:<7} score {seat.mean_return:6.2f} "
+                    f"{name:<22} {attack:<6} ε={text:<7} score {seat.mean_return:6.2f} "
                     f"[{seat.return_ci95[0]:.1f}, {seat.return_ci95[1]:.1f}]",
                     file=sys.stderr,
                 )
     units = EPS_UNITS + (
         "; perturbed frames rounded to uint8" if args.round else "; float input, not rounded"
     )
-    table = format_table(rows, units)
+    table = format_table(points, units)
     config = {
         "experiment": "huang2017_pong",
         "env": ENV_ID,
@@ -275,48 +273,28 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "quick": args.quick,
     }
+    results = sweep_results(
+        points,
+        units,
+        env=ENV_ID,
+        seat=SEAT,
+        victims=specs,
+        seed=args.seed,
+        env_kwargs=env_kwargs,
+    )
     with new_run_dir(args.runs, "huang2017_pong", ENV_ID, args.seed) as (tmp, final):
         write_json_atomic(tmp / "config.json", config)
         write_json_atomic(tmp / "metadata.json", run_metadata())
-        write_json_atomic(tmp / "results.json", {"rows": rows})
-        with open(tmp / "results.csv", "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(
-                [
-                    "victim",
-                    "attack",
-                    "eps",
-                    "mean_return",
-                    "ci95_low",
-                    "ci95_high",
-                    "win_rate",
-                    "flip_rate",
-                    "attacked_fraction",
-                    "episodes",
-                ]
-            )
-            for r in rows:
-                writer.writerow(
-                    [
-                        r["victim"],
-                        r["attack"],
-                        r["eps"],
-                        r["mean_return"],
-                        *r["return_ci95"],
-                        r["win_rate"],
-                        r["flip_rate"],
-                        r["attacked_fraction"],
-                        r["episodes"],
-                    ]
-                )
+        write_json_atomic(tmp / "results.json", results.to_json())
+        write_csv(points, tmp / "results.csv")
         (tmp / "table.txt").write_text(table + "\n")
-        plot(rows, tmp / "score_vs_eps.png")
+        plot(points, tmp / "score_vs_eps.png")
     print(table)
     print(f"written to {final}")
     return 0
 
 
-if __name__ == "__main__":  # through `arena run`: its errors are one line, exit 2
-    from arena.cli import main as arena_main
+if __name__ == "__main__":  # as `arena run` runs it: its errors are one line, exit 2
+    from arena.cli import run_guarded
 
-    sys.exit(arena_main(["run", "huang2017_pong", *sys.argv[1:]]))
+    sys.exit(run_guarded(lambda: main(sys.argv[1:])))

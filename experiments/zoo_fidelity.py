@@ -20,89 +20,29 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agents.numbers import parse_number
-from arena.errors import (
-    MAX_EPISODES,
-    ArgumentParser,
-    check_output_dir,
-    int_arg,
-    seed_arg,
-    workers_arg,
-)
+from arena.artifacts import RunResults, Table
+from arena.artifacts.run_builders import Matchup, matchup_scores, seat_specs_text, words
+from arena.cli.options import EPISODES, add_run_options
+from arena.errors import ArgumentParser, check_output_dir
+from arena.pretrained import ZOO_FILES, zoo_spec
 from experiments import ExperimentError
 
-
-@dataclass(frozen=True)
-class Game:
-    env_id: str
-    files: dict[str, str]
-    """Zoo file of each seat, relative to the zoo directory."""
-    focus: str
-    """The seat the zoo agent keeps when playing ``zero`` / ``random``."""
-
-
-GAMES = (
-    Game(
-        "you_shall_not_pass_v0",
-        {
-            "runner": "you-shall-not-pass/agent2_parameters-v1.pkl",
-            "blocker": "you-shall-not-pass/agent1_parameters-v1.pkl",
-        },
-        "runner",
-    ),
-    Game(
-        "kick_and_defend_v0",
-        {
-            "kicker": "kick-and-defend/kicker/agent1_parameters-v1.pkl",
-            "keeper": "kick-and-defend/defender/agent2_parameters-v1.pkl",
-        },
-        "kicker",
-    ),
-    Game(
-        "sumo_humans_v0",
-        {
-            "fighter_0": "sumo/humans/agent_parameters-v1.pkl",
-            "fighter_1": "sumo/humans/agent_parameters-v1.pkl",
-        },
-        "fighter_0",
-    ),
-    Game(
-        "sumo_ants_v0",
-        {
-            "fighter_0": "sumo/ants/agent_parameters-v1.pkl",
-            "fighter_1": "sumo/ants/agent_parameters-v1.pkl",
-        },
-        "fighter_0",
-    ),
-    Game(
-        "run_to_goal_humans_v0",
-        {
-            "runner_0": "run-to-goal/humans/agent1_parameters-v1.pkl",
-            "runner_1": "run-to-goal/humans/agent2_parameters-v1.pkl",
-        },
-        "runner_0",
-    ),
-    Game(
-        "run_to_goal_ants_v0",
-        {
-            "runner_0": "run-to-goal/ants/agent1_parameters-v1.pkl",
-            "runner_1": "run-to-goal/ants/agent2_parameters-v1.pkl",
-        },
-        "runner_0",
-    ),
-)
+GAMES = tuple(ZOO_FILES)
+"""Every game with zoo agents, in the order of the table."""
 OPPONENTS = ("zoo", "zero", "random")
+MATCHUP_KEYS = ("episodes", "mean_length", "seconds", "episodes_per_second")
+"""What ``results.json`` says of each matchup beside its scores (``Matchup.extra``)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="arena run zoo_fidelity", description=__doc__.splitlines()[0])
     p.add_argument(
         "--episodes",
-        type=int_arg("episodes", high=MAX_EPISODES),
+        type=EPISODES,
         default=100,
         help="episodes per matchup (100)",
     )
@@ -117,8 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also play the zoo agent of the other seat against zero / random",
     )
-    p.add_argument("--seed", type=seed_arg(), default=0, help="match seed (0)")
-    p.add_argument("--workers", type=workers_arg(), default=2, help="worker processes (2)")
     p.add_argument(
         "--deterministic",
         action="store_true",
@@ -131,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K=V,...",
         help="game keyword arguments, e.g. contact_required=1 (numbers or text)",
     )
-    p.add_argument("--runs", default="runs", help="root of run directories (runs)")
+    add_run_options(p, workers=2)
     p.add_argument("--no-save", action="store_true", help="write no run directory")
     return p
 
@@ -156,19 +94,21 @@ def _kwargs(text: str) -> dict[str, Any]:
 
 
 def matchups(
-    game: Game, zoo: Path, opponents: list[str], both_seats: bool = False
+    env_id: str, zoo: Path, opponents: list[str], both_seats: bool = False
 ) -> list[tuple[str, dict[str, str]]]:
-    """``(label, {seat: spec})`` for each opponent kind (and zoo seat, with ``both_seats``)."""
-    zoo_spec = {seat: f"zoo:{zoo / rel}" for seat, rel in game.files.items()}
-    focus = list(game.files) if both_seats else [game.focus]
+    """``(label, {seat: spec})`` for each opponent kind. Against ``zero`` and ``random``
+    the zoo agent keeps the game's first seat (every seat, with ``both_seats``)."""
+    seats = list(ZOO_FILES[env_id])
+    zoo_seats = {seat: zoo_spec(env_id, seat, zoo) for seat in seats}
+    focus = seats if both_seats else seats[:1]
     out = []
     for kind in opponents:
         if kind == "zoo":
-            out.append(("zoo vs zoo", zoo_spec))
+            out.append(("zoo vs zoo", zoo_seats))
             continue
         for seat in focus:
-            seats = {s: (zoo_spec[s] if s == seat else kind) for s in game.files}
-            out.append((f"zoo {seat} vs {kind}", seats))
+            policies = {s: (zoo_seats[s] if s == seat else kind) for s in seats}
+            out.append((f"zoo {seat} vs {kind}", policies))
     return out
 
 
@@ -190,12 +130,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     torch.set_num_threads(1)
-    wanted = [g.env_id for g in GAMES] if args.games == "all" else args.games.split(",")
-    known = {g.env_id: g for g in GAMES}
-    unknown = [g for g in wanted if g not in known]
+    wanted = list(GAMES) if args.games == "all" else args.games.split(",")
+    unknown = [g for g in wanted if g not in GAMES]
     opponents = [o for o in args.opponents.split(",") if o]
     if unknown:
-        raise ExperimentError(f"unknown game {unknown[0]!r}; valid: {', '.join(known)}")
+        raise ExperimentError(f"unknown game {unknown[0]!r}; valid: {', '.join(GAMES)}")
     bad = [o for o in opponents if o not in OPPONENTS]
     if bad:
         raise ExperimentError(f"unknown opponent {bad[0]!r}; valid: {', '.join(OPPONENTS)}")
@@ -206,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if not zoo_text or not Path(zoo_text).is_dir():
         raise ExperimentError("no zoo directory; set ARENA_ZOO_DIR or pass --zoo DIR")
     zoo = Path(zoo_text).resolve()
-    results: list[dict[str, Any]] = []
+    played: list[Matchup] = []
     header = (
         f"{'game':<23} {'matchup':<28} {'seat':<10} {'win':>4} {'tie':>4} {'loss':>4} "
         f"{'rate':>6}  95% interval"
@@ -214,8 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print("-" * len(header))
     for env_id in wanted:
-        game = known[env_id]
-        for label, seats in matchups(game, zoo, opponents, args.both_seats):
+        for label, seats in matchups(env_id, zoo, opponents, args.both_seats):
             start = time.perf_counter()
             result, _ = run_match(
                 env_id,
@@ -229,16 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             seconds = time.perf_counter() - start
             for seat, r in result.seats.items():
                 print(_row(env_id, label, seat, r), flush=True)
-            results.append(
-                {
-                    "env": env_id,
-                    "matchup": label,
-                    "policies": seats,
-                    "seconds": seconds,
-                    "episodes_per_second": args.episodes / seconds,
-                    **result.to_json(),
-                }
-            )
+            n = len(result.lengths)
+            measured = {"episodes": n, "mean_length": sum(result.lengths) / n}
+            measured |= {"seconds": seconds, "episodes_per_second": n / seconds}
+            played.append(Matchup(env_id, label, seats, result.seats, args.seed, measured))
     config = {
         "episodes": args.episodes,
         "games": wanted,
@@ -255,12 +187,40 @@ def main(argv: list[str] | None = None) -> int:
         with new_run_dir(args.runs, "zoo_fidelity", name, args.seed) as (tmp, final):
             write_json_atomic(tmp / "config.json", config)
             write_json_atomic(tmp / "metadata.json", run_metadata())
-            write_json_atomic(tmp / "results.json", {"matchups": results})
+            results = fidelity_results(played, args.deterministic, env_kwargs)
+            write_json_atomic(tmp / "results.json", results.to_json())
         print(f"results saved to {final}", file=sys.stderr)
     return 0
 
 
-if __name__ == "__main__":  # through `arena run`: its errors are one line, exit 2
-    from arena.cli import main as arena_main
+def fidelity_results(
+    played: list[Matchup], deterministic: bool, env_kwargs: dict[str, Any]
+) -> RunResults:
+    """The zoo agents' win rates (the rows of their seats are the finding), a bar each,
+    the matchups with their timing, and how to play each one."""
+    headline, bars, samples = matchup_scores(
+        "Win rates of the zoo agents",
+        played,
+        finding=lambda spec: spec.startswith("zoo:"),
+        deterministic=deterministic,
+        env_kwargs=env_kwargs,
+    )
+    columns = ("game", "matchup", "policies", *(words(k) for k in MATCHUP_KEYS))
+    rows = tuple(
+        (m.env, m.label, seat_specs_text(m.policies), *(m.extra[k] for k in MATCHUP_KEYS))
+        for m in played
+    )
+    return RunResults(
+        kind="zoo_fidelity",
+        title="zoo agents in the rebuilt games",
+        headline=headline,
+        tables=(Table("Matchups", columns, rows),),
+        figures=(bars,),
+        samples=samples,
+    )
 
-    sys.exit(arena_main(["run", "zoo_fidelity", *sys.argv[1:]]))
+
+if __name__ == "__main__":  # as `arena run` runs it: its errors are one line, exit 2
+    from arena.cli import run_guarded
+
+    sys.exit(run_guarded(lambda: main(sys.argv[1:])))

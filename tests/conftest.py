@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import arena  # noqa: F401  (the arena registers the run: and masked: policy kinds)
+
 torch.set_num_threads(1)
 os.environ.setdefault("MUJOCO_GL", "egl")
 

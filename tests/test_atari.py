@@ -138,7 +138,7 @@ def test_observations_and_determinism():
 @pytest.mark.parametrize("game", ["Pong", "Breakout"])
 def test_frames_match_sb3_atari_wrapper(game):
     """Pixel for pixel what the victims were trained on: SB3's ``AtariWrapper`` (episodic
-    life, fire reset, max-and-skip 4, 84×84 grey) + a 4-frame stack on NoFrameskip-v4,
+    life, fire reset, max-and-skip 4, 84×84 gray) + a 4-frame stack on NoFrameskip-v4,
     with the NOOP start off on both sides so the same actions give the same game."""
     import ale_py
     from stable_baselines3.common.atari_wrappers import AtariWrapper

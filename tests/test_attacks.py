@@ -232,7 +232,7 @@ def test_round_gives_valid_pixels(victim, frames):
     _, result = _run(parse_attack("fgsm:eps=2/255,round=true"), victim, frames)
     x_adv = victim.input_from_obs(frames).numpy() + result.delta
     np.testing.assert_allclose(x_adv * 255, np.rint(x_adv * 255), atol=1e-4)
-    # below one grey level, rounding erases the attack
+    # below one gray level, rounding erases the attack
     _, tiny = _run(parse_attack("fgsm:eps=0.001,round=true"), victim, frames)
     assert not tiny.delta.any()
 
@@ -251,11 +251,13 @@ def test_universal_on_the_fly(victim, frames):
 
 
 def test_universal_from_record(tmp_path, victim, frames):
-    np.savez(
-        tmp_path / "episode_00000.npz",
-        **{"obs.player": frames, "action.player": np.zeros(15, np.int64)},
-    )
-    attack = parse_attack(f"universal:eps=4/255,frames={tmp_path},iters=10")
+    from arena.attacks import build_attack  # records are the arena's: it reads the frames
+    from arena.recording import EpisodeRecord, RecordManifest, write_record
+
+    acts, rews = {"player": np.zeros(15, np.int64)}, {"player": np.zeros(15)}
+    episode = EpisodeRecord(0, 0, {"player": frames}, acts, rews)
+    write_record(tmp_path / "rec", RecordManifest("toy_catch_v0", ("player",)), [episode])
+    attack = build_attack(f"universal:eps=4/255,frames={tmp_path / 'rec'},iters=10")
     assert isinstance(attack, Universal)
     x, result = _run(attack, victim, frames[:4])
     assert result.attacked.all()

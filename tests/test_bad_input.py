@@ -87,7 +87,7 @@ def test_every_arena_error_is_an_arena_error_and_caught_in_one_tuple():
 def test_leaf_packages_import_nothing_of_the_arena():
     code = (
         "import sys, envs, agents, agents.specs, agents.attacks, agents.numbers, agents.zoo, "
-        "agents.runs, agents.sb3, agents.atari_cnn, agents.mixture\n"
+        "agents.wrappers, agents.sb3, agents.atari_cnn, agents.mixture\n"
         "agents.attacks.available(); agents.specs.kinds()\n"
         "bad = sorted(m for m in sys.modules if m == 'arena' or m.startswith('arena.'))\n"
         "assert not bad, bad\n"
@@ -368,7 +368,7 @@ def _marker(runner_zip) -> dict:
 @pytest.mark.parametrize(
     ("content", "fragments"),
     [
-        ("{not json", ["adversary_run.json is not readable JSON"]),
+        ("{not json", ["adversary_run.json is not valid JSON"]),
         ("[1, 2]", ["must hold a JSON object, not a list"]),
         ("{}", ["missing key 'env'", "valid keys: env, victims"]),
         ({"bogus": 1}, ["unknown key 'bogus'", "valid keys: env, victims"]),

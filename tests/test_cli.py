@@ -193,3 +193,85 @@ def test_replay_reports_divergence(cli, tmp_path):
     result = cli("replay", bad, "--verify")
     assert result.code == 1
     assert "MISMATCH at step 4" in result.out and "re-simulation diverged" in result.err
+
+
+# ---------------------------------------------------------------- experiments as plug-ins
+
+
+def test_run_lists_the_experiments_registered_as_entry_points(cli):
+    from importlib.metadata import entry_points
+
+    done = cli("run", "list")
+    assert done.code == 0, done.err
+    names = {ep.name for ep in entry_points(group="arena.experiments")}
+    assert {"gleave2020", "huang2017_pong", "zoo_fidelity"} <= names
+    for line in done.out.strip().splitlines():
+        name, summary = line.split(maxsplit=1)
+        assert name in names and summary  # each with the first line of its docstring
+    assert "Gleave et al. 2020" in done.out
+
+
+def test_unknown_experiment_is_one_line_naming_the_valid_ones(cli):
+    assert_one_line_error(
+        cli("run", "chess"), "unknown experiment 'chess'", "gleave2020", "zoo_fidelity"
+    )
+
+
+def test_an_installed_package_adds_an_experiment(cli, tmp_path, monkeypatch):
+    """A user's own package registers an experiment through the same entry-point group."""
+    site = tmp_path / "site"
+    (site / "my_study-0.1.dist-info").mkdir(parents=True)
+    (site / "my_study-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: my-study\nVersion: 0.1\n"
+    )
+    (site / "my_study-0.1.dist-info" / "entry_points.txt").write_text(
+        "[arena.experiments]\nmy_study = my_study:main\n"
+    )
+    (site / "my_study.py").write_text(
+        '"""My study: a plug-in experiment."""\n'
+        "def main(argv):\n"
+        "    print('my study got', argv)\n"
+        "    return 3\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    listed = cli("run", "list")
+    assert "my_study" in listed.out and "My study: a plug-in experiment." in listed.out
+    done = cli("run", "my_study", "--flag", "x")
+    assert done.code == 3 and "my study got ['--flag', 'x']" in done.out
+
+
+def test_the_library_reads_experiments_only_through_entry_points():
+    code = (
+        "import sys, arena.cli, arena.cli.parser\n"
+        "from arena.cli.run import experiments\n"
+        "assert 'gleave2020' in experiments()\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'experiments')\n"
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_each_seat_acts_as_scored_unless_told(cli, tmp_path):
+    """Zoo policies sample by default, every other policy acts greedily; --sample and
+    --greedy choose per seat, --stochastic samples all; the record and the run say so."""
+    from arena.players import acting
+
+    zoo = "masked:zoo:you-shall-not-pass/agent2_parameters-v1.pkl"
+    assert acting({"runner": zoo, "blocker": "run:x"}) == {"runner": False, "blocker": True}
+    assert acting({"runner": zoo, "blocker": "random"}, greedy=["runner"]) == {
+        "runner": True,
+        "blocker": True,
+    }
+    base = ["evaluate", "toy_pass_v0", "--policy", "runner=random", "--episodes", "2"]
+    done = cli(*base, "--sample", "runner", "--record", tmp_path / "rec", "--no-save")
+    assert done.code == 0, done.err
+    manifest = json.loads((tmp_path / "rec" / "manifest.json").read_text())
+    assert manifest["deterministic"] == {"runner": False, "blocker": True}
+    for flags, message in (
+        (["--sample", "goalie"], "--sample goalie: no such seat; seats: runner, blocker"),
+        (["--sample", "runner", "--greedy", "runner"], "both --sample and --greedy"),
+        (["--stochastic", "--greedy", "runner"], "--stochastic samples every seat"),
+    ):
+        done = cli(*base, *flags, "--no-save")
+        assert done.code == 2 and message in done.err and done.err.count("\n") == 1, done.err

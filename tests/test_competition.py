@@ -89,7 +89,7 @@ def test_observation_layout_of_sumo_ants():
     assert np.array_equal(me[15:29], d.qvel[0:14])
     assert np.allclose(me[122:124], d.qpos[15:17] - d.qpos[0:2])
     assert np.allclose(other[122:124], -me[122:124])
-    assert np.linalg.norm(me[3:7]) == pytest.approx(1.0)  # quaternions normalised at reset
+    assert np.linalg.norm(me[3:7]) == pytest.approx(1.0)  # quaternions normalized at reset
     assert me[133] == env.radius and me[136] == 500.0
     assert me[134] == pytest.approx(env.radius - np.linalg.norm(d.qpos[0:2]))
 

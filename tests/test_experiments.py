@@ -8,7 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from arena.artifacts import LineChart, RunResults, Score
 from arena.embedding import EmbeddedVecEnv
+from arena.rewards import GameShaping, LinearAnneal, VictimValue
+
+
+def _results(run: Path) -> tuple[dict, RunResults]:
+    """A run's ``results.json`` as written (typed: it has a schema version) and read."""
+    data = json.loads((run / "results.json").read_text())
+    assert data["schema_version"] == RunResults.SCHEMA_VERSION
+    return data, RunResults.from_json(data)
 
 
 def test_list_names_every_experiment(cli):
@@ -35,11 +44,24 @@ def test_gleave2020_quick_structure(cli, tmp_path):
     assert done.code == 0, done.err
     assert "masked victim vs adversary" in done.out and "normal victim vs zero" in done.out
     run = next((tmp_path / "runs" / "gleave2020").iterdir())
-    results = json.loads((run / "results.json").read_text())
-    rows = results["games"]["toy_pass"]["victim_win_rates"]
-    assert len(rows) == 8 and all(len(r["win_rate_ci95"]) == 2 for r in rows.values())
+    _, results = _results(run)
+    rows = results.table("Victim win rates on toy_pass_v0")
+    assert len(rows.rows) == 8
+    labels, rates = rows.column("victim vs opponent"), rows.column("win rate [95% CI]")
+    scores = dict(zip(labels, rates, strict=True))
+    assert all(isinstance(s, Score) and s.ci95 is not None for s in scores.values())
+    # the finding: the normal victim vs the adversary beside the baselines, masked beside
+    headline = results.headline
+    assert headline is not None and headline.highlight == (0,)
+    assert headline.column("victim vs") == ("adversary", "normal opponent", "random", "zero")
+    for kind in ("normal", "masked"):
+        column = headline.column(f"{kind} victim win rate [95% CI]")
+        for opponent, score in zip(headline.column("victim vs"), column, strict=True):
+            assert score == scores[f"{kind} victim vs {opponent}"]
     assert (run / "toy_pass_training.png").stat().st_size > 1000
-    assert results["games"]["toy_pass"]["adversary"].startswith(f"run:{run}")
+    (sample,) = results.samples
+    assert sample.label == "normal victim vs adversary" and sample.env == "toy_pass_v0"
+    assert sample.policies["blocker"].startswith(f"run:{run}")
 
 
 def test_gleave2020_reward_study_compares_every_variant(cli, tmp_path):
@@ -61,16 +83,23 @@ def test_gleave2020_reward_study_compares_every_variant(cli, tmp_path):
     )
     assert done.code == 0, done.err
     run = next((tmp_path / "runs" / "gleave2020").iterdir())
-    study = json.loads((run / "results.json").read_text())["games"]["toy_pass"]
-    assert set(study) == set(REWARD_VARIANTS)
-    for label, row in study.items():
-        assert row["timesteps"] and row["timesteps"][-1] >= 4096, label
-        config = json.loads((Path(row["run"]) / "adversary_run.json").read_text())["config"]
+    _, results = _results(run)
+    finals = results.headline
+    assert finals is not None and finals.title.endswith("against each final adversary")
+    assert finals.column("reward variant") == tuple(REWARD_VARIANTS)
+    runs = dict(results.table("toy_pass: training runs").rows)
+    (curves,) = [f for f in results.figures if isinstance(f, LineChart)]
+    assert [s.label for s in curves.series] == list(REWARD_VARIANTS)
+    for series, row in zip(curves.series, finals.rows, strict=True):
+        label = series.label
+        assert series.x and series.x[-1] >= 4096, label
+        config = json.loads((Path(str(runs[label])) / "adversary_run.json").read_text())["config"]
         for term, weight in {**NO_DENSE_TERMS, **REWARD_VARIANTS[label]}.items():
             assert config[term] == weight, (label, term)
-        r = row["victim_vs_final_adversary"]
-        assert r["wins"] + r["losses"] + r["ties"] == 4
+        counts = dict(zip(finals.columns, row, strict=True))
+        assert sum(counts[k] for k in ("wins", "losses", "ties")) == 4
         assert label in done.out
+    assert [s.policies["blocker"] for s in results.samples] == [f"run:{runs[k]}" for k in runs]
     assert (run / "toy_pass_reward_study.png").stat().st_size > 1000
 
 
@@ -79,20 +108,100 @@ def test_gleave2020_unknown_game(cli, tmp_path):
     assert done.code == 2 and "unknown game 'chess'" in done.err
 
 
+QUICK = ("--quick", "--timesteps", "4096", "--episodes", "4", "--workers", "1")
+
+
+def test_gleave2020_with_given_adversaries_records_no_training_budget(cli, tmp_path):
+    from experiments.gleave2020 import GAMES
+
+    done = cli("run", "gleave2020", *QUICK, "--adversary", "toy_pass=zero", "--runs", "runs")
+    assert done.code == 0, done.err
+    assert "--timesteps unused" in done.err
+    (run,) = (tmp_path / "runs" / "gleave2020").iterdir()
+    config = json.loads((run / "config.json").read_text())
+    data, results = _results(run)
+    assert "timesteps" not in config and "timesteps" not in data
+    assert config["adversaries"] == {"toy_pass": "zero"} and config["episodes"] == 4
+    assert "variant_runs" not in config and results.extra == {"episodes": 4}
+    # an adversary that is not a run:DIR still gets its sample episode: the seats are named
+    (sample,) = results.samples
+    assert sample.policies == {"runner": GAMES["toy_pass"].victim, "blocker": "zero"}
+    assert sample.deterministic == {"runner": True, "blocker": True}
+    assert not (run / "adversaries").exists()
+
+
+def test_gleave2020_trains_in_place_and_resumes(cli, tmp_path, monkeypatch):
+    import arena.training
+    import experiments.gleave2020 as gleave
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("the machine went away")
+
+    with monkeypatch.context() as m:
+        m.setattr(gleave, "evaluate", stop)
+        with pytest.raises(RuntimeError, match="went away"):
+            cli("run", "gleave2020", *QUICK, "--runs", "runs")
+    (run,) = (tmp_path / "runs" / "gleave2020").iterdir()
+    adversary = run / "adversaries" / "toy_pass"
+    assert (adversary / "policy.zip").is_file() and (adversary / "checkpoints").is_dir()
+    assert json.loads((run / "config.json").read_text())["timesteps"] == 4096
+    assert not (run / "results.json").exists()
+
+    # stopped after the last checkpoint, before the end: the next session resumes it
+    (adversary / "results.json").unlink()
+    real, calls = arena.training.train_adversary, []
+
+    def recorded(*args, **kwargs):
+        calls.append(kwargs["resume"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(arena.training, "train_adversary", recorded)
+    refused = cli("run", "gleave2020", "--resume", run, "--episodes", "9")
+    assert refused.code == 2 and "give only --workers" in refused.err
+    done = cli("run", "gleave2020", "--resume", run, "--workers", "1")
+    assert done.code == 0, done.err
+    assert calls == [True]
+    data, results = _results(run)
+    assert data["timesteps"] == 4096
+    assert results.samples[0].policies["blocker"] == f"run:{adversary}"
+    assert (run / "toy_pass_training.png").stat().st_size > 1000
+    again = cli("run", "gleave2020", "--resume", run)
+    assert again.code == 2 and "the run is finished" in again.err
+
+
+def test_gleave2020_resume_needs_a_run(cli, tmp_path):
+    done = cli("run", "gleave2020", "--resume", tmp_path)
+    assert done.code == 2 and "not a gleave2020 run (no config.json)" in done.err
+    (tmp_path / "config.json").write_text('{"experiment": "gleave2020", "games": ["chess"]}')
+    done = cli("run", "gleave2020", "--resume", tmp_path)
+    assert done.code == 2 and "missing key 'episodes'" in done.err
+
+
+def test_zoo_agents_are_listed_once_in_the_games_seat_order():
+    import envs
+    from arena.pretrained import ZOO_FILES, PretrainedError, shipped, zoo_spec
+
+    for env_id, files in ZOO_FILES.items():
+        assert tuple(files) == envs.spec(env_id).seats, env_id
+    assert zoo_spec("sumo_ants_v0", "fighter_1", "/zoo") == (
+        "zoo:/zoo/sumo/ants/agent_parameters-v1.pkl"
+    )
+    with pytest.raises(PretrainedError, match="valid: runner, blocker"):
+        zoo_spec("you_shall_not_pass_v0", "keeper")
+    assert shipped("toy_pass_v0__runner.zip").is_file()
+    with pytest.raises(PretrainedError, match="toy_catch_v0__player.zip"):
+        shipped("../cli")
+
+
 def test_victim_value_term_is_potential_based(runner_zip):
     """The value term rewards γΦ' − Φ with Φ = −V_victim: over an episode it sums to
     (up to discounting) −Φ(start), whatever the adversary does."""
-    vec = EmbeddedVecEnv(
-        "toy_pass_v0",
-        "blocker",
-        {"runner": f"sb3:{runner_zip}"},
-        n_envs=2,
-        victim_value=1.0,
-        gamma=1.0,
-        seed=3,
+    game = EmbeddedVecEnv(
+        "toy_pass_v0", "blocker", {"runner": f"sb3:{runner_zip}"}, n_envs=2, seed=3
     )
+    vec = VictimValue(game, LinearAnneal(1.0), gamma=1.0)
     vec.reset()
-    start_phi = vec._phi_value.copy()
+    start_phi = vec._phi.copy()
     assert np.all(start_phi != 0)
     total = np.zeros(2)
     finished = np.zeros(2, dtype=bool)
@@ -111,12 +220,10 @@ def test_victim_value_term_is_potential_based(runner_zip):
 
 
 def test_shaping_potential_and_annealing_weight(runner_zip):
-    vec = EmbeddedVecEnv(
-        "toy_pass_v0", "blocker", {"runner": f"sb3:{runner_zip}"}, n_envs=2, shaping=0.0
-    )
+    game = EmbeddedVecEnv("toy_pass_v0", "blocker", {"runner": f"sb3:{runner_zip}"}, n_envs=2)
+    vec = GameShaping(game, LinearAnneal(10.0, steps=4), key="shaping")
     vec.reset()
-    _, rew0, _, infos = vec.step(np.zeros((2, 2), np.float32))
-    assert np.all(np.abs(rew0) < 1e-6)
-    vec.set_attr("shaping", 10.0)
-    _, rew1, _, infos = vec.step(np.zeros((2, 2), np.float32))
-    assert rew1 == pytest.approx([10.0 * i["shaping"] for i in infos], abs=1e-5)
+    for weight in (10.0, 5.0, 0.0):  # 2 env steps per call: 10 at t=0, 5 at t=2, 0 at t=4
+        _, rew, _, infos = vec.step(np.zeros((2, 2), np.float32))
+        assert rew == pytest.approx([weight * i["shaping"] for i in infos], abs=1e-5)
+    assert any(i["shaping"] for i in infos)

@@ -27,14 +27,16 @@ RUNNER = "you-shall-not-pass/agent2_parameters-v1.pkl"
 def test_mlp_zoo_policy_exports_to_an_sb3_run_that_acts_the_same(tmp_path):
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from agents.zoo import export_sb3, load_zoo_policy
+    from agents.zoo import load_zoo_policy
+    from arena.artifacts.training_run import NormStats
     from arena.embedding import EmbeddedVecEnv
-    from arena.training import _init_files, load_normalization
+    from arena.players import export_zoo
+    from arena.training import _init_files
 
     env = envs.make("you_shall_not_pass_v0")
     obs_space, act_space = env.observation_space("runner"), env.action_space("runner")
     zoo = load_zoo_policy(RUNNER, obs_space, act_space)
-    _, norm = export_sb3(zoo, tmp_path / "run")
+    _, norm = export_zoo(RUNNER, "you_shall_not_pass_v0", "runner", tmp_path / "run")
     policy = specs.resolve(
         f"run:{tmp_path / 'run'}", obs_space, act_space, env_id=env.metadata["name"], seat="runner"
     )
@@ -55,7 +57,7 @@ def test_mlp_zoo_policy_exports_to_an_sb3_run_that_acts_the_same(tmp_path):
     venv = VecNormalize(
         EmbeddedVecEnv("you_shall_not_pass_v0", "runner", {"blocker": "zero"}, n_envs=1)
     )
-    load_normalization(venv, norm)
+    NormStats.read(norm).apply(venv)
     assert venv.clip_obs == 5.0
     venv.close()
 

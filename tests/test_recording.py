@@ -12,9 +12,10 @@ import pytest
 from agents.specs import reference
 from arena.match import run_match
 from arena.recording import (
-    SCHEMA_VERSION,
     EpisodeRecord,
     RecordError,
+    RecordManifest,
+    match_manifest,
     read_episode,
     read_manifest,
     write_record,
@@ -29,22 +30,17 @@ def _record(tmp_path, n=2, env="toy_pass_v0", policies=None, attacks=None):
     _, records = run_match(
         env, policies, n_episodes=n, seed=5, record=True, deterministic=False, attacks=attacks
     )
-    manifest = {
-        "env": env,
-        "env_kwargs": {},
-        "policies": {s: reference(p).to_json() for s, p in policies.items()},
-        "attacks": dict(attacks or {}),
-        "seed": 5,
-        "deterministic": False,
-        "seats": list(policies),
-    }
+    manifest = match_manifest(env, policies, seed=5, attacks=attacks, deterministic=False)
     return write_record(tmp_path / "rec", manifest, records), records
 
 
 def test_roundtrip_and_exact_replay(tmp_path):
     path, records = _record(tmp_path)
     manifest = read_manifest(path)
-    assert manifest["schema_version"] == SCHEMA_VERSION and len(manifest["episodes"]) == 2
+    assert manifest.SCHEMA_VERSION == 1 and len(manifest.episodes) == 2
+    assert manifest.policies["runner"] == reference("random")
+    on_disk = json.loads((path / "manifest.json").read_text())
+    assert RecordManifest.from_json(on_disk) == manifest  # the file is the type, round trip
     back = read_episode(path, 1)
     for seat in records[1].actions:
         assert np.array_equal(back.observations[seat], records[1].observations[seat])
@@ -58,9 +54,7 @@ def test_tampered_record_fails_verification(tmp_path):
     actions = {s: a.copy() for s, a in rec.actions.items()}
     actions["runner"][0] = -actions["runner"][0] + 0.5
     tampered = EpisodeRecord(rec.index, rec.reset_seed, rec.observations, actions, rec.rewards)
-    path2 = write_record(
-        tmp_path / "tampered", json.loads((path / "manifest.json").read_text()), [tampered]
-    )
+    path2 = write_record(tmp_path / "tampered", read_manifest(path), [tampered])
     check = verify(path2)[0]
     assert not check.match and check.first_mismatch == 1 and "runner" in check.detail
 
@@ -88,8 +82,8 @@ def test_golden_record_still_reads_and_replays():
     # arena evaluate toy_pass_v0 --policy runner=random --policy blocker=random --stochastic \
     #   --episodes 2 --seed 7 --record tests/data/golden_toy_pass --no-save
     manifest = read_manifest(GOLDEN)
-    assert manifest["schema_version"] == 1 and manifest["env"] == "toy_pass_v0"
-    assert manifest["policies"]["runner"]["spec"] == "random"
+    assert manifest.env == "toy_pass_v0" and manifest.deterministic is False
+    assert manifest.policies["runner"].spec == "random" and manifest.seed == 7
     ep = read_episode(GOLDEN, 0)
     assert ep.observations["runner"].dtype == np.float32
     assert all(check.match for check in verify(GOLDEN))
@@ -101,13 +95,9 @@ def test_shape_invariant_is_checked():
 
 
 def test_unknown_schema_truncated_npz_and_bad_index(tmp_path):
-    bad = tmp_path / "bad"
-    shutil.copytree(GOLDEN, bad)
-    manifest = json.loads((bad / "manifest.json").read_text())
-    manifest["schema_version"] = 99
-    (bad / "manifest.json").write_text(json.dumps(manifest))
+    newer = {**json.loads((GOLDEN / "manifest.json").read_text()), "schema_version": 99}
     with pytest.raises(RecordError, match="schema_version 99 is newer than this arena supports"):
-        read_manifest(bad)
+        RecordManifest.from_json(newer)
     trunc = tmp_path / "trunc"
     shutil.copytree(GOLDEN, trunc)
     npz = trunc / "episode_00000.npz"
@@ -123,7 +113,7 @@ def test_unknown_schema_truncated_npz_and_bad_index(tmp_path):
 def test_write_is_atomic_and_never_overwrites(tmp_path):
     path, records = _record(tmp_path, n=1)
     with pytest.raises(FileExistsError):
-        write_record(path, {"env": "toy_pass_v0", "seats": []}, records)
+        write_record(path, RecordManifest("toy_pass_v0", ("runner", "blocker")), records)
 
     class Exploding(EpisodeRecord):
         def to_arrays(self):
@@ -133,7 +123,7 @@ def test_write_is_atomic_and_never_overwrites(tmp_path):
     boom = Exploding(r.index, r.reset_seed, r.observations, r.actions, r.rewards)
     target = tmp_path / "half"
     with pytest.raises(OSError, match="disk full"):
-        write_record(target, {"env": "toy_pass_v0", "seats": []}, [boom])
+        write_record(target, RecordManifest("toy_pass_v0", ("runner", "blocker")), [boom])
     assert not target.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["rec"]
 
@@ -150,3 +140,25 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     with atomic_directory(tmp_path / "d") as d:
         (d / "f").write_text("x")
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~mask
+
+
+def test_universal_attack_reads_its_frames_through_the_arena(tmp_path):
+    from agents.attacks import AttackSpecError, parse_attack
+    from arena.attacks import build_attack, record_frames
+
+    first = read_episode(GOLDEN, 0).observations["runner"][:-1]  # acted on: all but the last
+    frames = record_frames(GOLDEN, "runner", None)
+    assert len(frames) == 120 and np.array_equal(frames[:60], first)
+    assert np.array_equal(record_frames(GOLDEN, "runner", 50), first[:50])
+    for seat, words in [
+        (None, "has seats runner, blocker; say which with seat=NAME"),
+        ("goalie", "unknown seat 'goalie'"),
+    ]:
+        with pytest.raises(AttackSpecError, match=words):
+            record_frames(GOLDEN, seat, 10)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AttackSpecError, match="no record in .*make one with `arena evaluate"):
+        record_frames(tmp_path / "empty", None, 10)
+    spec = f"universal:eps=0.1,frames={GOLDEN},seat=runner"
+    assert build_attack(spec).read_frames is record_frames
+    assert parse_attack(spec).read_frames is None  # agents alone never read a record

@@ -9,6 +9,7 @@ import torch
 import envs
 from agents import specs
 from arena.embedding import EmbeddedVecEnv
+from arena.rewards import LinearAnneal, VictimDivergence, action_distance
 
 
 def _victim(runner_zip):
@@ -26,20 +27,20 @@ def _victim(runner_zip):
 def test_action_divergence_is_the_w2_distance_to_the_masked_view(runner_zip):
     victim = _victim(runner_zip)
     kwargs = {"n_envs": 2, "seed": 1}
-    vec = EmbeddedVecEnv(
-        "toy_pass_v0", "blocker", {"runner": victim}, victim_divergence=2.0, **kwargs
+    vec = VictimDivergence(
+        EmbeddedVecEnv("toy_pass_v0", "blocker", {"runner": victim}, **kwargs), LinearAnneal(2.0)
     )
     plain = EmbeddedVecEnv("toy_pass_v0", "blocker", {"runner": victim}, **kwargs)
     vec.reset()
     plain.reset()
-    start = vec._obs["runner"][:, 4:8].copy()  # toy_pass: the opponent's entries
+    start = vec.game.obs["runner"][:, 4:8].copy()  # toy_pass: the opponent's entries
     rng = np.random.default_rng(0)
     terms = []
     for _ in range(300):
         act = rng.uniform(-1, 1, size=(2, 2)).astype(np.float32)
         _, rew, done, _ = vec.step(act)
         _, base, _, _ = plain.step(act)
-        obs = vec._obs["runner"]
+        obs = vec.game.obs["runner"]
         masked = obs.copy()
         masked[:, 4:8] = start
         with torch.no_grad():
@@ -57,15 +58,60 @@ def test_action_divergence_is_the_w2_distance_to_the_masked_view(runner_zip):
 
 
 def test_action_distance_of_categorical_policies_is_total_variation():
-    from arena.embedding import action_distance
-
     logits = torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [10.0, -10.0]])
     d = action_distance(torch.distributions.Categorical(logits=logits), 2)
     np.testing.assert_allclose(d, [0.0, 0.5], atol=1e-6)
 
 
 def test_action_divergence_needs_a_differentiable_victim():
-    with pytest.raises(envs.EnvError, match="differentiable victim"):
-        EmbeddedVecEnv(
-            "toy_pass_v0", "blocker", {"runner": "random"}, n_envs=1, victim_divergence=1.0
+    game = EmbeddedVecEnv("toy_pass_v0", "blocker", {"runner": "random"}, n_envs=1)
+    with pytest.raises(ValueError, match="differentiable victim"):
+        VictimDivergence(game, LinearAnneal(1.0))
+
+
+def test_victim_reward_is_minus_the_victims_dense_reward(runner_zip):
+    from arena.rewards import VictimReward
+
+    game = EmbeddedVecEnv("toy_pass_v0", "blocker", {"runner": f"sb3:{runner_zip}"}, n_envs=2)
+    plain = EmbeddedVecEnv("toy_pass_v0", "blocker", {"runner": f"sb3:{runner_zip}"}, n_envs=2)
+    vec = VictimReward(game, LinearAnneal(3.0), key="shaping")
+    vec.reset()
+    plain.reset()
+    moved = False
+    for _ in range(20):
+        act = np.full((2, 2), 0.5, np.float32)
+        _, rew, _, _ = vec.step(act)
+        _, base, _, _ = plain.step(act)
+        runner = np.array([i["runner"]["shaping"] for i in game.infos])
+        np.testing.assert_allclose(rew - base, -3.0 * runner, atol=1e-6)
+        moved |= bool(np.any(runner != 0))
+    assert moved
+
+
+def test_victim_novelty_falls_as_the_victim_sees_the_same_states(runner_zip):
+    """RND: the predictor learns the states it is shown, so the term for a victim that
+    keeps seeing one state falls; a state never seen stands out."""
+    import torch
+
+    from arena.rewards import VictimNovelty
+
+    game = EmbeddedVecEnv("toy_pass_v0", "blocker", {"runner": f"sb3:{runner_zip}"}, n_envs=4)
+    vec = VictimNovelty(game, LinearAnneal(1.0), seed=0, lr=1e-2)
+    game.reset()
+    fixed = np.tile(game.obs["runner"][:1], (4, 1))
+    game.obs = {**game.obs, "runner": fixed}
+    dones = np.zeros(4, dtype=bool)
+    first = vec.term(dones, [{}] * 4)
+    for _ in range(200):
+        last = vec.term(dones, [{}] * 4)
+    assert last.mean() < 0.2 * first.mean()
+    z = np.clip((fixed[:1] + 3.0 - vec.obs_stats.mean) / np.sqrt(vec.obs_stats.var + 1e-8), -5, 5)
+    with torch.no_grad():
+        x = torch.as_tensor(z, dtype=torch.float32)
+        new = float(((vec.predictor(x) - vec.target(x)) ** 2).mean())
+        x = torch.as_tensor(
+            (fixed[:1] - vec.obs_stats.mean) / np.sqrt(vec.obs_stats.var + 1e-8),
+            dtype=torch.float32,
         )
+        seen = float(((vec.predictor(x) - vec.target(x)) ** 2).mean())
+    assert new > 10 * seen

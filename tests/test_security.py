@@ -496,7 +496,7 @@ def test_run_dirs_refuse_payloads_and_paths_that_leave_the_run(tmp_path, marker)
             specs.resolve(f"run:{ckpt_run}", box, act)
 
 
-def test_corrupt_normalisation_is_one_line(tmp_path):
+def test_corrupt_normalization_is_one_line(tmp_path):
     box, act = YSNP_OBS, YSNP_ACT
     run = tmp_path / "run"
     shutil.copytree(ASSETS / "you_shall_not_pass_v0__blocker", run)
@@ -508,7 +508,7 @@ def test_corrupt_normalisation_is_one_line(tmp_path):
     }
     for _name, raw in variants.items():
         norm.write_bytes(raw)
-        with pytest.raises(specs.PolicySpecError, match="unreadable normalisation"):
+        with pytest.raises(specs.PolicySpecError, match="unreadable normalization"):
             specs.resolve(f"run:{run}", box, act)
     for key, value in {
         "obs_mean": np.zeros(3),
@@ -547,6 +547,7 @@ def test_cli_entry_points_refuse_a_crafted_file(cli, tmp_path, marker):
     # arena report on a run whose config names the crafted file
     run = tmp_path / "runs" / "evaluate" / "toy_pass_v0__s0__x"
     run.mkdir(parents=True)
+    bad = Path(shutil.copy(bad, run / "bad.zip"))  # inside the run: the report may load it
     (run / "config.json").write_text(
         json.dumps(
             {
@@ -696,7 +697,7 @@ def test_crafted_state_json_and_npz_headers_are_one_line(tmp_path):
     (run / "checkpoints").mkdir(parents=True)
     for text in ("[" * 100_000 + "]" * 100_000, '{"model": ' + "9" * 5000 + "}", "\xff"):
         (run / "checkpoints" / "state.json").write_text(text, encoding="latin1")
-        with pytest.raises(specs.PolicySpecError, match="unreadable checkpoint state"):
+        with pytest.raises(specs.PolicySpecError, match="state.json is not valid JSON"):
             specs.resolve(f"run:{run}", box, act)
     atari = (spaces.Box(0, 255, (84, 84, 4), np.uint8), spaces.Discrete(6))
     npz = tmp_path / "a.npz"

@@ -65,9 +65,9 @@ def test_catch_rewards_catches_and_misses():
         frame = obs["player"][0]
         ball_col = np.flatnonzero(frame[:-2].max(axis=0) == 255)
         paddle = np.flatnonzero(frame[-1] == 170)
-        centre = paddle.mean()
-        target = ball_col.mean() if len(ball_col) else centre
-        return {"player": 0 if abs(target - centre) < 2 else (1 if target < centre else 2)}
+        center = paddle.mean()
+        target = ball_col.mean() if len(ball_col) else center
+        return {"player": 0 if abs(target - center) < 2 else (1 if target < center else 2)}
 
     total = 0.0
     obs, _ = env.reset(seed=3)
@@ -100,3 +100,28 @@ def test_rgb_render(env_id):
     frame = env.render()
     assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
     assert frame.std() > 0
+
+
+@pytest.mark.parametrize("env_id", ["toy_pass_v0", "toy_catch_v0"])
+def test_toy_games_tell_a_painter_where_each_seat_is(env_id):
+    from envs.paint import TopDownScene
+
+    env = envs.make(env_id, render_mode="rgb_array")
+    assert isinstance(env, TopDownScene)
+    env.reset(seed=0)
+    frame = env.render()
+    h, w = frame.shape[:2]
+    positions, colors = env.seat_positions(), env.seat_colors()
+    assert set(positions) == set(colors) == set(env.possible_agents)
+    for seat, (x, y) in positions.items():
+        assert 0 <= x < 1 and 0 <= y < 1
+        assert tuple(int(c) for c in frame[int(y * h), int(x * w)]) == colors[seat]
+
+
+def test_catch_names_its_actions():
+    from envs.paint import NamedActions
+
+    env = envs.make("toy_catch_v0")
+    assert isinstance(env, NamedActions)
+    assert len(env.action_names("player")) == env.action_space("player").n
+    assert not isinstance(envs.make("toy_pass_v0"), NamedActions)  # continuous actions

@@ -21,7 +21,13 @@ from conftest import GOLDEN, assert_one_line_error
 
 from agents.specs import reference
 from arena.match import run_match
-from arena.recording import RecordError, read_episode, read_manifest, write_record
+from arena.recording import (
+    RecordError,
+    match_manifest,
+    read_episode,
+    read_manifest,
+    write_record,
+)
 from arena.replay import verify
 
 
@@ -40,17 +46,9 @@ def _make(directory: Path, env, policies, attacks=None, n=2, deterministic=True,
             dataclasses.replace(r, outcome=o.outcomes)
             for r, o in zip(records, result.outcomes, strict=True)
         ]
-    manifest = {
-        "env": env,
-        "env_kwargs": {},
-        "policies": {s: reference(p).to_json() for s, p in policies.items()},
-        "attacks": dict(attacks or {}),
-        "episodes": n,
-        "seed": 11,
-        "workers": 1,
-        "deterministic": deterministic,
-        "seats": list(result.seats),
-    }
+    manifest = match_manifest(
+        env, policies, seed=11, attacks=attacks, workers=1, deterministic=deterministic
+    )
     return write_record(directory, manifest, records)
 
 
@@ -58,25 +56,16 @@ def _make(directory: Path, env, policies, attacks=None, n=2, deterministic=True,
 def catch_rec(tmp_path_factory, catch_zip):
     """toy_catch_v0 under fgsm, 2 episodes of 210 steps, the victim's actions argmax."""
     root = tmp_path_factory.mktemp("catch")
-    return _make(
-        root / "rec",
-        "toy_catch_v0",
-        {"player": f"sb3:{catch_zip}"},
-        {"player": "fgsm:eps=0.3"},
-        outcomes=True,
-    )
+    player = {"player": f"sb3:{catch_zip}"}
+    return _make(root / "rec", "toy_catch_v0", player, {"player": "fgsm:eps=0.3"}, outcomes=True)
 
 
 @pytest.fixture(scope="module")
 def pass_rec(tmp_path_factory, runner_zip):
     """toy_pass_v0: the sb3 runner sampling its actions against a random blocker."""
     root = tmp_path_factory.mktemp("pass")
-    return _make(
-        root / "rec",
-        "toy_pass_v0",
-        {"runner": f"sb3:{runner_zip}", "blocker": "random"},
-        deterministic=False,
-    )
+    players = {"runner": f"sb3:{runner_zip}", "blocker": "random"}
+    return _make(root / "rec", "toy_pass_v0", players, deterministic=False)
 
 
 def _copy(src: Path, tmp_path: Path, name: str = "copy") -> Path:
@@ -94,10 +83,11 @@ def _edit_npz(rec: Path, position: int, edit) -> None:
 
 
 def _edit_manifest(rec: Path, edit) -> None:
+    """Tamper with ``manifest.json`` as JSON, as anyone with the file could."""
     path = rec / "manifest.json"
-    manifest = json.loads(path.read_text())
-    edit(manifest)
-    path.write_text(json.dumps(manifest))
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
 
 
 def assert_mismatch(cli, rec: Path, episode: int, step: int, field: str, *fragments: str):
@@ -129,9 +119,21 @@ def test_honest_records_verify_exactly(cli, catch_rec, pass_rec):
         assert result.out.count("verified") == len(checks)
 
 
+def test_universal_attack_fitted_on_a_record_verifies(tmp_path, catch_rec, catch_zip):
+    # the arena reads the fitting frames (agents never read records), when it plays
+    # and when it re-derives
+    attack = f"universal:eps=0.1,frames={catch_rec},iters=5"
+    rec = _make(
+        tmp_path / "rec", "toy_catch_v0", {"player": f"sb3:{catch_zip}"}, {"player": attack}, n=1
+    )
+    assert read_episode(rec, 0).attack["player"]["attacked"].all()
+    checks = verify(rec)
+    assert checks[0].match and not checks[0].notes, checks
+
+
 def test_outcome_is_written_and_checked(tmp_path, cli, catch_rec):
-    entry = read_manifest(catch_rec)["episodes"][0]
-    assert set(entry["outcome"]) == {"player"}
+    entry = read_manifest(catch_rec).episodes[0]
+    assert entry.outcome is not None and set(entry.outcome) == {"player"}
     rec = _copy(catch_rec, tmp_path)
     _edit_manifest(rec, lambda m: m["episodes"][1]["outcome"].update(player="bogus"))
     assert_mismatch(cli, rec, 1, 210, "outcome.player", "outcome of 'player'", "'bogus'")
@@ -140,38 +142,25 @@ def test_outcome_is_written_and_checked(tmp_path, cli, catch_rec):
 # ---------------------------------------------------------------- the episode must end
 
 
+def _cut_to_100(arrays):
+    """The first 100 steps of the episode (101 observations)."""
+    for key in list(arrays):
+        if key != "reset_seed":
+            arrays[key] = arrays[key][: 101 if key.startswith("obs.") else 100]
+
+
 def test_episode_cut_short_fails(tmp_path, cli, catch_rec):
     rec = _copy(catch_rec, tmp_path)
-
-    def cut(arrays):
-        for key in list(arrays):
-            if key.startswith("obs."):
-                arrays[key] = arrays[key][:101]
-            elif key != "reset_seed":
-                arrays[key] = arrays[key][:100]
-
-    _edit_npz(rec, 1, cut)
+    _edit_npz(rec, 1, _cut_to_100)
     cut_returns = float(read_episode(rec, 1).rewards["player"].sum())
 
-    def consistent(manifest):  # the manifest rewritten to agree: only the game can tell
-        entry = manifest["episodes"][1]
+    def consistent(doc):  # the manifest rewritten to agree: only the game can tell
+        entry = doc["episodes"][1]
         entry.update(length=100, returns={"player": cut_returns})
         entry.pop("outcome")
 
     _edit_manifest(rec, consistent)
     assert_mismatch(cli, rec, 1, 100, "length", "did not end the episode", "cut short")
-
-
-def test_episode_cut_in_the_file_only_fails(tmp_path, cli, catch_rec):
-    rec = _copy(catch_rec, tmp_path)
-
-    def cut(arrays):
-        for key in list(arrays):
-            if key != "reset_seed":
-                arrays[key] = arrays[key][: 101 if key.startswith("obs.") else 100]
-
-    _edit_npz(rec, 0, cut)
-    assert_mismatch(cli, rec, 0, 100, "length", "manifest 210 steps, episode file 100")
 
 
 def test_episode_going_on_after_the_end_fails(tmp_path, cli, catch_rec):
@@ -187,31 +176,101 @@ def test_episode_going_on_after_the_end_fails(tmp_path, cli, catch_rec):
     assert_mismatch(cli, rec, 0, 210, "length", "ended the episode here (terminated)")
 
 
+# ---------------------------------------------------------------- tampered episode files
+
+
+def _flip_delta_5(arrays):
+    arrays["delta.player"][5] = -arrays["delta.player"][5]
+
+
+def _unattack_3(arrays):
+    arrays["attacked.player"][3] = False
+    arrays["delta.player"][3] = 0.0
+
+
+def _as(key, dtype):
+    return lambda a: a.update({key: a[key].astype(dtype)})
+
+
+TAMPERED_FILES = [  # record, episode, edit; then the mismatch: step, field, fragments
+    ("catch", 0, _cut_to_100, 100, "length", ["manifest 210 steps, episode file 100"]),
+    (
+        "catch",
+        0,
+        _as("action.player", np.float64),
+        1,
+        "action.player",
+        ["dtype float64", "takes int64"],
+    ),
+    (
+        "catch",
+        1,
+        lambda a: a.update({"action.player": a["action.player"][:, None]}),
+        1,
+        "action.player",
+        ["shape (1,) per step", "takes ()"],
+    ),
+    (
+        "pass",
+        0,
+        _as("action.runner", np.float64),
+        1,
+        "action.runner",
+        ["dtype float64", "takes float32"],
+    ),
+    (
+        "catch",
+        0,
+        lambda a: a["action.player"].__setitem__(40, 7),
+        41,
+        "action.player",
+        ["(7) is outside Discrete(3)"],
+    ),
+    ("catch", 0, _flip_delta_5, 6, "delta.player", ["delta of 'player' differs"]),
+    (
+        "catch",
+        0,
+        _as("clean_action.player", np.float64),
+        1,
+        "clean_action.player",
+        ["dtype float64"],
+    ),
+    (
+        "catch",
+        0,
+        lambda a: a["attacked.player"].__setitem__(3, False),
+        4,
+        "attacked.player",
+        ["attacked flag of 'player' is False"],
+    ),
+    ("catch", 0, _unattack_3, 4, "delta.player", ["delta of 'player' differs"]),
+]
+
+
+@pytest.mark.parametrize(
+    "which, episode, edit, step, field, fragments",
+    TAMPERED_FILES,
+    ids=[
+        "cut_in_the_file_only",
+        "float_actions_of_a_discrete_game",
+        "reshaped_actions",
+        "float64_actions_of_a_float32_game",
+        "action_outside_the_space",
+        "edited_delta_within_budget",
+        "float_clean_actions",
+        "edited_attacked_flag",
+        "attacked_flag_with_zero_delta",
+    ],
+)
+def test_tampered_episode_file_fails(
+    request, tmp_path, cli, which, episode, edit, step, field, fragments
+):
+    rec = _copy(request.getfixturevalue(f"{which}_rec"), tmp_path)
+    _edit_npz(rec, episode, edit)
+    assert_mismatch(cli, rec, episode, step, field, *fragments)
+
+
 # ---------------------------------------------------------------- actions: exact dtype, shape
-
-
-def test_float_actions_of_a_discrete_game_fail(tmp_path, cli, catch_rec):
-    rec = _copy(catch_rec, tmp_path)
-    _edit_npz(rec, 0, lambda a: a.update({"action.player": a["action.player"].astype(np.float64)}))
-    assert_mismatch(cli, rec, 0, 1, "action.player", "dtype float64", "takes int64")
-
-
-def test_reshaped_actions_fail(tmp_path, cli, catch_rec):
-    rec = _copy(catch_rec, tmp_path)
-    _edit_npz(rec, 1, lambda a: a.update({"action.player": a["action.player"][:, None]}))
-    assert_mismatch(cli, rec, 1, 1, "action.player", "shape (1,) per step", "takes ()")
-
-
-def test_float64_actions_of_a_float32_game_fail(tmp_path, cli, pass_rec):
-    rec = _copy(pass_rec, tmp_path)
-    _edit_npz(rec, 0, lambda a: a.update({"action.runner": a["action.runner"].astype(np.float64)}))
-    assert_mismatch(cli, rec, 0, 1, "action.runner", "dtype float64", "takes float32")
-
-
-def test_action_outside_the_space_fails(tmp_path, cli, catch_rec):
-    rec = _copy(catch_rec, tmp_path)
-    _edit_npz(rec, 0, lambda a: a["action.player"].__setitem__(40, 7))
-    assert_mismatch(cli, rec, 0, 41, "action.player", "(7) is outside Discrete(3)")
 
 
 def test_action_nudged_by_one_ulp_fails(tmp_path, pass_rec):
@@ -248,24 +307,8 @@ def test_edited_reward_fails(tmp_path, cli, catch_rec):
     episode = read_episode(catch_rec, 1)
     recorded = float(episode.rewards["player"][100])
     _edit_npz(rec, 1, lambda a: a["reward.player"].__setitem__(100, recorded - 1.0))
-    assert_mismatch(
-        cli,
-        rec,
-        1,
-        101,
-        "reward.player",
-        f"reward of 'player' differs (recorded {recorded - 1.0!r}, simulated {recorded!r})",
-    )
-
-
-def test_edited_delta_within_budget_fails(tmp_path, cli, catch_rec):
-    rec = _copy(catch_rec, tmp_path)
-
-    def flip(arrays):
-        arrays["delta.player"][5] = -arrays["delta.player"][5]
-
-    _edit_npz(rec, 0, flip)
-    assert_mismatch(cli, rec, 0, 6, "delta.player", "delta of 'player' differs")
+    detail = f"reward of 'player' differs (recorded {recorded - 1.0!r}, simulated {recorded!r})"
+    assert_mismatch(cli, rec, 1, 101, "reward.player", detail)
 
 
 def test_delta_over_budget_fails_even_without_the_victim(tmp_path, cli, catch_rec):
@@ -280,51 +323,16 @@ def test_edited_clean_action_fails(tmp_path, cli, catch_rec):
     recorded = int(read_episode(catch_rec, 1).attack["player"]["clean_action"][10])
     other = (recorded + 1) % 3
     _edit_npz(rec, 1, lambda a: a["clean_action.player"].__setitem__(10, other))
-    assert_mismatch(
-        cli,
-        rec,
-        1,
-        11,
-        "clean_action.player",
-        f"clean action of 'player' differs (recorded {other}, re-derived {recorded})",
-    )
-
-
-def test_float_clean_actions_fail(tmp_path, cli, catch_rec):
-    rec = _copy(catch_rec, tmp_path)
-    _edit_npz(rec, 0, lambda a: a.update({"clean_action.player": a["clean_action.player"] + 0.0}))
-    assert_mismatch(cli, rec, 0, 1, "clean_action.player", "dtype float64")
-
-
-def test_edited_attacked_flag_fails(tmp_path, cli, catch_rec):
-    rec = _copy(catch_rec, tmp_path)
-    _edit_npz(rec, 0, lambda a: a["attacked.player"].__setitem__(3, False))
-    assert_mismatch(cli, rec, 0, 4, "attacked.player", "attacked flag of 'player' is False")
-
-
-def test_attacked_flag_with_zero_delta_fails(tmp_path, cli, catch_rec):
-    rec = _copy(catch_rec, tmp_path)
-
-    def unattack(arrays):
-        arrays["attacked.player"][3] = False
-        arrays["delta.player"][3] = 0.0
-
-    _edit_npz(rec, 0, unattack)
-    assert_mismatch(cli, rec, 0, 4, "delta.player", "delta of 'player' differs")
+    detail = f"clean action of 'player' differs (recorded {other}, re-derived {recorded})"
+    assert_mismatch(cli, rec, 1, 11, "clean_action.player", detail)
 
 
 def test_edited_manifest_returns_fail(tmp_path, cli, catch_rec):
     rec = _copy(catch_rec, tmp_path)
-    recorded = read_manifest(catch_rec)["episodes"][1]["returns"]["player"]
+    recorded = read_manifest(catch_rec).entry(1).returns["player"]
     _edit_manifest(rec, lambda m: m["episodes"][1]["returns"].update(player=recorded + 2.0))
-    assert_mismatch(
-        cli,
-        rec,
-        1,
-        210,
-        "returns.player",
-        f"(recorded {recorded + 2.0!r}, simulated {recorded!r})",
-    )
+    detail = f"(recorded {recorded + 2.0!r}, simulated {recorded!r})"
+    assert_mismatch(cli, rec, 1, 210, "returns.player", detail)
 
 
 def test_edited_reset_seed_fails(tmp_path, cli, catch_rec):
@@ -338,10 +346,52 @@ def test_edited_reset_seed_fails(tmp_path, cli, catch_rec):
 # ---------------------------------------------------------------- the manifest's policies, attacks
 
 
-def test_policy_file_with_another_sha256_fails(tmp_path, cli, catch_rec):
-    rec = _copy(catch_rec, tmp_path)
-    _edit_manifest(rec, lambda m: m["policies"]["player"].update(sha256="0" * 64))
-    assert_mismatch(cli, rec, 0, 0, "policies.player.sha256", "the manifest records 0000")
+def _set_policy(seat, spec):
+    return lambda m: m["policies"].update({seat: reference(spec).to_json()})
+
+
+TAMPERED_MANIFESTS = [  # record, edit of its JSON; then the mismatch: step, field, fragments
+    (
+        "catch",
+        lambda m: m["policies"]["player"].update(sha256="0" * 64),
+        0,
+        "policies.player.sha256",
+        ["the manifest records 0000"],
+    ),
+    ("catch", _set_policy("player", "random"), 1, "policies.player", ["fgsm attack needs"]),
+    (
+        "pass",
+        lambda m: m["policies"]["blocker"].update(kind="zero"),
+        0,
+        "policies.blocker.kind",
+        ["of kind 'random'"],
+    ),
+    ("pass", _set_policy("blocker", "zero"), 1, "action.blocker", ["re-derived [0.0, 0.0]"]),
+    (
+        "pass",
+        lambda m: m.update(deterministic=True),
+        1,
+        "action.runner",
+        ["action of 'runner' differs"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "which, edit, step, field, fragments",
+    TAMPERED_MANIFESTS,
+    ids=[
+        "policy_file_with_another_sha256",
+        "policy_edited_to_random",
+        "policy_kind_edited",
+        "opponent_edited_to_zero",
+        "deterministic_flag_edited",
+    ],
+)
+def test_tampered_manifest_fails(request, tmp_path, cli, which, edit, step, field, fragments):
+    rec = _copy(request.getfixturevalue(f"{which}_rec"), tmp_path)
+    _edit_manifest(rec, edit)
+    assert_mismatch(cli, rec, 0, step, field, *fragments)
 
 
 def test_policy_path_that_is_no_file_is_not_read(tmp_path, cli, catch_rec):
@@ -359,24 +409,6 @@ def test_policy_swapped_for_another_file_fails(tmp_path, cli, catch_rec, runner_
     assert_mismatch(cli, rec, 0, 1, "policies.player", "cannot have played this record")
 
 
-def test_policy_edited_to_random_fails(tmp_path, cli, catch_rec):
-    rec = _copy(catch_rec, tmp_path)
-    _edit_manifest(rec, lambda m: m["policies"].update(player=reference("random").to_json()))
-    assert_mismatch(cli, rec, 0, 1, "policies.player", "fgsm attack needs")
-
-
-def test_policy_kind_edited_fails(tmp_path, cli, pass_rec):
-    rec = _copy(pass_rec, tmp_path)
-    _edit_manifest(rec, lambda m: m["policies"]["blocker"].update(kind="zero"))
-    assert_mismatch(cli, rec, 0, 0, "policies.blocker.kind", "of kind 'random'")
-
-
-def test_opponent_edited_to_zero_fails(tmp_path, cli, pass_rec):
-    rec = _copy(pass_rec, tmp_path)
-    _edit_manifest(rec, lambda m: m["policies"].update(blocker=reference("zero").to_json()))
-    assert_mismatch(cli, rec, 0, 1, "action.blocker", "re-derived [0.0, 0.0]")
-
-
 def test_edited_attack_fails(tmp_path, cli, catch_rec):
     rec = _copy(catch_rec, tmp_path)
     _edit_manifest(rec, lambda m: m["attacks"].update(player="pgd:eps=0.3,steps=2"))
@@ -385,12 +417,6 @@ def test_edited_attack_fails(tmp_path, cli, catch_rec):
     assert_mismatch(cli, rec, 0, 1, "delta.player", "outside the attack's budget")
     _edit_manifest(rec, lambda m: m.update(attacks={}))
     assert_mismatch(cli, rec, 0, 0, "attacks", "δ recorded for ['player']")
-
-
-def test_deterministic_flag_edited_fails(tmp_path, cli, pass_rec):
-    rec = _copy(pass_rec, tmp_path)
-    _edit_manifest(rec, lambda m: m.update(deterministic=True))
-    assert_mismatch(cli, rec, 0, 1, "action.runner", "action of 'runner' differs")
 
 
 def test_missing_policy_file_is_said_not_passed_silently(tmp_path, catch_rec):

@@ -11,10 +11,19 @@ import numpy as np
 import pytest
 from conftest import GOLDEN, assert_one_line_error, diverged_golden_copy
 
-from arena import video as video_mod
 from arena.match import run_match
-from arena.recording import write_record
-from arena.video import HOLD_SECONDS, VideoError, episode_video
+from arena.recording import match_manifest, write_record
+from arena.video import (
+    HOLD_SECONDS,
+    SCENE_MIN_WIDTH,
+    VideoError,
+    canvas,
+    episode,
+    episode_video,
+    pixel_attack,
+    scene,
+    writer,
+)
 
 ASSETS = Path(__file__).resolve().parent.parent / "arena" / "assets"
 
@@ -30,8 +39,6 @@ def make_record(
     seed: int = 0,
 ) -> Path:
     """A record as ``arena evaluate --record`` writes it (shorter games allowed)."""
-    from agents.specs import reference
-
     _, records = run_match(
         env_id,
         policies,
@@ -41,14 +48,7 @@ def make_record(
         env_kwargs=env_kwargs,
         record=True,
     )
-    manifest = {
-        "env": env_id,
-        "env_kwargs": env_kwargs or {},
-        "policies": {s: reference(p).to_json() for s, p in policies.items()},
-        "attacks": attacks or {},
-        "seed": seed,
-        "seats": list(records[0].actions),
-    }
+    manifest = match_manifest(env_id, policies, seed=seed, attacks=attacks, env_kwargs=env_kwargs)
     return write_record(directory, manifest, records)
 
 
@@ -91,7 +91,7 @@ def test_pixel_attack_video_shows_clean_perturbed_and_magnified_delta(catch_reco
     assert frames.shape[0] == video.frames
     h, w = frames.shape[1:3]
     assert w > 2.5 * (h - 70)  # three panels side by side above the text strip
-    # the magnified δ panel (right third) is not flat grey while attacked
+    # the magnified δ panel (right third) is not flat gray while attacked
     panel = frames[steps // 2, 30 : h - 70, 2 * w // 3 + 10 :].astype(int)
     assert panel.std() > 20
     # the strip (bottom) carries text on every frame
@@ -105,7 +105,7 @@ def test_probabilities_of_clean_and_attacked_actions(catch_record):
     manifest = read_manifest(catch_record)
     record = read_episode(catch_record, 0)
     env = make_env(manifest)
-    probs, why = video_mod._probabilities(manifest, record, "player", env)
+    probs, why = pixel_attack.probabilities(manifest, record, "player", env)
     assert why == "" and probs is not None
     assert probs.shape == (record.length, 2)
     assert ((probs > 0) & (probs <= 1)).all()
@@ -129,28 +129,29 @@ def test_scene_video_as_gif_for_the_toy_pass_game(tmp_path):
     assert durations[-1] == pytest.approx(1000 * (1 + HOLD_SECONDS * video.fps) / video.fps)
 
 
-def test_toy_pass_seats_are_labelled_where_their_bodies_are():
+def test_toy_pass_seats_are_labeled_where_their_bodies_are():
     from arena.recording import read_episode, read_manifest
     from arena.replay import make_env
 
     manifest = read_manifest(GOLDEN)
     record = read_episode(GOLDEN, 0)
-    env = video_mod._Watched(make_env(manifest, render_mode="rgb_array"))
-    painter = video_mod._painter(manifest, record, env)
+    env = episode.Watched(make_env(manifest, render_mode="rgb_array"))
+    painter = episode.painter_for(manifest, record, env)
+    assert isinstance(painter, scene.ScenePainter)
     seen = []
 
     def check(e, t):
-        scene = np.asarray(e.render())
-        at = video_mod._seat_pixels(e, scene.shape)
+        frame = np.asarray(e.render())
+        at = scene.seat_pixels(e, frame.shape)
         assert set(at) == {"runner", "blocker"}
-        colours = {seat: tuple(scene[y, x]) for seat, (x, y) in at.items()}
-        assert colours["runner"] != colours["blocker"]
-        assert all(c != (235, 235, 235) for c in colours.values())  # on a body, not the floor
+        colors = {seat: tuple(int(c) for c in frame[y, x]) for seat, (x, y) in at.items()}
+        assert colors == e.seat_colors()  # on each seat's body, in its declared color
+        assert colors["runner"] != colors["blocker"]
         seen.append(painter.frame(e, t).shape)
 
-    video_mod._play(record, env, check)
+    episode.play(record, env, check)
     env.env.close()
-    assert len(set(seen)) == 1 and seen[0][1] >= video_mod.SCENE_MIN_WIDTH
+    assert len(set(seen)) == 1 and seen[0][1] >= SCENE_MIN_WIDTH
 
 
 @pytest.mark.mujoco
@@ -158,6 +159,7 @@ def test_mujoco_camera_keeps_both_players_in_view(tmp_path, monkeypatch):
     pytest.importorskip("mujoco")
     from arena.recording import read_episode, read_manifest
     from arena.replay import make_env
+    from arena.video import follow_camera
 
     rec = make_record(
         tmp_path / "ysnp",
@@ -167,13 +169,13 @@ def test_mujoco_camera_keeps_both_players_in_view(tmp_path, monkeypatch):
     )
     manifest = read_manifest(rec)
     record = read_episode(rec, 0)
-    env = video_mod._Watched(make_env(manifest, render_mode="rgb_array"))
-    painter = video_mod._painter(manifest, record, env)
-    assert isinstance(painter, video_mod._MujocoPainter)
-    assert set(painter.bodies) == {"runner", "blocker"}
+    env = episode.Watched(make_env(manifest, render_mode="rgb_array"))
+    painter = episode.painter_for(manifest, record, env)
+    assert isinstance(painter, follow_camera.FollowCameraPainter)
+    assert set(painter.colors) == {"runner", "blocker"}
 
     ends = []
-    real_outcome_lines = video_mod._outcome_lines
+    real_outcome_lines = canvas.outcome_lines
 
     def outcome_lines(outcomes, returns):
         ends.append(dict(outcomes))
@@ -181,15 +183,16 @@ def test_mujoco_camera_keeps_both_players_in_view(tmp_path, monkeypatch):
 
     def check(e, t):
         painter.frame(e, t)
-        h, w = painter.renderer.height, painter.renderer.width
-        for body in painter.bodies.values():  # every torso projects inside the picture
-            at = painter._project(np.asarray(e.data.xpos[body]), (h, w))
+        shot = painter.shot
+        h, w = shot.image.shape[:2]
+        for point in e.seat_points().values():  # every torso projects inside the picture
+            at = shot.project(point)
             assert at is not None
             assert 0 <= at[0] < w and 0 <= at[1] < h, (t, at)
 
-    monkeypatch.setattr(video_mod, "_outcome_lines", outcome_lines)
+    monkeypatch.setattr(canvas, "outcome_lines", outcome_lines)
     try:
-        video_mod._play(record, env, check)
+        episode.play(record, env, check)
     finally:
         painter.close()
         env.env.close()
@@ -273,7 +276,7 @@ def test_bad_input_is_one_line_exit_2(cli, tmp_path, case, fragments):
 @pytest.mark.parametrize("suffix", [".mp4", ".gif"])
 def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch, suffix):
     calls = {"n": 0}
-    real = video_mod._ScenePainter.frame
+    real = scene.ScenePainter.frame
 
     def failing(self, env, t):
         calls["n"] += 1
@@ -281,7 +284,7 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch, suffix):
             raise OSError("disk full (simulated)")
         return real(self, env, t)
 
-    monkeypatch.setattr(video_mod._ScenePainter, "frame", failing)
+    monkeypatch.setattr(scene.ScenePainter, "frame", failing)
     out = tmp_path / f"v{suffix}"
     with pytest.raises(OSError, match="disk full"):
         episode_video(GOLDEN, out)
@@ -301,10 +304,10 @@ def test_failed_write_keeps_an_existing_file_whole(tmp_path):
 
 
 def test_encoder_failure_on_open_leaves_nothing(tmp_path, monkeypatch):
-    def broken(self, iio, tmp):
+    def broken(path, *, fps):
         raise RuntimeError("no encoder")
 
-    monkeypatch.setattr(video_mod.AtomicVideoWriter, "_open", broken)
+    monkeypatch.setattr(writer, "open_encoder", broken)
     with pytest.raises(RuntimeError, match="no encoder"):
         episode_video(GOLDEN, tmp_path / "v.mp4")
     assert _listing(tmp_path) == []

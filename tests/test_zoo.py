@@ -52,7 +52,7 @@ def _write(path: Path, array: np.ndarray) -> Path:
 def tiny_mlp(tmp_path):
     rng = np.random.default_rng(0)
     flat = rng.normal(0, 0.3, mlp_size(5, 2)).astype(np.float32)
-    flat[3 + 10] = 100.0  # observation count: keep the normalisation sane
+    flat[3 + 10] = 100.0  # observation count: keep the normalization sane
     flat[3:8] = 0.0
     flat[8:13] = 100.0
     return _write(tmp_path / "mlp.pkl", flat)
@@ -67,12 +67,12 @@ def test_file_length_selects_mlp_or_lstm(tmp_path, tiny_mlp):
     assert lstm.arch == "lstm" and lstm.recurrent
 
 
-def test_normalisation_and_deterministic_actions_of_the_mlp(tiny_mlp):
+def test_normalization_and_deterministic_actions_of_the_mlp(tiny_mlp):
     obs, act = _spaces(5, 2)
     policy = load_zoo_policy(tiny_mlp, obs, act)
     x = torch.ones(3, 5)
     # mean = 0, std = sqrt(max(100/100 - 0, 0.01)) = 1; clipped to ±5
-    assert torch.equal(policy.normalise(x * 9), torch.full((3, 5), 5.0))
+    assert torch.equal(policy.normalize(x * 9), torch.full((3, 5), 5.0))
     batch = np.random.default_rng(1).normal(size=(4, 5))
     a1, _ = policy.predict(batch, deterministic=True)
     a2, _ = policy.predict(batch, deterministic=True)
@@ -317,7 +317,8 @@ def test_zoo_agents_beat_a_motionless_opponent(env_id, seat, rel, other, least):
 def test_fidelity_matchups_put_the_zoo_agent_in_each_seat_on_request():
     from experiments.zoo_fidelity import GAMES, matchups
 
-    sumo = next(g for g in GAMES if g.env_id == "sumo_ants_v0")
+    sumo = "sumo_ants_v0"
+    assert sumo in GAMES
     one = matchups(sumo, Path("/zoo"), ["zoo", "zero"])
     assert [label for label, _ in one] == ["zoo vs zoo", "zoo fighter_0 vs zero"]
     both = dict(matchups(sumo, Path("/zoo"), ["zero"], both_seats=True))

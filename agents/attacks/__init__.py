@@ -7,10 +7,10 @@ Fractions are accepted anywhere a number is (``eps=1/255``); every number goes t
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
+from agents._registry import import_plugins
 from agents.attacks.base import (
     AttackSpecError,
     AttackStep,
@@ -45,13 +45,7 @@ def _load() -> None:
     if _LOADED:
         return
     _LOADED = True
-    for module in _ATTACK_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and exc.name.startswith(module):
-                continue
-            raise
+    import_plugins(_ATTACK_MODULES)
 
 
 def _parse_value(text: str) -> Any:

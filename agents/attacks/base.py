@@ -4,19 +4,19 @@ An attack sits on the victim's observation channel. Each step it receives the
 victim's clean network input ``x`` (see ``TorchPolicy.input_from_obs``) and returns
 ``x + δ`` with ``δ`` inside the budget and ``x + δ`` inside the valid input range.
 The victim then acts on the perturbed input. Attacks never change the victim (its
-parameters, gradients or train/eval mode).
+parameters, gradients or train/eval mode). Also here: the small tensor helpers every
+attack uses (``clamp_input``, ``detached``, ``every_env``).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from agents.numbers import parse_number
 from agents.policies import Policy, TorchPolicy
 
 Norm = Literal["linf", "l2", "l0"]
@@ -31,7 +31,7 @@ class PerturbationBudget:
     """How large δ may be, with its units.
 
     ``eps`` is measured on the victim's network input: for pixel victims that is the
-    [0, 1] pixel scale, so ``eps=1/255`` is one grey level. ``norm`` is ``linf``,
+    [0, 1] pixel scale, so ``eps=1/255`` is one gray level. ``norm`` is ``linf``,
     ``l2`` or ``l0`` (for ``l0``, ``eps`` counts pixels: a patch of k×k has ``k*k``).
     """
 
@@ -69,8 +69,7 @@ class AttackStep:
     attacked: np.ndarray
     """bool per environment: was δ applied at this step (timed attacks skip steps)."""
     state: Any = None
-    extras: dict[str, np.ndarray] = field(default_factory=dict)
-    """Per-environment diagnostics, e.g. the victim's clean and attacked probabilities."""
+    """The victim's next recurrent state (``None`` for feed-forward victims)."""
 
 
 class ObservationAttack(ABC):
@@ -121,12 +120,8 @@ class ObservationAttack(ABC):
     def _perturb_step(
         self, victim: TorchPolicy, x: torch.Tensor, state: Any, episode_start: Any
     ) -> tuple[torch.Tensor, torch.Tensor, torch.distributions.Distribution | None]:
-        """``perturb`` plus, when the attack computed it anyway, the clean distribution.
-
-        Attacks that run the victim on the clean input (gradient attacks, the timed
-        attack) override this to hand that distribution back, saving ``step`` a
-        forward pass. The default returns ``None`` for it.
-        """
+        """``perturb`` plus, when the attack computed it anyway, the clean distribution
+        (``CleanPassAttack``), saving ``step`` a forward pass; ``None`` here."""
         x_adv, attacked = self.perturb(victim, x, state, episode_start)
         return x_adv, attacked, None
 
@@ -165,37 +160,27 @@ class ObservationAttack(ABC):
         )
 
 
+class CleanPassAttack(ObservationAttack):
+    """An attack that runs the victim on the clean input anyway (gradient attacks, the
+    timed attack, the patch): it implements ``_perturb_step``, which hands that clean
+    distribution to ``step``, and ``perturb`` is derived from it."""
+
+    @abstractmethod
+    def _perturb_step(
+        self, victim: TorchPolicy, x: torch.Tensor, state: Any, episode_start: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.distributions.Distribution | None]: ...
+
+    def perturb(self, victim, x, state=None, episode_start=None):
+        x_adv, attacked, _ = self._perturb_step(victim, x, state, episode_start)
+        return x_adv, attacked
+
+
 # ---------------------------------------------------------------- helpers for attacks
 
 
-MAX_STEPS = 1000
-"""The most optimisation steps one attack may take per victim step."""
-
-
-def check_number(
-    name: str, value: Any, *, low: float | None = None, high: float | None = None
-) -> float:
-    """A spec parameter (text or number) as a finite float in ``[low, high]``, else
-    ``AttackSpecError`` naming the range (``agents.numbers.parse_number``)."""
-    return parse_number(value, name, low=low, high=high, error=AttackSpecError)
-
-
-def check_int(name: str, value: Any, *, low: int = 1, high: int | None = None) -> int:
-    """A spec parameter (text or number) as an integer in ``[low, high]``, else
-    ``AttackSpecError`` naming the range."""
-    return parse_number(value, name, low=low, high=high, integer=True, error=AttackSpecError)
-
-
-def check_flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise AttackSpecError(f"{name} must be true or false, got {value!r}")
-    return value
-
-
-def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value.lower() not in choices:
-        raise AttackSpecError(f"unknown {name} {value!r}; valid: {', '.join(choices)}")
-    return value.lower()
+def every_env(x: torch.Tensor) -> torch.Tensor:
+    """The attacked mask of an attack that perturbs every environment of the batch."""
+    return torch.ones(x.shape[0], dtype=torch.bool)
 
 
 def detached(dist: torch.distributions.Distribution) -> torch.distributions.Distribution | None:

@@ -16,44 +16,30 @@ from typing import Any
 import torch
 from torch import distributions as D
 
+from agents.attacks import register_attack
 from agents.attacks.base import (
-    MAX_STEPS,
     AttackSpecError,
-    ObservationAttack,
+    CleanPassAttack,
     PerturbationBudget,
-    check_choice,
-    check_flag,
-    check_int,
-    check_number,
     clamp_input,
     detached,
+    every_env,
+)
+from agents.attacks.params import (
+    NORMS,
+    budget_from,
+    check_flag,
+    parse_round,
+    parse_step_size,
+    parse_steps,
+    parse_target,
 )
 from agents.policies import TorchPolicy, distribution_mode
 
-NORMS = ("linf", "l2")
-MAX_ACTIONS = 100_000
-"""An upper bound on a ``target=K`` action index (the victim's own is checked later)."""
 
-
-def parse_target(target: Any) -> int | str | None:
-    """``None`` (untargeted), an action index, or ``"worst"``."""
-    if target is None:
-        return None
-    if isinstance(target, str):
-        if target.lower() in ("none", ""):
-            return None
-        if target.lower() == "worst":
-            return "worst"
-        try:
-            float(target)
-        except ValueError:
-            raise AttackSpecError(
-                f"target must be an action index or 'worst', got {target!r}"
-            ) from None
-    return check_int("target", target, low=0, high=MAX_ACTIONS)
-
-
-def _labels(victim: TorchPolicy, dist: D.Distribution, target: int | str | None) -> torch.Tensor:
+def target_labels(
+    victim: TorchPolicy, dist: D.Distribution, target: int | str | None
+) -> torch.Tensor:
     """The actions the loss is about: clean greedy actions, or the target."""
     with torch.no_grad():
         if target is None:
@@ -69,10 +55,30 @@ def _labels(victim: TorchPolicy, dist: D.Distribution, target: int | str | None)
         return torch.full(dist.logits.shape[:-1], target, dtype=torch.long)
 
 
-def _objective(dist: D.Distribution, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
+def objective(dist: D.Distribution, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
     """Per-sample quantity the attack *increases*."""
     logp = dist.log_prob(labels)
     return logp if targeted else -logp
+
+
+def objective_gradient(
+    victim: TorchPolicy,
+    x: torch.Tensor,
+    labels: torch.Tensor | None,
+    target: int | str | None,
+    state: Any = None,
+    episode_start: Any = None,
+) -> tuple[torch.Tensor, D.Distribution | None, torch.Tensor]:
+    """``(∇ₓ objective, distribution at x, labels)``, the objective summed over the batch
+    and the distribution graph-free (``detached``); ``labels=None`` takes them from this
+    pass (the clean greedy actions, or the target)."""
+    xv = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        dist, _ = victim.forward(xv, state, episode_start)
+        if labels is None:
+            labels = target_labels(victim, dist, target)
+        (grad,) = torch.autograd.grad(objective(dist, labels, target is not None).sum(), xv)
+    return grad, detached(dist), labels
 
 
 def _flat_norm(t: torch.Tensor) -> torch.Tensor:
@@ -135,46 +141,86 @@ def gradient_attack(
     if rand_init:
         with torch.no_grad():
             dist0, _ = victim.forward(x, state, episode_start)
-        labels = _labels(victim, dist0, target)
+        labels: torch.Tensor | None = target_labels(victim, dist0, target)
         clean_dist = detached(dist0)
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
         x_adv = clamp_input(victim, x + random_start(x, eps, norm, gen))
     else:
         labels = None
         x_adv = x.clone()
-    targeted = target is not None
     # L∞: the ε-ball ∩ valid range as per-element bounds, computed once. A single step
     # of size <= ε from x cannot leave the ball (FGSM): only the valid range applies.
     ball = norm == "linf" and (steps > 1 or rand_init or alpha > eps)
     if ball:
         lo, hi = clamp_input(victim, x - eps), clamp_input(victim, x + eps)
     for _ in range(steps):
-        xv = x_adv.detach().requires_grad_(True)
-        with torch.enable_grad():
-            dist, _ = victim.forward(xv, state, episode_start)
-            if labels is None:  # first step from the clean input: the clean distribution
-                labels = _labels(victim, dist, target)
-                clean_dist = detached(dist)
-            objective = _objective(dist, labels, targeted).sum()
-            (grad,) = torch.autograd.grad(objective, xv)
+        first = labels is None  # the first step from the clean input: the clean distribution
+        grad, dist, labels = objective_gradient(victim, x_adv, labels, target, state, episode_start)
+        if first:
+            clean_dist = dist
         with torch.no_grad():
             if ball:
-                x_adv = torch.add(xv.detach(), grad.sign_(), alpha=alpha).clamp_(lo, hi)
+                x_adv = torch.add(x_adv, grad.sign_(), alpha=alpha).clamp_(lo, hi)
             elif norm == "linf":
-                x_adv = clamp_input(victim, torch.add(xv.detach(), grad.sign_(), alpha=alpha))
+                x_adv = clamp_input(victim, torch.add(x_adv, grad.sign_(), alpha=alpha))
             else:
-                delta = project(xv.detach() + alpha * ascent_direction(grad, norm) - x, eps, norm)
+                delta = project(x_adv + alpha * ascent_direction(grad, norm) - x, eps, norm)
                 x_adv = clamp_input(victim, x + delta)
     return x_adv.detach(), clean_dist
 
 
-class FGSM(ObservationAttack):
+class GradientAttack(CleanPassAttack):
+    """Base of FGSM and PGD: ``gradient_attack`` with the attack's settings; every
+    environment of the batch is attacked."""
+
+    def __init__(
+        self,
+        budget: PerturbationBudget,
+        *,
+        steps: int,
+        step_size: float | None,
+        random_start: bool,
+        target: int | str | None,
+        round_to_obs: bool,
+    ):
+        if budget.norm not in NORMS:
+            raise AttackSpecError(f"{self.name}: unknown norm {budget.norm!r}; valid: linf, l2")
+        super().__init__(budget, round_to_obs=round_to_obs)
+        self.steps = steps
+        self.step_size = step_size
+        self.random_start = random_start
+        self.target = target
+
+    def run(
+        self, victim: TorchPolicy, x: torch.Tensor, state: Any = None, episode_start: Any = None
+    ) -> tuple[torch.Tensor, D.Distribution | None]:
+        """``(x_adv, clean distribution or None)``, as ``gradient_attack`` returns them."""
+        return gradient_attack(
+            victim,
+            x,
+            eps=self.budget.eps,
+            norm=self.budget.norm,
+            steps=self.steps,
+            step_size=self.step_size,
+            rand_init=self.random_start,
+            target=self.target,
+            generator=self.generator,
+            state=state,
+            episode_start=episode_start,
+        )
+
+    def _perturb_step(self, victim, x, state, episode_start):
+        x_adv, clean = self.run(victim, x, state, episode_start)
+        return x_adv, every_env(x), clean
+
+
+class FGSM(GradientAttack):
     """Fast gradient sign method: one step of size ε along the ascent direction.
 
     Paper: Goodfellow, Shlens, Szegedy 2015 (FGSM); Huang, Papernot, Goodfellow, Duan,
     Abbeel 2017, "Adversarial Attacks on Neural Network Policies" (on Atari policies).
     Norm: L∞ (``x + ε·sign(∇)``) or L2 (``x + ε·∇/‖∇‖₂``), ε on the victim's network
-    input (pixels on [0, 1]: ``eps=1/255`` is one grey level), then clamped to the
+    input (pixels on [0, 1]: ``eps=1/255`` is one gray level), then clamped to the
     valid input range. Shapes: ``x`` is the batched network input ``(B, ...)``; the
     result has the same shape; every environment of the batch is attacked.
 
@@ -194,34 +240,17 @@ class FGSM(ObservationAttack):
         target: int | str | None = None,
         round_to_obs: bool = False,
     ):
-        if budget.norm not in NORMS:
-            raise AttackSpecError(f"{self.name}: unknown norm {budget.norm!r}; valid: linf, l2")
-        super().__init__(budget, round_to_obs=round_to_obs)
-        self.target = target
-
-    def _run(self, victim, x, state, episode_start):
-        return gradient_attack(
-            victim,
-            x,
-            eps=self.budget.eps,
-            norm=self.budget.norm,
+        super().__init__(
+            budget,
             steps=1,
-            step_size=self.budget.eps,
-            target=self.target,
-            state=state,
-            episode_start=episode_start,
+            step_size=budget.eps,
+            random_start=False,
+            target=target,
+            round_to_obs=round_to_obs,
         )
 
-    def perturb(self, victim, x, state=None, episode_start=None):
-        x_adv, _ = self._run(victim, x, state, episode_start)
-        return x_adv, torch.ones(x.shape[0], dtype=torch.bool)
 
-    def _perturb_step(self, victim, x, state, episode_start):
-        x_adv, clean = self._run(victim, x, state, episode_start)
-        return x_adv, torch.ones(x.shape[0], dtype=torch.bool), clean
-
-
-class PGD(ObservationAttack):
+class PGD(GradientAttack):
     """Projected gradient descent: ``steps`` ascent steps of ``step_size``, each projected
     back onto the ε-ball and the valid range, from a random start in the ball.
 
@@ -248,43 +277,14 @@ class PGD(ObservationAttack):
         target: int | str | None = None,
         round_to_obs: bool = False,
     ):
-        if budget.norm not in NORMS:
-            raise AttackSpecError(f"{self.name}: unknown norm {budget.norm!r}; valid: linf, l2")
-        super().__init__(budget, round_to_obs=round_to_obs)
-        self.steps = steps
-        self.step_size = step_size
-        self.random_start = random_start
-        self.target = target
-
-    def _run(self, victim, x, state, episode_start):
-        return gradient_attack(
-            victim,
-            x,
-            eps=self.budget.eps,
-            norm=self.budget.norm,
-            steps=self.steps,
-            step_size=self.step_size,
-            rand_init=self.random_start,
-            target=self.target,
-            generator=self.generator,
-            state=state,
-            episode_start=episode_start,
+        super().__init__(
+            budget,
+            steps=steps,
+            step_size=step_size,
+            random_start=random_start,
+            target=target,
+            round_to_obs=round_to_obs,
         )
-
-    def perturb(self, victim, x, state=None, episode_start=None):
-        x_adv, _ = self._run(victim, x, state, episode_start)
-        return x_adv, torch.ones(x.shape[0], dtype=torch.bool)
-
-    def _perturb_step(self, victim, x, state, episode_start):
-        x_adv, clean = self._run(victim, x, state, episode_start)
-        return x_adv, torch.ones(x.shape[0], dtype=torch.bool), clean
-
-
-def budget_from(eps: Any, norm: Any, allowed: tuple[str, ...] = NORMS) -> PerturbationBudget:
-    """Validate spec values and build the budget (ε on the network input)."""
-    norm = check_choice("norm", norm, allowed)
-    eps = check_number("eps", eps, low=0.0, high=1.0)
-    return PerturbationBudget(eps=eps, norm=norm)
 
 
 def make_fgsm(
@@ -292,7 +292,7 @@ def make_fgsm(
 ) -> FGSM:
     """``fgsm:eps=E,norm=linf|l2,target=K|worst,round=false``."""
     return FGSM(
-        budget_from(eps, norm), target=parse_target(target), round_to_obs=check_flag("round", round)
+        budget_from(eps, norm), target=parse_target(target), round_to_obs=parse_round(round)
     )
 
 
@@ -306,31 +306,33 @@ def make_pgd(
     round: Any = False,
 ) -> PGD:
     """``pgd:eps=E,norm=linf|l2,steps=N,step_size=A,random_start=true,target=K|worst``."""
-    budget = budget_from(eps, norm)
     return PGD(
-        budget,
-        steps=check_int("steps", steps, low=1, high=MAX_STEPS),
-        step_size=None if step_size is None else check_number("step_size", step_size, low=0.0),
+        budget_from(eps, norm),
+        steps=parse_steps(steps),
+        step_size=parse_step_size(step_size),
         random_start=check_flag("random_start", random_start),
         target=parse_target(target),
-        round_to_obs=check_flag("round", round),
+        round_to_obs=parse_round(round),
     )
 
 
-def _register() -> None:
-    from agents.attacks import register_attack
+register_attack(
+    "fgsm", make_fgsm, "fast gradient sign (Huang et al. 2017); eps, norm, target, round"
+)
+register_attack(
+    "pgd",
+    make_pgd,
+    "projected gradient descent (Madry et al. 2018); eps, "
+    "norm, steps, step_size, random_start, target, round",
+)
 
-    register_attack(
-        "fgsm", make_fgsm, "fast gradient sign (Huang et al. 2017); eps, norm, target, round"
-    )
-    register_attack(
-        "pgd",
-        make_pgd,
-        "projected gradient descent (Madry et al. 2018); eps, "
-        "norm, steps, step_size, random_start, target, round",
-    )
-
-
-_register()
-
-__all__ = ["FGSM", "PGD", "ascent_direction", "gradient_attack", "project", "random_start"]
+__all__ = [
+    "FGSM",
+    "PGD",
+    "GradientAttack",
+    "ascent_direction",
+    "gradient_attack",
+    "objective_gradient",
+    "project",
+    "random_start",
+]

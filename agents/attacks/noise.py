@@ -10,8 +10,9 @@ from typing import Any
 
 import torch
 
-from agents.attacks.base import ObservationAttack, PerturbationBudget, check_flag, clamp_input
-from agents.attacks.gradient import budget_from
+from agents.attacks import register_attack
+from agents.attacks.base import ObservationAttack, PerturbationBudget, clamp_input, every_env
+from agents.attacks.params import budget_from, parse_round
 
 
 class RandomNoise(ObservationAttack):
@@ -38,25 +39,19 @@ class RandomNoise(ObservationAttack):
         if self.budget.norm == "l2":
             eps = eps / float(x[0].numel()) ** 0.5
         x_adv = clamp_input(victim, x + eps * sign)
-        return x_adv, torch.ones(x.shape[0], dtype=torch.bool)
+        return x_adv, every_env(x)
 
 
 def make_noise(eps: Any = 1 / 255, norm: Any = "linf", round: Any = False) -> RandomNoise:
     """``noise:eps=E,norm=linf|l2,round=false``."""
     budget: PerturbationBudget = budget_from(eps, norm)
-    return RandomNoise(budget, round_to_obs=check_flag("round", round))
+    return RandomNoise(budget, round_to_obs=parse_round(round))
 
 
-def _register() -> None:
-    from agents.attacks import register_attack
-
-    register_attack(
-        "noise",
-        make_noise,
-        "random ±ε sign noise, the control (Huang et al. 2017); eps, norm, round",
-    )
-
-
-_register()
+register_attack(
+    "noise",
+    make_noise,
+    "random ±ε sign noise, the control (Huang et al. 2017); eps, norm, round",
+)
 
 __all__ = ["RandomNoise"]

@@ -14,26 +14,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from agents.attacks import register_attack
 from agents.attacks.base import (
-    MAX_STEPS,
     AttackSpecError,
-    ObservationAttack,
+    CleanPassAttack,
     PerturbationBudget,
-    check_flag,
-    check_int,
-    check_number,
     clamp_input,
-    detached,
+    every_env,
 )
-from agents.attacks.gradient import _labels, _objective, parse_target
+from agents.attacks.gradient import objective_gradient
+from agents.attacks.params import check_int, check_number, parse_round, parse_steps, parse_target
 from agents.policies import Policy, TorchPolicy
 
 MAX_FRAME = 10_000
 """An upper bound on a patch's size and corner (the frame's own is checked later)."""
 
 
-class Patch(ObservationAttack):
-    """Optimise the content of a ``size×size`` square, by signed gradient ascent, anywhere in
+class Patch(CleanPassAttack):
+    """Optimize the content of a ``size×size`` square, by signed gradient ascent, anywhere in
     the valid input range (no ε-bound on the amount: the budget is the L0 count k·k).
 
     Paper: Brown, Mané, Roy, Abadi, Gilmer 2017, "Adversarial Patch"; Eykholt et al. 2018,
@@ -118,16 +116,10 @@ class Patch(ObservationAttack):
             mask[i, :, r : r + k, c : c + k] = 1.0
         return mask
 
-    def _run(self, victim: TorchPolicy, x: torch.Tensor, state, episode_start):
+    def _perturb_step(self, victim: TorchPolicy, x: torch.Tensor, state, episode_start):
         self._check_frame(tuple(x.shape))
         x = x.detach()
-        targeted = self.target is not None
-        xv = x.clone().requires_grad_(True)
-        with torch.enable_grad():
-            dist, _ = victim.forward(xv, state, episode_start)
-            labels = _labels(victim, dist, self.target)
-            (grad,) = torch.autograd.grad(_objective(dist, labels, targeted).sum(), xv)
-        clean = detached(dist)
+        grad, clean, labels = objective_gradient(victim, x, None, self.target, state, episode_start)
         mask = self._mask(grad, x.shape)
         inside = mask.bool().expand_as(x)
         x_adv = x.clone()
@@ -135,20 +127,11 @@ class Patch(ObservationAttack):
             with torch.no_grad():
                 x_adv = clamp_input(victim, x_adv + self.step_size * grad.sign() * mask)
                 x_adv = torch.where(inside, x_adv, x)  # only the square ever changes
-            if i == self.steps - 1:
-                break
-            xv = x_adv.detach().requires_grad_(True)
-            with torch.enable_grad():
-                dist, _ = victim.forward(xv, state, episode_start)
-                (grad,) = torch.autograd.grad(_objective(dist, labels, targeted).sum(), xv)
-        return x_adv.detach(), torch.ones(x.shape[0], dtype=torch.bool), clean
-
-    def perturb(self, victim, x, state=None, episode_start=None):
-        x_adv, mask, _ = self._run(victim, x, state, episode_start)
-        return x_adv, mask
-
-    def _perturb_step(self, victim, x, state, episode_start):
-        return self._run(victim, x, state, episode_start)
+            if i < self.steps - 1:
+                grad, _, _ = objective_gradient(
+                    victim, x_adv, labels, self.target, state, episode_start
+                )
+        return x_adv.detach(), every_env(x), clean
 
 
 def make_patch(
@@ -165,24 +148,18 @@ def make_patch(
         check_int("size", size, low=1, high=MAX_FRAME),
         row=None if row is None else check_int("row", row, low=0, high=MAX_FRAME),
         col=None if col is None else check_int("col", col, low=0, high=MAX_FRAME),
-        steps=check_int("steps", steps, low=1, high=MAX_STEPS),
+        steps=parse_steps(steps),
         step_size=check_number("step_size", step_size, low=0.0, high=1.0),
         target=parse_target(target),
-        round_to_obs=check_flag("round", round),
+        round_to_obs=parse_round(round),
     )
 
 
-def _register() -> None:
-    from agents.attacks import register_attack
-
-    register_attack(
-        "patch",
-        make_patch,
-        "L0 sticker: a k×k square changed by any amount "
-        "(Brown et al. 2017); size, row, col, steps, step_size, target, round",
-    )
-
-
-_register()
+register_attack(
+    "patch",
+    make_patch,
+    "L0 sticker: a k×k square changed by any amount "
+    "(Brown et al. 2017); size, row, col, steps, step_size, target, round",
+)
 
 __all__ = ["Patch"]

@@ -9,18 +9,17 @@ from typing import Any
 import torch
 from torch import distributions as D
 
-from agents.attacks.base import (
-    MAX_STEPS,
-    AttackSpecError,
-    ObservationAttack,
-    PerturbationBudget,
+from agents.attacks import register_attack
+from agents.attacks.base import AttackSpecError, CleanPassAttack, PerturbationBudget, detached
+from agents.attacks.gradient import FGSM, PGD, GradientAttack
+from agents.attacks.params import (
+    budget_from,
     check_choice,
-    check_flag,
-    check_int,
     check_number,
-    detached,
+    parse_round,
+    parse_steps,
+    parse_target,
 )
-from agents.attacks.gradient import budget_from, gradient_attack, parse_target
 from agents.policies import TorchPolicy
 
 
@@ -35,7 +34,7 @@ def preference(dist: D.Distribution) -> torch.Tensor:
     return p.max(dim=-1).values - p.min(dim=-1).values
 
 
-class StrategicallyTimed(ObservationAttack):
+class StrategicallyTimed(CleanPassAttack):
     """Attack a step only when the victim's preference ``c(s) ≥ β``; leave it clean otherwise.
 
     Paper: Lin, Hong, Liao, Shih, Liu, Sun 2017, "Tactics of Adversarial Attack on Deep
@@ -68,11 +67,18 @@ class StrategicallyTimed(ObservationAttack):
     ):
         super().__init__(budget, round_to_obs=round_to_obs)
         self.beta = beta
-        self.inner = inner
-        self.steps = 1 if inner == "fgsm" else steps
-        self.target = target
+        self.inner: GradientAttack = (
+            FGSM(budget, target=target)
+            if inner == "fgsm"
+            else PGD(budget, steps=steps, target=target)
+        )
+        self.inner.generator = self.generator  # one random stream, re-seeded by ``reset``
 
-    def _run(self, victim: TorchPolicy, x, state, episode_start):
+    def reset(self, *, seed: int | None = None) -> None:
+        super().reset(seed=seed)
+        self.inner.generator = self.generator
+
+    def _perturb_step(self, victim: TorchPolicy, x, state, episode_start):
         x = x.detach()
         with torch.no_grad():
             dist, _ = victim.forward(x, state, episode_start)
@@ -80,47 +86,14 @@ class StrategicallyTimed(ObservationAttack):
         clean = detached(dist)
         if not bool(mask.any()):
             return x.clone(), mask, clean
-        eps = self.budget.eps
-        step_size = eps if self.inner == "fgsm" else None
         if state is None and not victim.recurrent:  # attack only the chosen environments
             sub = None if episode_start is None else episode_start[mask.numpy()]
-            adv, _ = gradient_attack(
-                victim,
-                x[mask],
-                eps=eps,
-                norm=self.budget.norm,
-                steps=self.steps,
-                step_size=step_size,
-                rand_init=self.inner == "pgd",
-                target=self.target,
-                generator=self.generator,
-                episode_start=sub,
-            )
             x_adv = x.clone()
-            x_adv[mask] = adv
+            x_adv[mask] = self.inner.run(victim, x[mask], None, sub)[0]
         else:
-            adv, _ = gradient_attack(
-                victim,
-                x,
-                eps=eps,
-                norm=self.budget.norm,
-                steps=self.steps,
-                step_size=step_size,
-                rand_init=self.inner == "pgd",
-                target=self.target,
-                generator=self.generator,
-                state=state,
-                episode_start=episode_start,
-            )
+            adv, _ = self.inner.run(victim, x, state, episode_start)
             x_adv = torch.where(mask.view((-1,) + (1,) * (x.dim() - 1)), adv, x)
         return x_adv, mask, clean
-
-    def perturb(self, victim, x, state=None, episode_start=None):
-        x_adv, mask, _ = self._run(victim, x, state, episode_start)
-        return x_adv, mask
-
-    def _perturb_step(self, victim, x, state, episode_start):
-        return self._run(victim, x, state, episode_start)
 
 
 def make_timed(
@@ -137,23 +110,16 @@ def make_timed(
         budget_from(eps, norm),
         beta=check_number("beta", beta, low=0.0, high=1.0),
         inner=check_choice("inner", inner, ("fgsm", "pgd")),
-        steps=check_int("steps", steps, low=1, high=MAX_STEPS),
+        steps=parse_steps(steps),
         target=parse_target(target),
-        round_to_obs=check_flag("round", round),
+        round_to_obs=parse_round(round),
     )
 
 
-def _register() -> None:
-    from agents.attacks import register_attack
-
-    register_attack(
-        "timed",
-        make_timed,
-        "strategically-timed attack (Lin et al. 2017); eps, "
-        "beta, norm, inner, steps, target, round",
-    )
-
-
-_register()
+register_attack(
+    "timed",
+    make_timed,
+    "strategically-timed attack (Lin et al. 2017); eps, beta, norm, inner, steps, target, round",
+)
 
 __all__ = ["StrategicallyTimed", "preference"]

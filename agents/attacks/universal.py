@@ -1,83 +1,37 @@
 """The universal perturbation: one δ, fitted once on the victim's own frames, then added
-unchanged to every frame at test time (no per-step optimisation, no gradient at test).
+unchanged to every frame at test time (no per-step optimization, no gradient at test).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from agents.attacks import register_attack
 from agents.attacks.base import (
     AttackSpecError,
     ObservationAttack,
     PerturbationBudget,
-    check_flag,
-    check_int,
-    check_number,
     clamp_input,
+    every_env,
 )
-from agents.attacks.gradient import (
-    _labels,
-    _objective,
-    ascent_direction,
-    budget_from,
-    parse_target,
-    project,
-)
+from agents.attacks.gradient import ascent_direction, objective, project, target_labels
+from agents.attacks.params import budget_from, check_int, parse_round, parse_step_size, parse_target
 from agents.numbers import SEED_MAX
 from agents.policies import TorchPolicy
 
 log = logging.getLogger(__name__)
 
 
-def read_record_frames(
-    directory: str | Path, seat: str | None = None, max_frames: int | None = None
-) -> np.ndarray:
-    """The clean observations of one seat from an episode-record directory.
-
-    Reads ``episode_*.npz`` (written by ``arena evaluate --record DIR``) with
-    ``allow_pickle=False``. ``seat`` may be left out when the record has one seat.
-    """
-    directory = Path(directory)
-    files = sorted(directory.glob("episode_*.npz")) if directory.is_dir() else []
-    if not files:
-        raise AttackSpecError(
-            f"universal: no episode_*.npz in {directory} (make one with "
-            f"`arena evaluate ... --record DIR`)"
-        )
-    chunks: list[np.ndarray] = []
-    total = 0
-    for f in files:
-        try:
-            with np.load(f, allow_pickle=False) as archive:
-                keys = [k for k in archive.files if k.startswith("obs.")]
-                seats = [k[4:] for k in keys]
-                if seat is None and len(seats) != 1:
-                    raise AttackSpecError(
-                        f"universal: the record has seats {', '.join(seats)}; "
-                        f"say which with seat=NAME"
-                    )
-                name = seat if seat is not None else seats[0]
-                if f"obs.{name}" not in archive.files:
-                    raise AttackSpecError(
-                        f"universal: unknown seat {name!r} in {directory}; "
-                        f"valid: {', '.join(seats)}"
-                    )
-                frames = archive[f"obs.{name}"][:-1]  # the last one was never acted on
-        except (OSError, ValueError) as exc:
-            if isinstance(exc, AttackSpecError):
-                raise
-            raise AttackSpecError(f"universal: cannot read {f}: {exc}") from None
-        chunks.append(frames)
-        total += len(frames)
-        if max_frames is not None and total >= max_frames:
-            break
-    out = np.concatenate(chunks)
-    return out[:max_frames] if max_frames is not None else out
+FramesReader = Callable[[str, str | None, int], np.ndarray]
+"""``(record directory, seat or None, max_frames) -> frames``: the clean observations
+one seat acted on in a record. Records are the arena's files: it gives the reader
+(``arena.attacks.build_attack``); agents never read them."""
 
 
 def fit_universal(
@@ -91,7 +45,7 @@ def fit_universal(
     target: int | str | None = None,
     seed: int = 0,
 ) -> torch.Tensor:
-    """One δ (shape of one input) that maximises the mean attack objective over ``inputs``.
+    """One δ (shape of one input) that maximizes the mean attack objective over ``inputs``.
 
     Projected signed-gradient ascent on minibatches (a fast variant of the universal
     perturbations of Moosavi-Dezfooli et al. 2017, as used on policies by Hussenot et al.
@@ -106,7 +60,7 @@ def fit_universal(
     with torch.no_grad():
         labels = torch.cat(
             [
-                _labels(victim, victim.forward(inputs[i : i + 256])[0], target)
+                target_labels(victim, victim.forward(inputs[i : i + 256])[0], target)
                 for i in range(0, len(inputs), 256)
             ]
         )
@@ -116,7 +70,7 @@ def fit_universal(
         with torch.enable_grad():
             x_adv = clamp_input(victim, inputs[idx] + d)
             dist, _ = victim.forward(x_adv)
-            obj = _objective(dist, labels[idx], target is not None).mean()
+            obj = objective(dist, labels[idx], target is not None).mean()
             (grad,) = torch.autograd.grad(obj, d)
         with torch.no_grad():
             delta = project((d + alpha * ascent_direction(grad[None], norm)[0])[None], eps, norm)[0]
@@ -179,6 +133,8 @@ class Universal(ObservationAttack):
         self.frames, self.fit_steps, self.seat = frames, fit_steps, seat
         self.iters, self.batch, self.step_size = iters, batch, step_size
         self.target, self.max_frames, self.seed = target, max_frames, seed
+        self.read_frames: FramesReader | None = None
+        """Reads ``frames``; the arena sets it when it builds the attack."""
         self.delta: torch.Tensor | None = None
         self._seen: list[torch.Tensor] = []
         self._steps = 0
@@ -205,7 +161,12 @@ class Universal(ObservationAttack):
     def perturb(self, victim, x, state=None, episode_start=None):
         x = x.detach()
         if self.delta is None and self.frames is not None:
-            obs = read_record_frames(self.frames, self.seat, self.max_frames)
+            if self.read_frames is None:
+                raise AttackSpecError(
+                    "universal: frames=DIR is a record the arena reads; build the attack "
+                    "with arena.attacks.build_attack"
+                )
+            obs = self.read_frames(self.frames, self.seat, self.max_frames)
             self.fit(victim, victim.input_from_obs(obs))
         elif self.delta is None:
             assert self.fit_steps is not None
@@ -222,7 +183,7 @@ class Universal(ObservationAttack):
                 f"victim's input is {tuple(x.shape[1:])}"
             )
         x_adv = clamp_input(victim, x + self.delta)
-        return x_adv, torch.ones(x.shape[0], dtype=torch.bool)
+        return x_adv, every_env(x)
 
 
 def make_universal(
@@ -251,25 +212,19 @@ def make_universal(
         seat=None if seat is None else str(seat),
         iters=check_int("iters", iters, low=1, high=100_000),
         batch=check_int("batch", batch, low=1, high=100_000),
-        step_size=None if step_size is None else check_number("step_size", step_size, low=0.0),
+        step_size=parse_step_size(step_size),
         target=parse_target(target),
         max_frames=check_int("max_frames", max_frames, low=1, high=1_000_000),
         seed=check_int("seed", seed, low=0, high=SEED_MAX),
-        round_to_obs=check_flag("round", round),
+        round_to_obs=parse_round(round),
     )
 
 
-def _register() -> None:
-    from agents.attacks import register_attack
+register_attack(
+    "universal",
+    make_universal,
+    "one δ for every frame, fitted on the "
+    "victim's own frames (frames=RECORD_DIR or fit_steps=N); eps, norm, iters",
+)
 
-    register_attack(
-        "universal",
-        make_universal,
-        "one δ for every frame, fitted on the "
-        "victim's own frames (frames=RECORD_DIR or fit_steps=N); eps, norm, iters",
-    )
-
-
-_register()
-
-__all__ = ["Universal", "fit_universal", "read_record_frames"]
+__all__ = ["FramesReader", "Universal", "fit_universal"]

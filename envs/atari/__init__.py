@@ -61,7 +61,7 @@ def make_spec(game: str) -> EnvSpec:
         nondeterministic=False,
         max_episode_steps=MAX_EPISODE_STEPS,
         default_policies={},
-        description=f"Atari {game} (ALE), DeepMind preprocessing: 4×84×84 grey frames",
+        description=f"Atari {game} (ALE), DeepMind preprocessing: 4×84×84 gray frames",
     )
 
 

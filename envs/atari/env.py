@@ -9,7 +9,7 @@ build it on ``<Game>NoFrameskip-v4``, because that is what the pretrained victim
   for games whose action 1 is FIRE, the agent steps FIRE and action 2 (fire reset);
 * each agent step repeats the action ``frame_skip`` frames, sums the rewards and
   max-pools the last two RGB frames;
-* RGB -> grey (``cv2.cvtColor``) -> 84×84 (``cv2.resize``, ``INTER_AREA``), uint8;
+* RGB -> gray (``cv2.cvtColor``) -> 84×84 (``cv2.resize``, ``INTER_AREA``), uint8;
 * the last ``frame_stack`` frames, oldest first, channel-first: ``(4, 84, 84)`` uint8.
   At reset the stack is zeros with the first frame in the last slot (as
   ``VecFrameStack`` does).
@@ -49,7 +49,7 @@ class AtariEnv(ParallelEnv):
         frame_skip: frames per agent step (the action is repeated), >= 1.
         noop_max: at most this many random raw NOOP frames at reset (0 disables).
         frame_stack: frames per observation, >= 1.
-        screen_size: side of the square grey frame.
+        screen_size: side of the square gray frame.
         repeat_action_probability: ALE sticky actions (0 = off).
         full_action_space: all 18 actions instead of the game's minimal set.
         max_episode_steps: truncate after this many agent steps (None = never).
@@ -153,8 +153,8 @@ class AtariEnv(ParallelEnv):
         self.ale.loadROM(self._rom)
 
     def _frame(self, rgb: np.ndarray) -> np.ndarray:
-        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        return cv2.resize(grey, (self.screen_size, self.screen_size), interpolation=cv2.INTER_AREA)
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        return cv2.resize(gray, (self.screen_size, self.screen_size), interpolation=cv2.INTER_AREA)
 
     def _push(self, frame: np.ndarray) -> None:
         self._stack[:-1] = self._stack[1:]
@@ -255,6 +255,10 @@ class AtariEnv(ParallelEnv):
         if self.render_mode != "rgb_array":
             return None
         return self.ale.getScreenRGB()
+
+    def action_names(self, seat: str) -> list[str]:
+        """``envs.paint.NamedActions``: ale-py's names (``NOOP``, ``FIRE``, ...)."""
+        return list(self.action_meanings)
 
     def close(self) -> None:
         pass

@@ -30,6 +30,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from envs.competition import scene as sc
+from envs.paint import Camera, Color, Shot
 
 GOAL_REWARD = 1000.0
 MAX_STEPS = 500
@@ -94,6 +95,7 @@ class CompetitionEnv(ParallelEnv):
         self.render_mode = render_mode
         self._size = (int(height), int(width))
         self._renderer: Any = None
+        self._film: Any = None
         self.model = _compiled(self.scene)
         self.data = mujoco.MjData(self.model)
         self._seat = [self._index(k) for k in range(2)]
@@ -325,7 +327,7 @@ class CompetitionEnv(ParallelEnv):
             a = np.clip(a, s.ctrl_low, s.ctrl_high)
         return weight * float(np.square(a).sum())
 
-    def _mass_centre_x(self, k: int) -> float:
+    def _mass_center_x(self, k: int) -> float:
         s = self._seat[k]
         return float((s.mass * self._xipos_x[k]).sum() / s.mass_sum)
 
@@ -367,11 +369,6 @@ class CompetitionEnv(ParallelEnv):
             else:
                 out[dst] = src
 
-    def _standard_obs(self, k: int) -> list[np.ndarray]:
-        out = np.empty(self._plans[k][-1][0].stop)
-        self._standard_obs_into(k, out)
-        return [out]
-
     def _observe(self, k: int) -> np.ndarray:
         out = np.empty(self.obs_size)
         self._standard_obs_into(k, out)
@@ -393,10 +390,65 @@ class CompetitionEnv(ParallelEnv):
         self._renderer.update_scene(self.data, camera=self._camera)
         return np.asarray(self._renderer.render())
 
+    # ---- envs.paint.FilmedScene: a painter's own following camera -------------------
+    def seat_colors(self) -> dict[str, Color]:
+        return {
+            name: (int(255 * r), int(255 * g), int(255 * b))
+            for name, k in self._phys.items()
+            for r, g, b, _ in [sc.SEAT_COLORS[k]]
+        }
+
+    def seat_points(self) -> dict[str, np.ndarray]:
+        return {name: self.data.xpos[self._seat[k].torso].copy() for name, k in self._phys.items()}
+
+    def film_fovy(self) -> float:
+        return float(self.model.vis.global_.fovy)
+
+    def film(self, camera: Camera, *, height: int, width: int) -> Shot:
+        """Without shadows, reflections or multisampling: together about 6x faster under
+        software GL (Mesa llvmpipe, on a machine without a GPU), ~20 ms a 640x480 frame."""
+        mj, m = self._mj, self.model
+        size = (min(height, int(m.vis.global_.offheight)), min(width, int(m.vis.global_.offwidth)))
+        if self._film is None or (self._film.height, self._film.width) != size:
+            self._close_film()
+            samples = int(m.vis.quality.offsamples)
+            m.vis.quality.offsamples = 0  # read once, by the renderer's context
+            try:
+                self._film = mj.Renderer(m, height=size[0], width=size[1])
+            finally:
+                m.vis.quality.offsamples = samples
+            self._film.scene.flags[mj.mjtRndFlag.mjRND_SHADOW] = False
+            self._film.scene.flags[mj.mjtRndFlag.mjRND_REFLECTION] = False
+        view = mj.MjvCamera()
+        view.lookat[:] = camera.lookat
+        view.distance = camera.distance
+        view.azimuth = camera.azimuth
+        view.elevation = camera.elevation
+        self._film.update_scene(self.data, camera=view)
+        image = np.array(self._film.render(), dtype=np.uint8)
+        gl = self._film.scene.camera[0]
+        return Shot(
+            image=image,
+            position=np.array(gl.pos, dtype=np.float64),
+            forward=np.array(gl.forward, dtype=np.float64),
+            up=np.array(gl.up, dtype=np.float64),
+            near=float(gl.frustum_near),
+            center=float(gl.frustum_center),
+            half_width=float(gl.frustum_width),
+            bottom=float(gl.frustum_bottom),
+            top=float(gl.frustum_top),
+        )
+
+    def _close_film(self) -> None:
+        if self._film is not None:
+            self._film.close()
+            self._film = None
+
     def close(self) -> None:
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+        self._close_film()
 
 
 _NO_ACTION = np.zeros(0)
@@ -448,7 +500,7 @@ class _WalkerRewards:
 class RunToGoalEnv(_WalkerRewards, CompetitionEnv):
     """Run to the goal line behind the opponent (x = +4 for seat 0, −4 for seat 1).
 
-    A seat scores when its centre of mass is strictly beyond its goal; the first to
+    A seat scores when its center of mass is strictly beyond its goal; the first to
     score wins (both in the same step: a tie). Both fallen, or the step limit
     (500, our choice: the original has none): a tie.
     """
@@ -457,7 +509,7 @@ class RunToGoalEnv(_WalkerRewards, CompetitionEnv):
 
     def _progress_x(self) -> np.ndarray:
         if self.scene.agent == sc.HUMANOID:
-            return np.array([self._mass_centre_x(0), self._mass_centre_x(1)])
+            return np.array([self._mass_center_x(0), self._mass_center_x(1)])
         return np.array([self._subtree_x(0), self._subtree_x(1)])
 
     def _move_rewards(self, acts, before):
@@ -504,7 +556,7 @@ class RunToGoalAntsEnv(RunToGoalEnv):
 class YouShallNotPassEnv(_WalkerRewards, CompetitionEnv):
     """The runner (seat 1, from x = +1) must get past x = −4; the blocker (seat 0) stops it.
 
-    Runner's centre of mass beyond −4: the runner wins. Runner fallen (z ≤ 0.3):
+    Runner's center of mass beyond −4: the runner wins. Runner fallen (z ≤ 0.3):
     the blocker wins (+1000 only if it still stands above 0.3). Step limit: the
     blocker wins. Info-only shaping: the blocker gets ``|runner x + 4|``.
     """
@@ -518,7 +570,7 @@ class YouShallNotPassEnv(_WalkerRewards, CompetitionEnv):
         return ("runner", "blocker")
 
     def _progress_x(self) -> np.ndarray:
-        return np.array([self._mass_centre_x(0), self._mass_centre_x(1)])
+        return np.array([self._mass_center_x(0), self._mass_center_x(1)])
 
     def _move_rewards(self, acts, before):
         z0 = self._z(0)
@@ -702,7 +754,7 @@ class KickAndDefendEnv(CompetitionEnv):
         self._touched = False
 
     def _progress_x(self) -> np.ndarray:
-        return np.array([self._mass_centre_x(0), self._mass_centre_x(1)])
+        return np.array([self._mass_center_x(0), self._mass_center_x(1)])
 
     def _ball(self) -> np.ndarray:
         return self.data.qpos[0:3]

@@ -9,7 +9,7 @@ trained on, are reproduced:
 * capsule mass *and* inertia: 1.31 treated a capsule as a solid cylinder of the
   same radius whose ends extend ``r/2`` beyond the segment. A shadow copy of each
   agent with its capsules so replaced is compiled, and its body inertials
-  (mass, diagonal inertia, centre of mass, inertia frame) are written into the
+  (mass, diagonal inertia, center of mass, inertia frame) are written into the
   real agent as explicit inertials;
 * ``cfrc_ext`` is computed by the env (``mj_rnePostConstraint``), see ``games``.
 
@@ -68,7 +68,7 @@ def _base_agent(kind: str) -> mujoco.MjSpec:
 
 
 Inertial = tuple[float, np.ndarray, np.ndarray, np.ndarray]
-"""mass, principal inertia, centre of mass and inertia frame of a body."""
+"""mass, principal inertia, center of mass and inertia frame of a body."""
 
 
 def _mujoco131_inertials(spec: mujoco.MjSpec) -> dict[str, Inertial]:
@@ -140,7 +140,8 @@ class SceneConfig:
     football: bool = False
 
 
-_COLOURS = ((0.85, 0.35, 0.25, 1.0), (0.25, 0.45, 0.85, 1.0))
+SEAT_COLORS = ((0.85, 0.35, 0.25, 1.0), (0.25, 0.45, 0.85, 1.0))
+"""RGBA of agent 0's and agent 1's body."""
 
 
 def build_scene(config: SceneConfig) -> mujoco.MjSpec:
@@ -214,7 +215,7 @@ def build_scene(config: SceneConfig) -> mujoco.MjSpec:
         ball.ipos = [0.0, 0.0, 0.0]  # MjSpec otherwise leaves the body's pos here
         ball.iquat = [1.0, 0.0, 0.0, 0.0]
     for k, (pos, quat) in enumerate(config.poses):
-        agent = agent_spec(config.agent, pos=pos, quat=quat, rgba=_COLOURS[k])
+        agent = agent_spec(config.agent, pos=pos, quat=quat, rgba=SEAT_COLORS[k])
         # The world's options win; make the agent agree so attaching reports no conflict.
         agent.option.timestep = opt.timestep
         agent.option.iterations = opt.iterations

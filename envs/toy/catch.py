@@ -1,6 +1,6 @@
 """``toy_catch_v0``: catch falling balls from pixels; one seat, ``player``.
 
-A frame of ``size × size`` grey pixels (uint8, channel-first ``(1, H, W)``) shows
+A frame of ``size × size`` gray pixels (uint8, channel-first ``(1, H, W)``) shows
 a 2×2 ball falling one row per step and a paddle (6×2) on the bottom rows.
 Actions: 0 = stay, 1 = left, 2 = right (2 pixels a step). A ball that reaches
 the paddle's rows is caught (+1) or missed (-1); then the next ball starts at a
@@ -17,8 +17,12 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from envs.paint import Color
+
 PLAYER = "player"
 BALL, PADDLE_W, PADDLE_H, SPEED = 2, 6, 2, 2
+PADDLE_GRAY = 170
+ACTIONS = ("stay", "left", "right")
 
 
 class CatchEnv(ParallelEnv):
@@ -62,7 +66,7 @@ class CatchEnv(ParallelEnv):
         frame = np.zeros((1, self.size, self.size), dtype=np.uint8)
         r, c = self.ball
         frame[0, r : r + BALL, c : c + BALL] = 255
-        frame[0, self.size - PADDLE_H :, self.paddle : self.paddle + PADDLE_W] = 170
+        frame[0, self.size - PADDLE_H :, self.paddle : self.paddle + PADDLE_W] = PADDLE_GRAY
         return frame
 
     def step(self, actions: dict[str, Any]):
@@ -94,8 +98,19 @@ class CatchEnv(ParallelEnv):
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
-        grey = np.repeat(self._frame()[0][..., None], 3, axis=2)
-        return np.kron(grey, np.ones((8, 8, 1), dtype=np.uint8))
+        gray = np.repeat(self._frame()[0][..., None], 3, axis=2)
+        return np.kron(gray, np.ones((8, 8, 1), dtype=np.uint8))
+
+    # ---- envs.paint.TopDownScene and NamedActions
+    def seat_colors(self) -> dict[str, Color]:
+        return {PLAYER: (PADDLE_GRAY, PADDLE_GRAY, PADDLE_GRAY)}
+
+    def seat_positions(self) -> dict[str, tuple[float, float]]:
+        """The paddle's center."""
+        return {PLAYER: ((self.paddle + PADDLE_W / 2) / self.size, 1.0 - PADDLE_H / 2 / self.size)}
+
+    def action_names(self, seat: str) -> tuple[str, ...]:
+        return ACTIONS
 
     def close(self) -> None:
         pass

@@ -26,11 +26,17 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from envs.paint import Color
+
 RUNNER, BLOCKER = "runner", "blocker"
 RADIUS = 0.12
 GOAL_X = 1.0
 X_LIM, Y_LIM = 1.5, 1.0
 DECAY, GAIN = 0.75, 0.025
+COLORS: tuple[Color, Color] = ((30, 90, 220), (220, 60, 40))
+"""The runner's and the blocker's disc in ``render()``."""
+RENDER_SCALE = 40
+"""Pixels per unit of length in ``render()``."""
 
 
 class PlanePassEnv(ParallelEnv):
@@ -148,17 +154,27 @@ class PlanePassEnv(ParallelEnv):
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
-        scale = 40
+        scale = RENDER_SCALE
         h, w = int(2 * Y_LIM * scale), int(2 * X_LIM * scale)
         frame = np.full((h, w, 3), 235, dtype=np.uint8)
         gx = int((GOAL_X + X_LIM) * scale)
         frame[:, gx : gx + 2] = (40, 160, 40)
         yy, xx = np.mgrid[0:h, 0:w]
-        for i, color in ((0, (30, 90, 220)), (1, (220, 60, 40))):
+        for i, color in enumerate(COLORS):
             cx = (self.pos[i, 0] + X_LIM) * scale
             cy = (Y_LIM - self.pos[i, 1]) * scale
             frame[(xx - cx) ** 2 + (yy - cy) ** 2 <= (RADIUS * scale) ** 2] = color
         return frame
+
+    # ---- envs.paint.TopDownScene: render() shows the whole field
+    def seat_colors(self) -> dict[str, Color]:
+        return dict(zip(self.possible_agents, COLORS, strict=True))
+
+    def seat_positions(self) -> dict[str, tuple[float, float]]:
+        return {
+            seat: (float((x + X_LIM) / (2 * X_LIM)), float((Y_LIM - y) / (2 * Y_LIM)))
+            for seat, (x, y) in zip(self.possible_agents, self.pos, strict=True)
+        }
 
     def close(self) -> None:
         pass

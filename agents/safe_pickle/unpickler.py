@@ -1,0 +1,56 @@
+"""``inert_loads``: the scan, an unpickler that resolves globals only through the
+table of stand-ins, then ``materialize``."""
+
+from __future__ import annotations
+
+import _compat_pickle
+import io
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+from agents.safe_pickle.materialize import materialize
+from agents.safe_pickle.scan import scan
+from agents.safe_pickle.table import lookup
+from agents.safe_pickle.tokens import UnsafePickleError
+
+
+class _InertUnpickler(pickle.Unpickler):
+    def __init__(self, data: bytes, persistent: Callable[[Any], Any] | None, encoding: str):
+        super().__init__(io.BytesIO(data), encoding=encoding)
+        self._persistent = persistent
+
+    def find_class(self, module: str, name: str) -> Any:
+        if isinstance(module, str) and isinstance(name, str):
+            # Python 2 spellings (copy_reg, __builtin__), as pickle's own find_class maps
+            # them; the result still has to be in the table
+            module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+            module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        return lookup(module, name)
+
+    def persistent_load(self, pid: Any) -> Any:
+        if self._persistent is None:
+            raise UnsafePickleError("persistent ids are refused here")
+        return self._persistent(pid)
+
+
+def inert_loads(
+    data: bytes,
+    *,
+    persistent: Callable[[Any], Any] | None = None,
+    encoding: str = "ASCII",
+) -> Any:
+    """Unpickle ``data`` into plain data, arrays, tensors, spaces and ``Global`` tokens."""
+    if not isinstance(data, bytes | bytearray):
+        raise UnsafePickleError("pickle data must be bytes")
+    data = bytes(data)
+    scan(data, persistent=persistent is not None)
+    try:
+        return materialize(_InertUnpickler(data, persistent, encoding).load())
+    except UnsafePickleError:
+        raise
+    except (RecursionError, MemoryError) as exc:
+        raise UnsafePickleError(f"pickle too deep or too large: {type(exc).__name__}") from None
+    except Exception as exc:  # the machine's own errors: bad stack, wrong arguments...
+        message = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise UnsafePickleError(f"not a loadable pickle: {message}"[:300]) from None

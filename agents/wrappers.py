@@ -1,0 +1,128 @@
+"""Policies made of other policies: normalized, masked, mixed.
+
+``NormalizedPolicy`` puts an SB3 ``VecNormalize``'s observation statistics inside the
+differentiable map; ``MaskedPolicy`` is Gleave et al.'s masked victim (the game tells
+which observation entries to freeze); ``mix:W1*SPEC1|W2*SPEC2`` draws one policy per
+episode (``agents.mixture``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from agents.policies import Policy, TorchPolicy
+from agents.sb3 import SB3TorchPolicy
+from agents.specs import PolicySpecError, register_kind, resolve
+
+
+class NormalizedPolicy(TorchPolicy):
+    """An SB3 policy trained behind ``VecNormalize``: normalization inside ``forward``.
+
+    The network input is the raw observation, so attacks and budgets stay in the
+    game's own units; normalization and clipping are part of the differentiable map.
+    """
+
+    def __init__(
+        self,
+        inner: SB3TorchPolicy,
+        *,
+        mean: np.ndarray,
+        var: np.ndarray,
+        epsilon: float,
+        clip: float,
+        enabled: bool = True,
+    ):
+        self.inner = inner
+        self.observation_space = inner.observation_space
+        self.action_space = inner.action_space
+        self.mean = torch.as_tensor(mean, dtype=torch.float32)
+        self.std = torch.sqrt(torch.as_tensor(var, dtype=torch.float32) + float(epsilon))
+        self.clip = float(clip)
+        self.enabled = bool(enabled)
+        space = self.observation_space
+        if isinstance(space, spaces.Box):
+            self.input_low = torch.as_tensor(space.low, dtype=torch.float32)
+            self.input_high = torch.as_tensor(space.high, dtype=torch.float32)
+
+    def input_from_obs(self, observation: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(observation), dtype=torch.float32)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return x
+        return torch.clamp((x - self.mean) / self.std, -self.clip, self.clip)
+
+    def forward(self, x, state=None, episode_start=None):
+        return self.inner.forward(self.normalize(x), state, episode_start)
+
+    def value(self, x, state=None):
+        return self.inner.value(self.normalize(x), state)
+
+
+class MaskedPolicy:
+    """Gleave et al.'s masked victim: the opponent's part of the observation is frozen
+    at its value at the start of the episode, so the victim cannot react to it.
+
+    ``indices`` are the observation entries describing the opponent (declared by the
+    game's ``EnvSpec.opponent_obs``). Works on any Policy; recurrent state passes through.
+    """
+
+    def __init__(self, inner: Policy, indices: tuple[int, ...]):
+        self.inner = inner
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.frozen: np.ndarray | None = None
+        self.observation_space = getattr(inner, "observation_space", None)
+        self.action_space = getattr(inner, "action_space", None)
+
+    def reset(self, *, seed: int | None = None) -> None:
+        self.frozen = None
+        reset = getattr(self.inner, "reset", None)
+        if callable(reset):
+            reset(seed=seed)
+
+    def mask(self, observation: np.ndarray, episode_start: np.ndarray | None) -> np.ndarray:
+        obs = np.array(observation, copy=True)
+        flat = obs.reshape(obs.shape[0], -1)
+        current = flat[:, self.indices]
+        if self.frozen is None or len(self.frozen) != len(flat):
+            self.frozen = current.copy()
+        elif episode_start is not None:
+            starts = np.asarray(episode_start, dtype=bool)
+            self.frozen[starts] = current[starts]
+        flat[:, self.indices] = self.frozen
+        return flat.reshape(obs.shape)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        observation = np.asarray(observation)
+        single = (
+            self.observation_space is not None and observation.shape == self.observation_space.shape
+        )
+        batch = observation[None] if single else observation
+        start = None if episode_start is None else np.asarray(episode_start).reshape(-1)
+        action, state = self.inner.predict(self.mask(batch, start), state, start, deterministic)
+        return (action[0] if single else action), state
+
+
+def _mix(arg: str, observation_space, action_space, **context: Any) -> Policy:
+    from agents.mixture import MixturePolicy
+    from agents.specs import components
+
+    parts = components(arg)
+    policies = [resolve(s, observation_space, action_space, **context) for _, s in parts]
+    try:
+        return MixturePolicy(policies, [w for w, _ in parts])
+    except ValueError as exc:
+        raise PolicySpecError(f"mix:{arg}: {exc}") from None
+
+
+register_kind(
+    "mix",
+    _mix,
+    takes_path=False,
+    takes_spec=True,
+    help="mix:W1*SPEC1|W2*SPEC2, one of them drawn per episode",
+)

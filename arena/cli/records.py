@@ -1,0 +1,77 @@
+"""``arena replay`` and ``arena report``: list, re-simulate and render recorded
+episodes; write a run's HTML page."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from arena.errors import UsageError
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from arena.recording import read_episode, read_manifest
+    from arena.replay import resimulate
+
+    if args.video:
+        return _replay_video(args)
+    for flag, given in (("--fps", args.fps is not None), ("--no-verify", args.no_verify)):
+        if given:
+            raise UsageError(f"{flag} applies only with --video OUT.mp4|OUT.gif")
+    manifest = read_manifest(args.path)
+    n = len(manifest.episodes)
+    positions = [args.episode] if args.episode is not None else list(range(n))
+    for p in positions:
+        if not 0 <= p < n:
+            raise UsageError(f"--episode {p} is out of range; this record has episodes 0..{n - 1}")
+    ok = True
+    for p in positions:
+        record = read_episode(args.path, p)
+        returns = ", ".join(f"{s} {float(r.sum()):+.2f}" for s, r in record.rewards.items())
+        if not args.verify:
+            print(f"episode {record.index}: {record.length} steps; returns {returns}")
+            continue
+        check = resimulate(manifest, record)
+        if check.match:
+            print(
+                f"episode {record.index}: {record.length} steps; returns {returns}; "
+                "verified: every observation and reward matches exactly (actions, attacks "
+                "and the manifest re-derived)"
+            )
+            for note in check.notes:
+                print(f"  note: {note}")
+        else:
+            ok = False
+            print(
+                f"episode {record.index}: MISMATCH at step {check.first_mismatch}: {check.detail}"
+            )
+    if not ok:
+        print("arena: error: re-simulation diverged from the record", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _replay_video(args: argparse.Namespace) -> int:
+    from arena.video import check_video_path, episode_video
+
+    check_video_path(args.video)
+    episode = 0 if args.episode is None else args.episode
+    video = episode_video(
+        args.path, args.video, episode=episode, fps=args.fps, verify=not args.no_verify
+    )
+    check = "verified: the re-simulation matches the record" if video.verified else "not verified"
+    print(
+        f"episode {video.episode}: {video.steps} steps -> {video.path} ({video.frames} frames "
+        f"at {video.fps:g} fps, {video.layout} layout, {video.seconds:.1f} s); {check}"
+    )
+    for note in video.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from arena.report import write_report
+
+    page = write_report(args.run_dir, out=args.out, records=args.record or ())
+    print(f"report written to {page}")
+    return 0
