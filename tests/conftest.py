@@ -85,3 +85,24 @@ def diverged_golden_copy(tmp_path: Path) -> Path:
     arrays["action.runner"][3] += 0.5
     np.savez_compressed(path, **arrays)
     return bad
+
+
+def edit_npz(rec: Path, position: int, edit) -> None:
+    """Tamper with one episode file's arrays, as anyone with the file could."""
+    import numpy as np
+
+    path = rec / f"episode_{position:05d}.npz"
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    edit(arrays)
+    np.savez_compressed(path, **arrays)
+
+
+def edit_manifest(rec: Path, edit) -> None:
+    """Tamper with ``manifest.json`` as JSON, as anyone with the file could."""
+    import json
+
+    path = rec / "manifest.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))

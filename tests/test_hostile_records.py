@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ASSETS, GOLDEN, assert_one_line_error
+from conftest import ASSETS, GOLDEN, assert_one_line_error, edit_manifest, edit_npz
 
 import arena.recording as recording
 from agents.attacks import AttackSpecError
@@ -95,21 +95,6 @@ def _bomb(path: Path, member: str, shape: tuple[int, ...], descr: str = "<f8") -
                 n = min(left, len(zeros))
                 fh.write(zeros[:n])
                 left -= n
-
-
-def _edit_arrays(rec: Path, edit, position: int = 0) -> None:
-    path = rec / f"episode_{position:05d}.npz"
-    with np.load(path) as data:
-        arrays = {k: data[k] for k in data.files}
-    edit(arrays)
-    np.savez_compressed(path, **arrays)
-
-
-def _edit_manifest(rec: Path, edit) -> None:
-    path = rec / "manifest.json"
-    doc = json.loads(path.read_text())
-    edit(doc)
-    path.write_text(json.dumps(doc))
 
 
 def _replays(rec: Path, out: Path) -> list[tuple[str, ...]]:
@@ -251,7 +236,7 @@ def test_episode_file_that_is_a_fifo_or_a_link_out_never_blocks(tmp_path, cli):
 )
 def test_return_no_float_holds_is_one_line(tmp_path, cli, value):
     rec = _copy(tmp_path)
-    _edit_manifest(rec, lambda m: m["episodes"][0]["returns"].update(runner=value))
+    edit_manifest(rec, lambda m: m["episodes"][0]["returns"].update(runner=value))
     for args in (("replay", rec), ("replay", rec, "--verify")):
         result = cli(*args)
         assert_one_line_error(result, "episodes[0].returns.runner must be a number")
@@ -274,7 +259,7 @@ def test_return_no_float_holds_is_one_line(tmp_path, cli, value):
 )
 def test_env_kwargs_the_game_refuses_are_one_line(tmp_path, cli, kwargs):
     rec = _copy(tmp_path)
-    _edit_manifest(rec, lambda m: m.update(env_kwargs=kwargs))
+    edit_manifest(rec, lambda m: m.update(env_kwargs=kwargs))
     out = tmp_path / "x.gif"
     for args in (
         ("replay", rec, "--verify"),
@@ -287,7 +272,7 @@ def test_env_kwargs_the_game_refuses_are_one_line(tmp_path, cli, kwargs):
 
 def test_env_kwargs_are_named_and_clipped(tmp_path, cli):
     rec = _copy(tmp_path)
-    _edit_manifest(rec, lambda m: m.update(env_kwargs={"max_steps": "x" * 100_000}))
+    edit_manifest(rec, lambda m: m.update(env_kwargs={"max_steps": "x" * 100_000}))
     result = cli("replay", rec, "--verify")
     assert_one_line_error(result, 'env_kwargs {"max_steps": "xxx', "TypeError")
     assert len(result.err) < 1000
@@ -352,7 +337,7 @@ NOT_PLAYABLE = {
 def test_video_of_unplayable_actions_is_one_line_verified_or_not(tmp_path, cli, name):
     edit, fragment = NOT_PLAYABLE[name]
     rec = _copy(tmp_path)
-    _edit_arrays(rec, edit)
+    edit_npz(rec, 0, edit)
     out = tmp_path / "x.gif"
     for extra in (("--no-verify",), ()):
         result = cli("replay", rec, "--episode", "0", "--video", out, *extra)
@@ -366,13 +351,13 @@ def test_video_of_unplayable_actions_is_one_line_verified_or_not(tmp_path, cli, 
 def _frames_of_another_game(rec: Path) -> None:
     """Every episode's runner observations made toy_catch_v0-like frames."""
     for position in (0, 1):
-        _edit_arrays(rec, lambda a: a.update({"obs.runner": np.zeros((61, 1, 24, 24))}), position)
+        edit_npz(rec, position, lambda a: a.update({"obs.runner": np.zeros((61, 1, 24, 24))}))
 
 
 FRAMES = {
     "mixed_shapes": (
-        lambda rec: _edit_arrays(
-            rec, lambda a: a.update({"obs.runner": np.zeros((61, 5), np.float32)}), 1
+        lambda rec: edit_npz(
+            rec, 1, lambda a: a.update({"obs.runner": np.zeros((61, 5), np.float32)})
         ),
         "episode 1",
         "have shape (5,); the victim's observations are (9,)",
@@ -383,12 +368,12 @@ FRAMES = {
         "have shape (1, 24, 24)",
     ),
     "nan_frames": (
-        lambda rec: _edit_arrays(rec, lambda a: a["obs.runner"].__setitem__(30, np.nan), 0),
+        lambda rec: edit_npz(rec, 0, lambda a: a["obs.runner"].__setitem__(30, np.nan)),
         "episode 0",
         "frame 30 is not finite",
     ),
     "inf_frames": (
-        lambda rec: _edit_arrays(rec, lambda a: a["obs.runner"].__setitem__(3, -np.inf), 1),
+        lambda rec: edit_npz(rec, 1, lambda a: a["obs.runner"].__setitem__(3, -np.inf)),
         "episode 1",
         "frame 3 is not finite",
     ),
@@ -482,7 +467,7 @@ def _digests(path: Path) -> list[str]:
 
 
 def _set_runner(rec: Path, **ref) -> None:
-    _edit_manifest(rec, lambda m: m["policies"].update(runner=ref))
+    edit_manifest(rec, lambda m: m["policies"].update(runner=ref))
 
 
 def _mismatch_line(result) -> str:
@@ -591,6 +576,6 @@ def test_relative_spec_verifies_from_anywhere_and_only_with_its_own_file(
     assert all(c.match and not c.notes for c in checks), checks
     # the same relative spec, but the manifest points at another (real) policy file
     other = ASSETS / "toy_catch_v0__player.zip"
-    _edit_manifest(rec, lambda m: m["policies"]["runner"].update(path=str(other)))
+    edit_manifest(rec, lambda m: m["policies"]["runner"].update(path=str(other)))
     line = _mismatch_line(cli("replay", rec, "--verify"))
     assert "is not the file its spec 'sb3:toy_pass_v0__runner.zip' loads" in line

@@ -8,7 +8,6 @@ inside the record directory.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import GOLDEN, assert_one_line_error
+from conftest import GOLDEN, assert_one_line_error, edit_manifest, edit_npz
 
 from agents.specs import reference
 from arena.match import run_match
@@ -74,22 +73,6 @@ def _copy(src: Path, tmp_path: Path, name: str = "copy") -> Path:
     return dst
 
 
-def _edit_npz(rec: Path, position: int, edit) -> None:
-    path = rec / f"episode_{position:05d}.npz"
-    with np.load(path) as data:
-        arrays = {k: data[k] for k in data.files}
-    edit(arrays)
-    np.savez_compressed(path, **arrays)
-
-
-def _edit_manifest(rec: Path, edit) -> None:
-    """Tamper with ``manifest.json`` as JSON, as anyone with the file could."""
-    path = rec / "manifest.json"
-    doc = json.loads(path.read_text())
-    edit(doc)
-    path.write_text(json.dumps(doc))
-
-
 def assert_mismatch(cli, rec: Path, episode: int, step: int, field: str, *fragments: str):
     """verify() and `arena replay --verify` both name the episode, the step, the field."""
     check = {c.index: c for c in verify(rec)}[episode]
@@ -135,7 +118,7 @@ def test_outcome_is_written_and_checked(tmp_path, cli, catch_rec):
     entry = read_manifest(catch_rec).episodes[0]
     assert entry.outcome is not None and set(entry.outcome) == {"player"}
     rec = _copy(catch_rec, tmp_path)
-    _edit_manifest(rec, lambda m: m["episodes"][1]["outcome"].update(player="bogus"))
+    edit_manifest(rec, lambda m: m["episodes"][1]["outcome"].update(player="bogus"))
     assert_mismatch(cli, rec, 1, 210, "outcome.player", "outcome of 'player'", "'bogus'")
 
 
@@ -151,7 +134,7 @@ def _cut_to_100(arrays):
 
 def test_episode_cut_short_fails(tmp_path, cli, catch_rec):
     rec = _copy(catch_rec, tmp_path)
-    _edit_npz(rec, 1, _cut_to_100)
+    edit_npz(rec, 1, _cut_to_100)
     cut_returns = float(read_episode(rec, 1).rewards["player"].sum())
 
     def consistent(doc):  # the manifest rewritten to agree: only the game can tell
@@ -159,7 +142,7 @@ def test_episode_cut_short_fails(tmp_path, cli, catch_rec):
         entry.update(length=100, returns={"player": cut_returns})
         entry.pop("outcome")
 
-    _edit_manifest(rec, consistent)
+    edit_manifest(rec, consistent)
     assert_mismatch(cli, rec, 1, 100, "length", "did not end the episode", "cut short")
 
 
@@ -171,8 +154,8 @@ def test_episode_going_on_after_the_end_fails(tmp_path, cli, catch_rec):
             if key != "reset_seed":
                 arrays[key] = np.concatenate([arrays[key], arrays[key][-1:]])
 
-    _edit_npz(rec, 0, extend)
-    _edit_manifest(rec, lambda m: m["episodes"][0].update(length=211))
+    edit_npz(rec, 0, extend)
+    edit_manifest(rec, lambda m: m["episodes"][0].update(length=211))
     assert_mismatch(cli, rec, 0, 210, "length", "ended the episode here (terminated)")
 
 
@@ -266,7 +249,7 @@ def test_tampered_episode_file_fails(
     request, tmp_path, cli, which, episode, edit, step, field, fragments
 ):
     rec = _copy(request.getfixturevalue(f"{which}_rec"), tmp_path)
-    _edit_npz(rec, episode, edit)
+    edit_npz(rec, episode, edit)
     assert_mismatch(cli, rec, episode, step, field, *fragments)
 
 
@@ -280,7 +263,7 @@ def test_action_nudged_by_one_ulp_fails(tmp_path, pass_rec):
         a = arrays["action.blocker"]
         a[5, 0] = np.nextafter(a[5, 0], np.float32(2))
 
-    _edit_npz(rec, 1, nudge)
+    edit_npz(rec, 1, nudge)
     check = {c.index: c for c in verify(rec)}[1]
     assert not check.match and check.first_mismatch == 6, check
     assert check.field in ("action.blocker", "obs.runner", "obs.blocker"), check
@@ -293,7 +276,7 @@ def test_edited_victim_action_fails(tmp_path, cli, catch_rec):
     # for a while, yet it is not the victim's action on clean + δ
     t = 3
     other = (int(episode.actions["player"][t]) + 1) % 3
-    _edit_npz(rec, 0, lambda a: a["action.player"].__setitem__(t, other))
+    edit_npz(rec, 0, lambda a: a["action.player"].__setitem__(t, other))
     check = {c.index: c for c in verify(rec)}[0]
     assert not check.match and check.first_mismatch == t + 1
     assert check.field in ("action.player", "obs.player")
@@ -306,15 +289,15 @@ def test_edited_reward_fails(tmp_path, cli, catch_rec):
     rec = _copy(catch_rec, tmp_path)
     episode = read_episode(catch_rec, 1)
     recorded = float(episode.rewards["player"][100])
-    _edit_npz(rec, 1, lambda a: a["reward.player"].__setitem__(100, recorded - 1.0))
+    edit_npz(rec, 1, lambda a: a["reward.player"].__setitem__(100, recorded - 1.0))
     detail = f"reward of 'player' differs (recorded {recorded - 1.0!r}, simulated {recorded!r})"
     assert_mismatch(cli, rec, 1, 101, "reward.player", detail)
 
 
 def test_delta_over_budget_fails_even_without_the_victim(tmp_path, cli, catch_rec):
     rec = _copy(catch_rec, tmp_path)
-    _edit_manifest(rec, lambda m: m["policies"]["player"].update(path="/nonexistent/v.zip"))
-    _edit_npz(rec, 0, lambda a: a["delta.player"].__setitem__(8, a["delta.player"][8] * 2))
+    edit_manifest(rec, lambda m: m["policies"]["player"].update(path="/nonexistent/v.zip"))
+    edit_npz(rec, 0, lambda a: a["delta.player"].__setitem__(8, a["delta.player"][8] * 2))
     assert_mismatch(cli, rec, 0, 9, "delta.player", "outside the attack's budget", "ε=0.3")
 
 
@@ -322,7 +305,7 @@ def test_edited_clean_action_fails(tmp_path, cli, catch_rec):
     rec = _copy(catch_rec, tmp_path)
     recorded = int(read_episode(catch_rec, 1).attack["player"]["clean_action"][10])
     other = (recorded + 1) % 3
-    _edit_npz(rec, 1, lambda a: a["clean_action.player"].__setitem__(10, other))
+    edit_npz(rec, 1, lambda a: a["clean_action.player"].__setitem__(10, other))
     detail = f"clean action of 'player' differs (recorded {other}, re-derived {recorded})"
     assert_mismatch(cli, rec, 1, 11, "clean_action.player", detail)
 
@@ -330,16 +313,16 @@ def test_edited_clean_action_fails(tmp_path, cli, catch_rec):
 def test_edited_manifest_returns_fail(tmp_path, cli, catch_rec):
     rec = _copy(catch_rec, tmp_path)
     recorded = read_manifest(catch_rec).entry(1).returns["player"]
-    _edit_manifest(rec, lambda m: m["episodes"][1]["returns"].update(player=recorded + 2.0))
+    edit_manifest(rec, lambda m: m["episodes"][1]["returns"].update(player=recorded + 2.0))
     detail = f"(recorded {recorded + 2.0!r}, simulated {recorded!r})"
     assert_mismatch(cli, rec, 1, 210, "returns.player", detail)
 
 
 def test_edited_reset_seed_fails(tmp_path, cli, catch_rec):
     rec = _copy(catch_rec, tmp_path)
-    _edit_manifest(rec, lambda m: m["episodes"][0].update(reset_seed=12345))
+    edit_manifest(rec, lambda m: m["episodes"][0].update(reset_seed=12345))
     assert_mismatch(cli, rec, 0, 0, "reset_seed", "manifest 12345")
-    _edit_npz(rec, 0, lambda a: a.update(reset_seed=np.asarray(12345, dtype=np.int64)))
+    edit_npz(rec, 0, lambda a: a.update(reset_seed=np.asarray(12345, dtype=np.int64)))
     assert_mismatch(cli, rec, 0, 0, "reset_seed", "derived from seed 11 and index 0")
 
 
@@ -390,7 +373,7 @@ TAMPERED_MANIFESTS = [  # record, edit of its JSON; then the mismatch: step, fie
 )
 def test_tampered_manifest_fails(request, tmp_path, cli, which, edit, step, field, fragments):
     rec = _copy(request.getfixturevalue(f"{which}_rec"), tmp_path)
-    _edit_manifest(rec, edit)
+    edit_manifest(rec, edit)
     assert_mismatch(cli, rec, 0, step, field, *fragments)
 
 
@@ -398,30 +381,30 @@ def test_policy_path_that_is_no_file_is_not_read(tmp_path, cli, catch_rec):
     rec = _copy(catch_rec, tmp_path)
     os.mkfifo(tmp_path / "fifo")  # opening it would block for ever
     for path in ("/dev/zero", str(tmp_path / "fifo")):
-        _edit_manifest(rec, lambda m, path=path: m["policies"]["player"].update(path=path))
+        edit_manifest(rec, lambda m, path=path: m["policies"]["player"].update(path=path))
         assert_mismatch(cli, rec, 0, 0, "policies.player.path", "is not a policy file")
 
 
 def test_policy_swapped_for_another_file_fails(tmp_path, cli, catch_rec, runner_zip):
     rec = _copy(catch_rec, tmp_path)
     other = reference(f"sb3:{runner_zip}").to_json()  # a real file, its real sha256
-    _edit_manifest(rec, lambda m: m["policies"].update(player=other))
+    edit_manifest(rec, lambda m: m["policies"].update(player=other))
     assert_mismatch(cli, rec, 0, 1, "policies.player", "cannot have played this record")
 
 
 def test_edited_attack_fails(tmp_path, cli, catch_rec):
     rec = _copy(catch_rec, tmp_path)
-    _edit_manifest(rec, lambda m: m["attacks"].update(player="pgd:eps=0.3,steps=2"))
+    edit_manifest(rec, lambda m: m["attacks"].update(player="pgd:eps=0.3,steps=2"))
     assert_mismatch(cli, rec, 0, 1, "delta.player", "delta of 'player' differs")
-    _edit_manifest(rec, lambda m: m["attacks"].update(player="fgsm:eps=0.1"))
+    edit_manifest(rec, lambda m: m["attacks"].update(player="fgsm:eps=0.1"))
     assert_mismatch(cli, rec, 0, 1, "delta.player", "outside the attack's budget")
-    _edit_manifest(rec, lambda m: m.update(attacks={}))
+    edit_manifest(rec, lambda m: m.update(attacks={}))
     assert_mismatch(cli, rec, 0, 0, "attacks", "δ recorded for ['player']")
 
 
 def test_missing_policy_file_is_said_not_passed_silently(tmp_path, catch_rec):
     rec = _copy(catch_rec, tmp_path)
-    _edit_manifest(rec, lambda m: m["policies"]["player"].update(path="/nonexistent/v.zip"))
+    edit_manifest(rec, lambda m: m["policies"]["player"].update(path="/nonexistent/v.zip"))
     checks = verify(rec)
     assert all(c.match for c in checks)
     for c in checks:
@@ -445,7 +428,7 @@ def test_missing_policy_file_is_said_not_passed_silently(tmp_path, catch_rec):
 
 def test_unknown_determinism_is_said(tmp_path, pass_rec):
     rec = _copy(pass_rec, tmp_path)
-    _edit_manifest(rec, lambda m: m.pop("deterministic"))
+    edit_manifest(rec, lambda m: m.pop("deterministic"))
     checks = verify(rec)
     assert all(c.match for c in checks)
     assert any("does not say whether they were sampled" in n for c in checks for n in c.notes)
@@ -470,7 +453,7 @@ def test_episode_file_names_stay_inside(tmp_path, cli, monkeypatch, name, fragme
     outside = tmp_path / "x"
     outside.mkdir()
     shutil.copy(GOLDEN / "episode_00000.npz", outside / "episode_00000.npz")
-    _edit_manifest(rec, lambda m: m["episodes"][0].update(file=name))
+    edit_manifest(rec, lambda m: m["episodes"][0].update(file=name))
     opened = []
     real_load = np.load
     monkeypatch.setattr(np, "load", lambda *a, **k: opened.append(a) or real_load(*a, **k))
@@ -483,7 +466,7 @@ def test_episode_file_names_stay_inside(tmp_path, cli, monkeypatch, name, fragme
 
 def test_absolute_path_to_the_records_own_file_is_refused(tmp_path, cli):
     rec = _copy(GOLDEN, tmp_path)
-    _edit_manifest(rec, lambda m: m["episodes"][0].update(file=str(rec / "episode_00000.npz")))
+    edit_manifest(rec, lambda m: m["episodes"][0].update(file=str(rec / "episode_00000.npz")))
     assert_one_line_error(cli("replay", rec, "--verify"), "is an absolute path")
 
 
@@ -572,7 +555,7 @@ MALFORMED = [
 @pytest.mark.parametrize("path, value, fragment", MALFORMED, ids=[m[0] for m in MALFORMED])
 def test_malformed_manifest_is_one_line_exit_2(tmp_path, cli, path, value, fragment):
     rec = _copy(GOLDEN, tmp_path)
-    _edit_manifest(rec, _set(path, value))
+    edit_manifest(rec, _set(path, value))
     for args in (("replay", rec, "--verify"), ("replay", rec)):
         assert_one_line_error(cli(*args), fragment)
 
@@ -626,7 +609,7 @@ def test_missing_episode_file_is_one_line_exit_2(tmp_path, cli):
 )
 def test_malformed_episode_file_is_one_line_exit_2(tmp_path, cli, edit, fragment):
     rec = _copy(GOLDEN, tmp_path)
-    _edit_npz(rec, 0, edit)
+    edit_npz(rec, 0, edit)
     assert_one_line_error(cli("replay", rec, "--verify"), "episode 0", fragment)
 
 
@@ -639,5 +622,5 @@ def test_npy_instead_of_npz_is_one_line_exit_2(tmp_path, cli):
 
 def test_unparseable_attack_in_manifest_is_one_line_exit_2(tmp_path, cli, catch_rec):
     rec = _copy(catch_rec, tmp_path)
-    _edit_manifest(rec, lambda m: m["attacks"].update(player="warp:eps=1"))
+    edit_manifest(rec, lambda m: m["attacks"].update(player="warp:eps=1"))
     assert_one_line_error(cli("replay", rec, "--verify"), "attacks.player", "unknown attack")
