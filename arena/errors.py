@@ -14,10 +14,11 @@ an output directory can be made before any work is done.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import ClassVar, NoReturn, TypeVar
 
 from agents.attacks.base import AttackSpecError
 from agents.numbers import SEED_MAX, parse_number
@@ -60,10 +61,26 @@ def max_workers() -> int:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, with its usage errors as one line ``arena: error: ...``, exit 2."""
+    """argparse, with its usage errors as one line ``arena: error: ...``, exit 2; inside
+    ``parse_errors_raise()`` they are a ``UsageError`` instead (a grid checks its cells
+    with the commands' own parsers)."""
+
+    raising: ClassVar[bool] = False
 
     def error(self, message: str) -> NoReturn:
+        if ArgumentParser.raising:
+            raise UsageError(f"{message} (see `{self.prog} --help`)")
         self.exit(2, f"arena: error: {message} (see `{self.prog} --help`)\n")
+
+
+@contextlib.contextmanager
+def parse_errors_raise() -> Iterator[None]:
+    """Within: an ``ArgumentParser`` usage error raises ``UsageError``, no exit."""
+    before, ArgumentParser.raising = ArgumentParser.raising, True
+    try:
+        yield
+    finally:
+        ArgumentParser.raising = before
 
 
 def _argtype(parse: Callable[[str], T], kind: str) -> Callable[[str], T]:

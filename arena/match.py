@@ -9,10 +9,9 @@ the same result, bit for bit, whatever ``workers`` is.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
+import itertools
 import logging
-import multiprocessing as mp
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -26,6 +25,7 @@ from agents.numbers import parse_number, parse_seed
 from agents.policies import Policy
 from arena.errors import MAX_EPISODES, ArenaError, max_workers
 from arena.evaluation import SeatResult
+from arena.parallel import Pool, pool_for
 from arena.recording import EpisodeRecord
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,8 @@ class _Job:
     chunk: int
     indices: tuple[int, ...]
     record: bool
+    match: int = 0
+    """Which match of ``run_matches`` the chunk belongs to."""
 
 
 _CACHE: dict[Any, Any] = {}
@@ -277,10 +279,6 @@ def play_chunk(job: _Job) -> tuple[list[EpisodeOutcome], list[EpisodeRecord]]:
     return results, records
 
 
-def _worker_init() -> None:
-    torch.set_num_threads(1)
-
-
 P = TypeVar("P")
 
 
@@ -314,6 +312,104 @@ def check_seats(
     return filled
 
 
+@dataclass(frozen=True)
+class MatchRequest:
+    """One match of ``run_matches``: the arguments of ``run_match``."""
+
+    env_id: str
+    policies: Mapping[str, PolicyLike]
+    n_episodes: int
+    seed: int = 0
+    attacks: Mapping[str, AttackLike] | None = None
+    env_kwargs: Mapping[str, Any] | None = None
+    deterministic: bool | Mapping[str, bool] = True
+    record: bool = False
+
+
+@dataclass
+class _Prepared:
+    request: MatchRequest
+    seed: int
+    seats: list[str]
+    attacks: dict[str, AttackLike]
+    jobs: Iterator[_Job]
+    n_chunks: int
+
+
+def _prepare(req: MatchRequest, match: int) -> _Prepared:
+    """Check a request (in this process: errors surface before any work) and make its
+    chunk jobs lazily, as workers take them: no job list up front."""
+    n_episodes = parse_number(
+        req.n_episodes, "episodes", low=1, high=MAX_EPISODES, integer=True, error=MatchError
+    )
+    seed = parse_seed(req.seed, error=MatchError)
+    attacks = dict(req.attacks or {})
+    filled = check_seats(req.env_id, req.policies, attacks)
+    for _seat, p in filled.items():
+        if isinstance(p, str):
+            specs.parse(p)
+    for a in attacks.values():
+        if isinstance(a, str):
+            parse_attack(a)
+    seats = list(envs.spec(req.env_id).seats)
+    deterministic = req.deterministic
+    det = (
+        {s: bool(deterministic) for s in seats}
+        if isinstance(deterministic, bool)
+        else {s: bool(deterministic.get(s, True)) for s in seats}
+    )
+    n_chunks = (n_episodes + CHUNK - 1) // CHUNK
+    jobs = (
+        _Job(
+            req.env_id,
+            dict(req.env_kwargs or {}),
+            filled,
+            attacks,
+            det,
+            seed,
+            c,
+            tuple(range(c * CHUNK, min(n_episodes, (c + 1) * CHUNK))),
+            req.record,
+            match,
+        )
+        for c in range(n_chunks)
+    )
+    return _Prepared(req, seed, seats, attacks, jobs, n_chunks)
+
+
+def run_matches(
+    requests: Sequence[MatchRequest],
+    *,
+    workers: int = 1,
+    pool: Pool | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[tuple[MatchResult, list[EpisodeRecord]]]:
+    """Play several matches at once: the chunks of all of them share one pool (``pool``,
+    else ``workers`` local processes), so a grid of short matches keeps every worker
+    busy. Each result is what ``run_match`` gives for its request, bit for bit."""
+    workers = parse_number(
+        workers, "workers", low=1, high=max_workers(), integer=True, error=MatchError
+    )
+    prepared = [_prepare(req, i) for i, req in enumerate(requests)]
+    total_chunks = sum(p.n_chunks for p in prepared)
+    if pool is None:
+        pool = pool_for(min(workers, total_chunks))
+    chunks: list[dict[int, tuple[list[EpisodeOutcome], list[EpisodeRecord]]]] = [
+        {} for _ in prepared
+    ]
+    jobs = itertools.chain.from_iterable(p.jobs for p in prepared)
+    for job, played in pool.imap_unordered(play_chunk, jobs):
+        chunks[job.match][job.chunk] = played
+        if on_progress:
+            on_progress(len(job.indices))
+    out = []
+    for p, got in zip(prepared, chunks, strict=True):
+        outcomes = [o for c in sorted(got) for o in got[c][0]]
+        records = [r for c in sorted(got) for r in got[c][1]]
+        out.append((_score(p.request.env_id, p.seed, p.seats, outcomes, p.attacks), records))
+    return out
+
+
 def run_match(
     env_id: str,
     policies: Mapping[str, PolicyLike],
@@ -326,80 +422,24 @@ def run_match(
     workers: int = 1,
     record: bool = False,
     on_progress: Callable[[int], None] | None = None,
+    pool: Pool | None = None,
 ) -> tuple[MatchResult, list[EpisodeRecord]]:
     """Play ``n_episodes`` of ``env_id`` and score every seat.
 
     ``policies`` maps seats to policy specs (``"zero"``, ``"sb3:PATH"``...) or Policy
     objects; empty seats get the game's default opponent. ``attacks`` maps a seat to
-    an observation attack on that seat's policy. Returns the result and, with
-    ``record=True``, the episode records (in episode order).
+    an observation attack on that seat's policy. The chunks of episodes run on
+    ``pool`` (``arena.parallel``: e.g. Ray), else on ``workers`` local processes.
+    Returns the result and, with ``record=True``, the episode records (in episode
+    order).
     """
-    n_episodes = parse_number(
-        n_episodes, "episodes", low=1, high=MAX_EPISODES, integer=True, error=MatchError
+    request = MatchRequest(
+        env_id, policies, n_episodes, seed, attacks, env_kwargs, deterministic, record
     )
-    seed = parse_seed(seed, error=MatchError)
-    workers = parse_number(
-        workers, "workers", low=1, high=max_workers(), integer=True, error=MatchError
+    ((result, records),) = run_matches(
+        [request], workers=workers, pool=pool, on_progress=on_progress
     )
-    attacks = dict(attacks or {})
-    filled = check_seats(env_id, policies, attacks)
-    # Validate specs up front, in this process: errors surface before any work.
-    for _seat, p in filled.items():
-        if isinstance(p, str):
-            specs.parse(p)
-    for a in attacks.values():
-        if isinstance(a, str):
-            parse_attack(a)
-    seats = list(envs.spec(env_id).seats)
-    det = (
-        {s: bool(deterministic) for s in seats}
-        if isinstance(deterministic, bool)
-        else {s: bool(deterministic.get(s, True)) for s in seats}
-    )
-    n_chunks = (n_episodes + CHUNK - 1) // CHUNK
-    jobs = (
-        _Job(
-            env_id,
-            dict(env_kwargs or {}),
-            filled,
-            attacks,
-            det,
-            seed,
-            c,
-            tuple(range(c * CHUNK, min(n_episodes, (c + 1) * CHUNK))),
-            record,
-        )
-        for c in range(n_chunks)
-    )  # made one at a time, as workers take them: no job list up front
-    chunks: dict[int, tuple[list[EpisodeOutcome], list[EpisodeRecord]]] = {}
-    if workers == 1 or n_chunks == 1:
-        for job in jobs:
-            chunks[job.chunk] = play_chunk(job)
-            if on_progress:
-                on_progress(len(job.indices))
-    else:
-        ctx = mp.get_context("forkserver")
-        n_workers = min(workers, n_chunks)
-        with cf.ProcessPoolExecutor(n_workers, ctx, _worker_init) as pool:
-            pending: dict[cf.Future, _Job] = {}
-
-            def collect(keep: int) -> None:
-                """Wait for finished chunks until at most ``keep`` are in flight."""
-                while len(pending) > keep:
-                    done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                    for fut in done:
-                        finished = pending.pop(fut)
-                        chunks[finished.chunk] = fut.result()
-                        if on_progress:
-                            on_progress(len(finished.indices))
-
-            for job in jobs:  # at most two chunks per worker in flight
-                pending[pool.submit(play_chunk, job)] = job
-                collect(2 * n_workers - 1)
-            collect(0)
-    outcomes = [o for c in sorted(chunks) for o in chunks[c][0]]
-    records = [r for c in sorted(chunks) for r in chunks[c][1]]
-    return _score(env_id, seed, seats, outcomes, attacks), records
+    return result, records
 
 
 def _score(env_id, seed, seats, outcomes, attacks) -> MatchResult:

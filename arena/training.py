@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -361,6 +362,10 @@ def _train(run: TrainingRun, seat: str, timesteps: int, progress: bool) -> dict[
         _set_parameters(model, model_file, exact=True)
         _read_norm(norm_file).apply(venv)
         model.num_timesteps = done
+        print(
+            f"resuming {run.files.directory} from its checkpoint at {done:,} steps",
+            file=sys.stderr,
+        )
     elif marker.init is not None:
         model_path, norm_path = _init_files(marker.init, env_id, seat, run.files.directory)
         _set_parameters(model, model_path, exact=False)

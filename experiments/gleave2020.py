@@ -41,9 +41,10 @@ from arena.artifacts.run_builders import (
     variant_comparison,
     win_rate_bars,
 )
-from arena.cli.options import EPISODES, TIMESTEPS, add_run_options, pairs
+from arena.cli.options import EPISODES, TIMESTEPS, add_ray_option, add_run_options, pairs
 from arena.errors import MAX_EPISODES, MAX_TIMESTEPS, ArgumentParser, check_output_dir
 from arena.evaluation import SeatResult
+from arena.parallel import Pool, pool_for
 from arena.players import acting
 from arena.pretrained import shipped, zoo_spec
 from experiments import ExperimentError
@@ -175,7 +176,7 @@ class Plan:
         return plan
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog=f"arena run {NAME}", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--quick", action="store_true", help="the toy game, small budgets")
     p.add_argument(
@@ -217,7 +218,18 @@ def _parser() -> argparse.ArgumentParser:
         help="continue a stopped run with its own configuration (only --workers may change)",
     )
     add_run_options(p, workers=2)
+    add_ray_option(p, "the adversaries' trainings (as the cells of a grid) and the evaluations")
     return p
+
+
+def check(argv: list[str]) -> None:
+    """What a run with ``argv`` would refuse, refused without running (``arena grid``
+    checks its cells with it)."""
+    args = parser().parse_args(argv)
+    if args.resume:
+        raise ExperimentError("--resume: a grid resumes its cells itself")
+    _new_plan(args)
+    check_output_dir(args.runs, "--runs")
 
 
 def _new_plan(args: argparse.Namespace) -> Plan:
@@ -249,14 +261,17 @@ def _new_plan(args: argparse.Namespace) -> Plan:
 
 
 def _resumed_plan(args: argparse.Namespace, run_dir: Path) -> Plan:
-    defaults = vars(_parser().parse_args([]))
+    defaults = vars(parser().parse_args([]))
     changed = [
-        k for k, v in vars(args).items() if k not in ("resume", "workers") and v != defaults[k]
+        k
+        for k, v in vars(args).items()
+        if k not in ("resume", "workers", "ray") and v != defaults[k]
     ]
     if changed:
         flag = "--" + changed[0].replace("_", "-")
         raise ExperimentError(
-            f"--resume keeps the run's own configuration: give only --workers with it, not {flag}"
+            f"--resume keeps the run's own configuration: give only --workers or --ray with "
+            f"it, not {flag}"
         )
     config = run_dir / "config.json"
     if not config.is_file():
@@ -297,10 +312,11 @@ def _variant_dir(run_dir: Path, name: str, label: str) -> Path:
     return run_dir / "adversaries" / f"{name}__{label.split()[0].strip('()')}"
 
 
-def train_all(plan: Plan, run_dir: Path) -> None:
-    """Train every adversary the plan needs, each in ``run_dir/adversaries/``."""
+def trainings(plan: Plan, run_dir: Path) -> list[tuple[str, Path, Any]]:
+    """Every adversary the plan trains: (game, run directory, recipe)."""
     from arena.training import default_adversary_config
 
+    out: list[tuple[str, Path, Any]] = []
     for name in plan.games:
         game = GAMES[name]
         base = default_adversary_config(game.env_id)
@@ -314,10 +330,58 @@ def train_all(plan: Plan, run_dir: Path) -> None:
                         victim_value=w["victim_value"],
                         victim_divergence=w["victim_divergence"],
                     )
-                    out = _variant_dir(run_dir, name, label)
-                    _train(game, out, f"{name}: '{label}'", plan, config)
+                    out.append((name, _variant_dir(run_dir, name, label), config))
         elif name not in plan.adversaries:
-            _train(game, run_dir / "adversaries" / name, f"{name}: the adversary", plan, base)
+            out.append((name, run_dir / "adversaries" / name, base))
+    return out
+
+
+def train_all(plan: Plan, run_dir: Path, ray: str | bool | None = None) -> None:
+    """Train every adversary the plan needs, each in ``run_dir/adversaries/``: one
+    after another here, or with ``ray`` as the cells of a grid on Ray."""
+    todo = trainings(plan, run_dir)
+    if ray:
+        _train_on_ray(plan, run_dir, todo, ray)
+        return
+    for name, out, config in todo:
+        _train(GAMES[name], out, f"{name}: {out.name}", plan, config)
+
+
+def _train_on_ray(
+    plan: Plan, run_dir: Path, todo: list[tuple[str, Path, Any]], ray: str | bool
+) -> None:
+    """The trainings as the cells of a grid in ``run_dir/adversaries`` (the mechanism
+    of ``arena grid --ray``): each cell the ``arena train-adversary`` of one adversary."""
+    from arena.artifacts.grid import GridSpec
+    from arena.grid.cells import GridDir
+    from arena.grid.driver import execute, plan_cells
+
+    assert plan.timesteps is not None  # the plan trains
+    cells = []
+    for name, _out, config in todo:
+        game = GAMES[name]
+        cells.append(
+            {
+                "env_id": game.env_id,
+                "victim": {game.victim_seat: game.victim},
+                "timesteps": plan.timesteps,
+                "seed": plan.seed,
+                "shaping": config.shaping,
+                "victim_value": config.victim_value,
+                "victim_divergence": config.victim_divergence,
+            }
+        )
+    cpus = max(1, max((c.workers for _, _, c in todo), default=1))
+    spec = GridSpec("train-adversary", {}, float(cpus), f"{NAME} adversaries", tuple(cells))
+    grid = GridDir(run_dir / "adversaries")
+    manifest = plan_cells(spec, grid, [out.name for _, out, _ in todo])
+    summary = execute(manifest, grid, ray=ray)
+    if summary["failed"]:
+        failed = next(r for r in summary["results"] if r["state"] != "done")
+        raise ExperimentError(
+            f"training {failed['name']} failed: {failed.get('error', 'see its log')} "
+            f"(--resume {run_dir} continues)"
+        )
 
 
 def _seats(game: Game, victim: str, opponent: str) -> dict[str, str]:
@@ -325,7 +389,7 @@ def _seats(game: Game, victim: str, opponent: str) -> dict[str, str]:
 
 
 def evaluate(
-    game: Game, victim: str, opponent: str, episodes: int, seed: int, workers: int
+    game: Game, victim: str, opponent: str, episodes: int, seed: int, pool: Pool
 ) -> SeatResult:
     from arena.match import run_match
 
@@ -337,7 +401,7 @@ def evaluate(
         policies,
         n_episodes=episodes,
         seed=seed,
-        workers=workers,
+        pool=pool,
         deterministic=acting(policies),
     )
     return result.seats[game.victim_seat]
@@ -392,7 +456,7 @@ class Part:
     """Opponent -> victim kind -> the victim's score (not in a reward study)."""
 
 
-def _study(plan: Plan, name: str, run_dir: Path, into: Path, workers: int) -> Part:
+def _study(plan: Plan, name: str, run_dir: Path, into: Path, pool: Pool) -> Part:
     """The reward study of one game: learning curves, and the victim vs each final
     adversary. Plots go to ``into``."""
     game = GAMES[name]
@@ -408,7 +472,7 @@ def _study(plan: Plan, name: str, run_dir: Path, into: Path, workers: int) -> Pa
     for label, d in curves.items():
         steps, wins = _curve(d)
         # the final adversary against the victim, greedy, as in the tables
-        final = evaluate(game, game.victim, f"run:{d}", plan.episodes, plan.seed, workers)
+        final = evaluate(game, game.victim, f"run:{d}", plan.episodes, plan.seed, pool)
         variants[label] = Variant(str(d), tuple(map(float, steps)), tuple(wins), final)
         what = f"victim vs the final '{label}' adversary"
         samples.append(_sample(game, game.victim, f"run:{d}", plan.seed, what))
@@ -420,7 +484,7 @@ OPPONENTS = ("adversary", "normal opponent", "random", "zero")
 VICTIMS = ("normal", "masked")
 
 
-def _scores(plan: Plan, name: str, run_dir: Path, into: Path, workers: int) -> Part:
+def _scores(plan: Plan, name: str, run_dir: Path, into: Path, pool: Pool) -> Part:
     """The normal and the masked victim of one game against each opponent."""
     game = GAMES[name]
     adversary = plan.adversaries.get(name, f"run:{run_dir / 'adversaries' / name}")
@@ -429,7 +493,7 @@ def _scores(plan: Plan, name: str, run_dir: Path, into: Path, workers: int) -> P
     scores = {}
     for kind, victim in zip(VICTIMS, (game.victim, f"masked:{game.victim}"), strict=True):
         for opp, spec in opponents.items():
-            r = evaluate(game, victim, spec, plan.episodes, plan.seed, workers)
+            r = evaluate(game, victim, spec, plan.episodes, plan.seed, pool)
             scores[f"{kind} victim vs {opp}"] = against[opp][kind] = r
     trained = Path(adversary.partition(":")[2]) if adversary.startswith("run:") else None
     if trained is not None and (trained / "progress.csv").is_file():
@@ -460,13 +524,13 @@ def _headline(parts: dict[str, Part]) -> Table:
     )
 
 
-def measure(plan: Plan, run_dir: Path, into: Path, workers: int) -> RunResults:
+def measure(plan: Plan, run_dir: Path, into: Path, pool: Pool) -> RunResults:
     """Score every game of the plan (its adversaries trained in ``run_dir``); write the
     plots and, last, ``results.json`` into ``into``."""
     from arena.io import write_json_atomic
 
     score = _study if plan.reward_study else _scores
-    parts = {name: score(plan, name, run_dir, into, workers) for name in plan.games}
+    parts = {name: score(plan, name, run_dir, into, pool) for name in plan.games}
     tables = [t for part in parts.values() for t in part.tables]
     headline = tables.pop(0) if plan.reward_study else _headline(parts)
     extra: dict[str, Any] = {} if plan.timesteps is None else {"timesteps": plan.timesteps}
@@ -488,26 +552,27 @@ def run(argv: list[str] | None = None) -> tuple[RunResults, Path]:
     from arena.io import write_json_atomic
     from arena.rundir import new_run_dir, run_metadata, run_name
 
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
+    plan = _resumed_plan(args, Path(args.resume)) if args.resume else _new_plan(args)
+    if not args.resume:
+        check_output_dir(args.runs, "--runs")
+    pool = pool_for(args.workers, args.ray)  # Ray joined once the flags are known good
     if args.resume:
         run_dir = Path(args.resume)
-        plan = _resumed_plan(args, run_dir)
     else:
-        plan = _new_plan(args)
-        check_output_dir(args.runs, "--runs")
         if plan.timesteps is None:  # nothing to train: the directory appears whole
             with new_run_dir(args.runs, NAME, "+".join(plan.games), plan.seed) as (tmp, final):
                 write_json_atomic(tmp / "config.json", plan.to_json())
                 write_json_atomic(tmp / "metadata.json", run_metadata())
-                results = measure(plan, final, tmp, args.workers)
+                results = measure(plan, final, tmp, pool)
             return results, final
         run_dir = Path(args.runs) / NAME / run_name("+".join(plan.games), plan.seed)
         run_dir.mkdir(parents=True)
         write_json_atomic(run_dir / "config.json", plan.to_json())
         write_json_atomic(run_dir / "metadata.json", run_metadata())
         print(f"[{NAME}] run directory {run_dir} (if stopped: --resume {run_dir})", file=sys.stderr)
-    train_all(plan, run_dir)
-    return measure(plan, run_dir, run_dir, args.workers), run_dir
+    train_all(plan, run_dir, args.ray)
+    return measure(plan, run_dir, run_dir, pool), run_dir
 
 
 def _text(cell: Cell) -> str:

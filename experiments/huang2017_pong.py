@@ -28,7 +28,7 @@ from pathlib import Path
 
 from agents.numbers import parse_number
 from arena.artifacts.run_sweep import SweepPoint, sweep_results
-from arena.cli.options import EPISODES, add_run_options
+from arena.cli.options import EPISODES, add_ray_option, add_run_options
 from arena.errors import ArgumentParser, check_output_dir, float_arg, int_arg
 from experiments import ExperimentError
 
@@ -48,7 +48,7 @@ MAX_STEPS = 10_000_000
 EPS_UNITS = "L∞ on the [0, 1] network input (1/255 = one gray level)"
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="arena run huang2017_pong", description=__doc__.split("\n")[0])
     p.add_argument(
         "--victims",
@@ -95,7 +95,19 @@ def _parser() -> argparse.ArgumentParser:
         help="truncate games after N agent steps (smoke tests; default: full games)",
     )
     add_run_options(p, workers=1)
+    add_ray_option(p, "every game of the sweep")
     return p
+
+
+def check(argv: list[str]) -> None:
+    """What a run with ``argv`` would refuse, refused without running (``arena grid``
+    checks its cells with it)."""
+    args = parser().parse_args(argv)
+    check_output_dir(args.runs, "--runs")
+    for victim in find_victims(args.victims):
+        from arena.grid.commands import check_policy
+
+        check_policy(ENV_ID, SEAT, f"atari:{victim}")
 
 
 def _eps(text: str) -> str:
@@ -209,12 +221,13 @@ def write_csv(points: list[SweepPoint], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     import torch
 
     from agents.specs import reference
     from arena.io import write_json_atomic
-    from arena.match import run_match
+    from arena.match import MatchRequest, run_matches
+    from arena.parallel import pool_for
     from arena.rundir import new_run_dir, run_metadata
 
     torch.set_num_threads(1)
@@ -226,37 +239,43 @@ def main(argv: list[str] | None = None) -> int:
     grid = sorted({parse_number(e, "eps", low=0.0, high=1.0): e for e in args.eps}.items())
     rounding = ",round=true" if args.round else ""
     env_kwargs = {} if args.max_steps is None else {"max_episode_steps": args.max_steps}
-    points: list[SweepPoint] = []
     specs = {victim.stem: f"atari:{victim}" for victim in victims}
     refs = {name: reference(spec).to_json() for name, spec in specs.items()}
-    for name, spec in specs.items():
-        clean = None
+    # every game of the sweep at once: the clean game once per victim, then each
+    # attack at each ε > 0; all their chunks share one pool (local, or Ray)
+    cells: list[tuple[str, str, float, str, str | None]] = []
+    for name in specs:
         for attack in args.attacks:
             for value, text in grid:
                 attack_spec = None
                 if value > 0:
                     attack_spec = ATTACK_SPECS[attack].format(eps=text) + rounding
-                if attack_spec is None and clean is not None:
-                    seat = clean
-                else:
-                    result, _ = run_match(
-                        ENV_ID,
-                        {SEAT: spec},
-                        n_episodes=episodes,
-                        seed=args.seed,
-                        attacks={SEAT: attack_spec} if attack_spec else None,
-                        workers=args.workers,
-                        env_kwargs=env_kwargs,
-                    )
-                    seat = result.seats[SEAT]
-                    if attack_spec is None:
-                        clean = seat
-                points.append(SweepPoint(name, attack, value, text, attack_spec, episodes, seat))
-                print(
-                    f"{name:<22} {attack:<6} ε={text:<7} score {seat.mean_return:6.2f} "
-                    f"[{seat.return_ci95[0]:.1f}, {seat.return_ci95[1]:.1f}]",
-                    file=sys.stderr,
-                )
+                cells.append((name, attack, value, text, attack_spec))
+    wanted: dict[tuple[str, str | None], MatchRequest] = {}
+    for name, _attack, _value, _text, attack_spec in cells:
+        wanted.setdefault(
+            (name, attack_spec),
+            MatchRequest(
+                ENV_ID,
+                {SEAT: specs[name]},
+                episodes,
+                args.seed,
+                attacks={SEAT: attack_spec} if attack_spec else None,
+                env_kwargs=env_kwargs,
+            ),
+        )
+    pool = pool_for(args.workers, args.ray)
+    played = run_matches(list(wanted.values()), pool=pool)
+    seats = {key: result.seats[SEAT] for key, (result, _) in zip(wanted, played, strict=True)}
+    points: list[SweepPoint] = []
+    for name, attack, value, text, attack_spec in cells:
+        seat = seats[(name, attack_spec)]
+        points.append(SweepPoint(name, attack, value, text, attack_spec, episodes, seat))
+        print(
+            f"{name:<22} {attack:<6} ε={text:<7} score {seat.mean_return:6.2f} "
+            f"[{seat.return_ci95[0]:.1f}, {seat.return_ci95[1]:.1f}]",
+            file=sys.stderr,
+        )
     units = EPS_UNITS + (
         "; perturbed frames rounded to uint8" if args.round else "; float input, not rounded"
     )

@@ -38,7 +38,7 @@ MATCHUP_KEYS = ("episodes", "mean_length", "seconds", "episodes_per_second")
 """What ``results.json`` says of each matchup beside its scores (``Matchup.extra``)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="arena run zoo_fidelity", description=__doc__.splitlines()[0])
     p.add_argument(
         "--episodes",
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     from arena.match import run_match
     from arena.rundir import new_run_dir, run_metadata
 
-    args = build_parser().parse_args(argv)
+    args = parser().parse_args(argv)
     torch.set_num_threads(1)
     wanted = list(GAMES) if args.games == "all" else args.games.split(",")
     unknown = [g for g in wanted if g not in GAMES]

@@ -96,6 +96,7 @@ class AdversaryConfig:
         "update_threads",
         "eval_every",
         "eval_episodes",
+        "checkpoint_every",
     )
     """Fields that change how fast a run goes, never what it computes: a resumed run
     may take new values."""

@@ -61,6 +61,19 @@ def pairs(items: Sequence[str] | None, flag: str, form: str = "SEAT=SPEC") -> di
     return out
 
 
+def add_ray_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--ray [ADDRESS]``: run ``what`` on Ray (alone: start or join a local Ray)."""
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="ADDRESS",
+        help=f"run {what} on Ray: alone, a local Ray (started, or the one `ray start` "
+        "left); with ADDRESS (HOST:PORT), that cluster. Needs the `ray` extra",
+    )
+
+
 def add_run_options(
     parser: argparse.ArgumentParser, *, workers: int, seed_help: str | None = None
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from arena.cli import play, records, run, train
+from arena.cli import grid, play, records, run, train
 from arena.cli.options import (
     ENVS,
     EPISODES,
@@ -13,6 +13,7 @@ from arena.cli.options import (
     TIMESTEPS,
     TRAIN_WORKERS,
     WORKERS,
+    add_ray_option,
     add_run_options,
     version,
     weight,
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     _finetune_victim(sub)
     _demo(sub)
     _run(sub)
+    _grid(sub)
     return parser
 
 
@@ -78,6 +80,7 @@ def _evaluate(sub: Subparsers) -> None:
         help=f"number of episodes (1 to {MAX_EPISODES:,})",
     )
     add_run_options(p, workers=1)
+    add_ray_option(p, "the chunks of episodes (the result is the same, bit for bit)")
     p.add_argument(
         "--sample",
         action="append",
@@ -203,13 +206,23 @@ def _train_adversary(sub: Subparsers) -> None:
         metavar="N",
         help="episodes per evaluation (default 50)",
     )
+    _checkpoint_every(p)
     p.add_argument(
         "--resume",
         action="store_true",
         help="continue from the last checkpoint, with the run's own recipe (--workers, "
-        "--eval-every and --eval-episodes may change)",
+        "--eval-every, --eval-episodes and --checkpoint-every may change)",
     )
     p.set_defaults(func=train.cmd_train_adversary)
+
+
+def _checkpoint_every(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--checkpoint-every",
+        type=TIMESTEPS,
+        metavar="N",
+        help="steps between checkpoints: a stopped run loses at most this many (default 50,000)",
+    )
 
 
 def _finetune_victim(sub: Subparsers) -> None:
@@ -241,6 +254,7 @@ def _finetune_victim(sub: Subparsers) -> None:
     p.add_argument(
         "--workers", type=TRAIN_WORKERS, help="processes simulating the games (0: in-process)"
     )
+    _checkpoint_every(p)
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=train.cmd_finetune_victim)
 
@@ -266,3 +280,25 @@ def _run(sub: Subparsers) -> None:
     p.add_argument("name", help="experiment name; `list` lists them")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="the experiment's own arguments")
     p.set_defaults(func=run.cmd_run)
+
+
+def _grid(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "grid", help="run one command over a grid of option values (a TOML file), or on Ray"
+    )
+    p.add_argument("grid_file", help="the grid: a command and its options' values (TOML)")
+    p.add_argument("--out", required=True, help="the grid directory (new, or with --resume)")
+    add_ray_option(p, "the cells as Ray Tune trials")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the grid in --out: finished cells are kept, the others run again "
+        "(a training from its last checkpoint)",
+    )
+    p.add_argument(
+        "--parallel",
+        type=WORKERS,
+        help="cells at a time on this machine (default: CPUs over the grid's cpus per cell)",
+    )
+    p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
+    p.set_defaults(func=grid.cmd_grid)

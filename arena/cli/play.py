@@ -100,6 +100,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "workers": args.workers,
         "deterministic": deterministic,
     }
+    pool = None
+    if args.ray:
+        from arena.parallel import RayPool
+
+        pool = RayPool(None if args.ray is True else args.ray)
     bar = _progress(args.episodes, f"evaluate {args.env_id}")
     try:
         result, records = run_match(
@@ -112,6 +117,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             deterministic=deterministic,
             record=bool(args.record),
             on_progress=bar.update,
+            pool=pool,
         )
     finally:
         bar.close()

@@ -25,12 +25,12 @@ def runtime(args: argparse.Namespace, recipe: dict[str, object]) -> dict[str, ob
         if given:
             raise UsageError(
                 f"--resume continues the run with its own recipe; drop {given[0]} (only "
-                f"--workers, --eval-every and --eval-episodes may change)"
+                f"--workers, --eval-every, --eval-episodes and --checkpoint-every may change)"
             )
     out: dict[str, object] = {}
     if args.workers is not None:
         out.update(runtime_flags(args.workers))
-    for key in ("eval_every", "eval_episodes"):
+    for key in ("eval_every", "eval_episodes", "checkpoint_every"):
         if getattr(args, key, None) is not None:
             out[key] = getattr(args, key)
     return out
