@@ -90,12 +90,21 @@ def _on_ray_worker(fn: Callable[[J], R], job: J, cwd: str, env: dict[str, str]) 
     return fn(job)
 
 
+def _warm() -> None:
+    import arena.match  # noqa: F401  (torch, the games, the policies)
+
+
 class RayPool:
     """Jobs as Ray tasks (one CPU each) on the Ray that ``connect_ray`` joined; at
     most two per CPU of the cluster in flight."""
 
     def __init__(self, address: str | None = None):
         self.ray = connect_ray(address)
+        # warm the workers while the driver prepares its jobs: a new job's workers
+        # start bare, and importing the arena (torch, the games) takes seconds
+        warm = self.ray.remote(num_cpus=1)(_warm)
+        cpus = max(1, int(self.ray.cluster_resources().get("CPU", 1)))
+        self._warming = [warm.remote() for _ in range(cpus)]
 
     def imap_unordered(self, fn: Callable[[J], R], jobs: Iterable[J]) -> Iterator[tuple[J, R]]:
         ray = self.ray
@@ -116,6 +125,10 @@ class RayPool:
                 yield from wait_one()
         while pending:
             yield from wait_one()
+
+    def close(self) -> None:
+        """Leave Ray now (the cluster's workers for this job go at once), not at exit."""
+        self.ray.shutdown()
 
 
 def _ray_get(ray: Any, ref: Any) -> Any:
@@ -171,8 +184,8 @@ def connect_ray(address: str | None = None, *, timeout: float = RAY_CONNECT_TIME
         "include_dashboard": False,
         "log_to_driver": False,
         "logging_level": "ERROR",
-        "runtime_env": {"env_vars": passed_env()},
-    }
+    }  # no job-wide runtime_env: it would keep Ray from pre-starting workers; each job
+    # carries the settings it needs (``passed_env``)
     if address is None and "RAY_ADDRESS" not in os.environ:
         # a Ray of our own on this machine: a small object store (jobs pass little data)
         kwargs["object_store_memory"] = 256 * 2**20

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from arena.artifacts.grid import GridError, GridSpec
 from conftest import ASSETS, ROOT, assert_one_line_error
+
+from arena.artifacts.grid import GridSpec
 
 RUNNER = f"sb3:{ASSETS / 'toy_pass_v0__runner.zip'}"
 
@@ -226,7 +226,8 @@ def test_local_grid_results_resume_and_refusals(cli, tmp_path):
     report = cli("report", out)
     assert report.code == 0, report.err
     page = (out / "report" / "index.html").read_text()
-    assert "evaluate over 4 cells" in page and "cells/c003" in page
+    assert "evaluate over 4 cells" in page
+    assert '">cells/c003</a>' in page  # each cell links to its run's section
 
 
 def test_two_drivers_on_one_grid_directory(cli, tmp_path):

@@ -65,6 +65,13 @@ def _progress(total: int, desc: str) -> Any:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    pool = None
+    if args.ray:
+        # joined first: the cluster's workers start (and import the arena) while this
+        # process imports it and checks the flags
+        from arena.parallel import RayPool
+
+        pool = RayPool(None if args.ray is True else args.ray)
     from agents import specs as policy_specs
     from agents.attacks import parse_attack
     from arena.artifacts.run import RunResults
@@ -100,11 +107,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "workers": args.workers,
         "deterministic": deterministic,
     }
-    pool = None
-    if args.ray:
-        from arena.parallel import RayPool
-
-        pool = RayPool(None if args.ray is True else args.ray)
     bar = _progress(args.episodes, f"evaluate {args.env_id}")
     try:
         result, records = run_match(
@@ -121,6 +123,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     finally:
         bar.close()
+        if pool is not None:
+            pool.close()
     payload = result.to_json()
     if args.record:
         manifest = match_manifest(

@@ -27,6 +27,8 @@ class RowView:
     cells: tuple[str, ...]
     finding: bool
     """A highlighted row: the result the run exists for, shown in bold."""
+    links: tuple[str | None, ...] = ()
+    """Per cell, a link within the page (a cell naming a run's folder links to it)."""
 
 
 @dataclass(frozen=True)

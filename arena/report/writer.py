@@ -6,6 +6,7 @@ previous report is replaced, never left half-written.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -77,6 +78,7 @@ def write_report(
         public_mode(tmp)
         files = PageFiles(tmp, notes=list(found.notes), root=run_dir)
         sections = [_section(i, run, run_dir, files, samples) for i, run in enumerate(runs)]
+        _link_runs(sections, runs)
         shown = {resolved(rec) for run in runs for rec in run.records}
         loose = list({resolved(p): p for p in loose if resolved(p) not in shown}.values())
         if loose:
@@ -117,6 +119,30 @@ def _attach_records(
             elif resolved(rec) not in {resolved(r) for r in run.records}:
                 run.records.insert(0, rec)
     return loose
+
+
+def _link_runs(sections: list[html.Section], runs: list[RunView]) -> None:
+    """A table cell that names the folder of a run on the page (a grid's ``cells/c003``)
+    links to that run's section."""
+    anchors: dict[str, str] = {}
+    for section, run in zip(sections, runs, strict=True):
+        parts = Path(run.name).parts
+        for depth in range(1, len(parts) + 1):  # the run's folder and those above it
+            anchors.setdefault("/".join(parts[:depth]), f"#{section.anchor}")
+    for section in sections:
+        tables = ([section.headline] if section.headline else []) + section.tables
+        for i, table in enumerate(tables):
+            rows = tuple(
+                dataclasses.replace(row, links=tuple(anchors.get(c) for c in row.cells))
+                if any(c in anchors for c in row.cells)
+                else row
+                for row in table.rows
+            )
+            linked = dataclasses.replace(table, rows=rows)
+            if i == 0 and section.headline is not None:
+                section.headline = linked
+            else:
+                section.tables[i - (1 if section.headline is not None else 0)] = linked
 
 
 def _heading(run: RunView) -> str:
