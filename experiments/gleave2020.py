@@ -28,6 +28,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,13 +79,21 @@ GAMES = {
     "sumo_humans": _zoo_game("sumo_humans_v0", "fighter_0", "fighter_1"),
 }
 
-NO_DENSE_TERMS = {"shaping": 0.0, "victim_value": 0.0, "victim_divergence": 0.0}
+NO_DENSE_TERMS = {
+    "shaping": 0.0,
+    "victim_value": 0.0,
+    "victim_divergence": 0.0,
+    "victim_reward": 0.0,
+    "victim_novelty": 0.0,
+}
 REWARD_VARIANTS = {
     "sparse": {},
     "victim value (a)": {"victim_value": 200.0},
     "action divergence (b)": {"victim_divergence": 3.0},
     "game shaping (c)": {"shaping": 100.0},
     "(a) + (c)": {"shaping": 100.0, "victim_value": 200.0},
+    "victim reward (d, Guo)": {"shaping": 100.0, "victim_reward": 1.0},
+    "novelty (e, IMAP)": {"shaping": 100.0, "victim_novelty": 1.0},
 }
 """Initial weights (annealed to 0 over half the budget), scaled so that each dense
 term's episode total is of the order of the ±1000 goal reward in you-shall-not-pass:
@@ -309,7 +318,8 @@ def _train(game: Game, out: Path, what: str, plan: Plan, config: Any) -> None:
 
 
 def _variant_dir(run_dir: Path, name: str, label: str) -> Path:
-    return run_dir / "adversaries" / f"{name}__{label.split()[0].strip('()')}"
+    slug = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+    return run_dir / "adversaries" / f"{name}__{slug}"
 
 
 def trainings(plan: Plan, run_dir: Path) -> list[tuple[str, Path, Any]]:
@@ -323,13 +333,8 @@ def trainings(plan: Plan, run_dir: Path) -> list[tuple[str, Path, Any]]:
         if plan.reward_study:
             for label, extra in REWARD_VARIANTS.items():
                 if label not in plan.variant_runs:
-                    w = {**NO_DENSE_TERMS, **extra}
-                    config = dataclasses.replace(
-                        base,
-                        shaping=w["shaping"],
-                        victim_value=w["victim_value"],
-                        victim_divergence=w["victim_divergence"],
-                    )
+                    w: dict[str, Any] = {**NO_DENSE_TERMS, **extra}
+                    config = dataclasses.replace(base, **w)
                     out.append((name, _variant_dir(run_dir, name, label), config))
         elif name not in plan.adversaries:
             out.append((name, run_dir / "adversaries" / name, base))
@@ -366,9 +371,7 @@ def _train_on_ray(
                 "victim": {game.victim_seat: game.victim},
                 "timesteps": plan.timesteps,
                 "seed": plan.seed,
-                "shaping": config.shaping,
-                "victim_value": config.victim_value,
-                "victim_divergence": config.victim_divergence,
+                **{term: getattr(config, term) for term in NO_DENSE_TERMS},
             }
         )
     cpus = max(1, max((c.workers for _, _, c in todo), default=1))
@@ -415,13 +418,40 @@ def _sample(game: Game, victim: str, opponent: str, seed: int, label: str) -> Sa
     )
 
 
-def _curve(run_dir: Path) -> tuple[list[int], list[float]]:
+@dataclass(frozen=True)
+class Curve:
+    timesteps: list[int]
+    win_rate: list[float]
+    ci95: list[tuple[float, float]] | None
+    """None for the rolling training rate (no interval)."""
+
+    @property
+    def greedy(self) -> bool:
+        return self.ci95 is not None
+
+
+def _curve(run_dir: Path) -> Curve:
+    """The adversary's win rate over training: its greedy evaluations
+    (``evaluation.csv``, with intervals) where the run made them, else the rolling
+    rate of training (``progress.csv``), which understates a greedy adversary."""
+    evaluation = run_dir / "evaluation.csv"
+    if evaluation.is_file():
+        with open(evaluation) as fh:
+            rows = [r for r in csv.DictReader(fh) if r.get("win_rate") not in (None, "", "nan")]
+        if rows:
+            return Curve(
+                [int(r["timesteps"]) for r in rows],
+                [float(r["win_rate"]) for r in rows],
+                [(float(r["win_low"]), float(r["win_high"])) for r in rows],
+            )
     with open(run_dir / "progress.csv") as fh:
         rows = [r for r in csv.DictReader(fh) if r["win_rate"] != "nan"]
-    return [int(r["timesteps"]) for r in rows], [float(r["win_rate"]) for r in rows]
+    return Curve([int(r["timesteps"]) for r in rows], [float(r["win_rate"]) for r in rows], None)
 
 
 def plot_curves(curves: dict[str, Path], out: Path, title: str) -> None:
+    """One line per run, its 95% band where it has greedy evaluations; runs labelled
+    ``VARIANT/SEED`` share a colour per variant."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -429,16 +459,28 @@ def plot_curves(curves: dict[str, Path], out: Path, title: str) -> None:
 
     from arena.io import atomic_path
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    colours: dict[str, str] = {}
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    greedy = True
     for label, run_dir in curves.items():
-        x, y = _curve(run_dir)
-        ax.plot(x, y, label=label)
+        curve = _curve(run_dir)
+        group = label.split("/")[0]
+        colour = colours.setdefault(group, palette[len(colours) % len(palette)])
+        style = "-" if label == group or label.endswith("/s0") else "--"
+        ax.plot(curve.timesteps, curve.win_rate, style, color=colour, label=label, marker=".")
+        if curve.ci95 is not None:
+            low, high = zip(*curve.ci95, strict=True)
+            ax.fill_between(curve.timesteps, low, high, color=colour, alpha=0.12)
+        greedy = greedy and curve.greedy
     ax.set_xlabel("adversary training timesteps")
-    ax.set_ylabel("adversary win rate (rolling 200 episodes)")
+    ax.set_ylabel(
+        "adversary win rate, greedy (95% CI)" if greedy else "adversary win rate (rolling)"
+    )
     ax.set_ylim(0, 1)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=110)
@@ -470,10 +512,17 @@ def _study(plan: Plan, name: str, run_dir: Path, into: Path, pool: Pool) -> Part
     plot_curves(curves, into / f"{name}_reward_study.png", title)
     variants, samples = {}, []
     for label, d in curves.items():
-        steps, wins = _curve(d)
+        curve = _curve(d)
         # the final adversary against the victim, greedy, as in the tables
         final = evaluate(game, game.victim, f"run:{d}", plan.episodes, plan.seed, pool)
-        variants[label] = Variant(str(d), tuple(map(float, steps)), tuple(wins), final)
+        variants[label] = Variant(
+            str(d),
+            tuple(map(float, curve.timesteps)),
+            tuple(curve.win_rate),
+            final,
+            tuple(curve.ci95) if curve.ci95 is not None else None,
+            curve.greedy,
+        )
         what = f"victim vs the final '{label}' adversary"
         samples.append(_sample(game, game.victim, f"run:{d}", plan.seed, what))
     tables, figures = variant_comparison(name, variants)

@@ -103,6 +103,23 @@ def test_gleave2020_reward_study_compares_every_variant(cli, tmp_path):
     assert (run / "toy_pass_reward_study.png").stat().st_size > 1000
 
 
+def test_reward_study_curves_are_greedy_evaluations_where_the_run_made_them(tmp_path):
+    from experiments.gleave2020 import _curve
+
+    (tmp_path / "progress.csv").write_text(
+        "timesteps,win_rate,episodes,steps_per_s,shaping\n100,0.1,5,9.0,0\n200,0.2,9,9.0,0\n"
+    )
+    rolling = _curve(tmp_path)
+    assert (rolling.timesteps, rolling.win_rate, rolling.greedy) == ([100, 200], [0.1, 0.2], False)
+    (tmp_path / "evaluation.csv").write_text(
+        "timesteps,episodes,win_rate,win_low,win_high,loss_rate\n"
+        "150,50,0.3000,0.1910,0.4375,0.6\n300,50,0.5000,0.3664,0.6336,0.4\n"
+    )
+    greedy = _curve(tmp_path)
+    assert greedy.greedy and greedy.timesteps == [150, 300] and greedy.win_rate == [0.3, 0.5]
+    assert greedy.ci95 == [(0.191, 0.4375), (0.3664, 0.6336)]
+
+
 def test_gleave2020_unknown_game(cli, tmp_path):
     done = cli("run", "gleave2020", "--games", "chess", "--runs", tmp_path)
     assert done.code == 2 and "unknown game 'chess'" in done.err

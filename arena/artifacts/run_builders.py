@@ -171,9 +171,12 @@ class Variant:
     """The training run's directory, if known."""
     timesteps: tuple[float, ...]
     win_rate: tuple[float, ...]
-    """The trained player's rolling win rate at each of ``timesteps``."""
+    """The trained player's win rate at each of ``timesteps``: greedy evaluations (with
+    ``ci95``) where the run made them, else the rolling training rate."""
     final: SeatResult | None = None
     """The victim against the trained player at the end, if it was scored."""
+    ci95: tuple[tuple[float, float], ...] | None = None
+    greedy: bool = False
 
 
 def variant_comparison(
@@ -195,11 +198,16 @@ def variant_comparison(
         ("reward variant", "run directory"),
         tuple((k, v.run) for k, v in variants.items() if v.run is not None),
     )
-    curves = tuple(Series(k, v.timesteps, v.win_rate) for k, v in variants.items() if v.timesteps)
+    curves = tuple(
+        Series(k, v.timesteps, v.win_rate, v.ci95) for k, v in variants.items() if v.timesteps
+    )
+    greedy = all(v.greedy for v in variants.values() if v.timesteps)
     chart = LineChart(
         f"{name}: adversary win rate over training, per reward variant",
         "adversary training timesteps",
-        "adversary win rate (rolling)",
+        "adversary win rate (greedy evaluations, 95% CI)"
+        if greedy
+        else "adversary win rate (rolling, training)",
         curves,
         y_range=(0.0, 1.0),
     )
