@@ -1,66 +1,133 @@
-"""Adversary-training throughput, side by side in one run.
+"""Adversary-training throughput against the physics of the same episodes, in one run.
 
-Prints env steps/s for:
-  0. the physics ceiling: a bare ``mj_step`` loop (× the game's frame skip, zero
-     control, reset every 500 steps) on the game's compiled model, in 1 and in 2
-     processes at once (the 2-process figure is the ceiling of a 2-core machine);
-  1. the game with the frozen victim inside, no learner (zero actions): in-process,
-     and with the physics spread over 2 worker processes (the victim batched in the
-     main process);
-  2. the arena's trainer (``train_adversary``: SB3 PPO on ``EmbeddedVecEnv`` +
-     ``VecNormalize``, the paper's PPO settings, batch 16,384) in-process, and with 2
-     workers, the PPO update on 1 or on 2 torch threads (the workers idle meanwhile);
-and each figure as a fraction of the 2-process ceiling. Run it on an idle machine:
+The ceiling is the physics of the game's own states: episodes of the game are played
+first (the zoo victim acting, the adversary acting as a fresh PPO policy does, from a
+Gaussian of unit spread around zero, clipped to its control range), recording every
+step's controls and every episode's start state; then a bare loop replays them through
+``mj_step`` (× the frame skip) and ``mj_rnePostConstraint`` (the contact forces the
+rules read) on the game's compiled model: the same contacts, the same fallen bodies,
+none of the game's Python, no policy. Printed, env steps/s:
 
-    ARENA_ZOO_DIR=../shared/zoo python benchmarks/adversary_throughput.py
-    python benchmarks/adversary_throughput.py --env toy_pass_v0   # no data needed
+  1. that bare replay in 1 process and in 2 at once (the 2-core ceiling);
+  2. the game with the frozen victim inside (``EmbeddedVecEnv``, 2 simulation workers,
+     zero learner actions): what the learner's environment costs without learning;
+  3. the arena's trainer (``train_adversary``: SB3 PPO, the paper's settings, the
+     default runtime: 2 simulation workers, the update on 2 threads);
+and each as a fraction of the 2-process ceiling (the target: training ≥ 0.8 of it).
+Run it on an idle machine:
+
+    ARENA_ZOO_DIR=../shared/zoo python benchmarks/adversary_throughput.py --env kick_and_defend_v0
+    python benchmarks/adversary_throughput.py --env toy_pass_v0     # no data, no physics rows
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import tempfile
 import time
 from typing import Any
 
 import numpy as np
 import torch
 
-from arena.pretrained import shipped, zoo_spec
-
-VICTIMS = {
-    "you_shall_not_pass_v0": ("runner", zoo_spec("you_shall_not_pass_v0", "runner")),
-    "toy_pass_v0": ("runner", f"sb3:{shipped('toy_pass_v0__runner.zip')}"),
+GAMES = {
+    "you_shall_not_pass_v0": "runner",
+    "kick_and_defend_v0": "kicker",
+    "sumo_humans_v0": "fighter_0",
+    "sumo_ants_v0": "fighter_0",
+    "toy_pass_v0": "runner",
 }
 
 
-def _bare(env_id: str, steps: int, queue: Any = None) -> float:
+def victim_spec(env_id: str) -> str:
+    from arena.pretrained import shipped, zoo_spec
+
+    if env_id == "toy_pass_v0":
+        return f"sb3:{shipped('toy_pass_v0__runner.zip')}"
+    return zoo_spec(env_id, GAMES[env_id])
+
+
+def record(env_id: str, steps: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Play ``steps`` steps of the game (the victim sampled, the adversary as a fresh
+    policy): every step's controls, where episodes start, and their start states."""
+    import envs
+    from agents import specs
+
+    game = envs.make(env_id)
+    victim_seat = GAMES[env_id]
+    adversary = next(s for s in game.possible_agents if s != victim_seat)
+    victim = specs.resolve(
+        victim_spec(env_id),
+        game.observation_space(victim_seat),
+        game.action_space(victim_seat),
+        env_id=env_id,
+        seat=victim_seat,
+    )
+    space = game.action_space(adversary)
+    rng = np.random.default_rng(seed)
+    obs, _ = game.reset(seed=seed)
+    ctrl, starts, qpos, qvel = [], [], [game.data.qpos.copy()], [game.data.qvel.copy()]
+    start = np.array([True])
+    for t in range(steps):
+        act, _ = victim.predict(obs[victim_seat][None], episode_start=start, deterministic=False)
+        start = np.array([False])
+        noise = np.clip(rng.normal(0.0, 1.0, space.shape), space.low, space.high)
+        obs, _, term, trunc, _ = game.step({victim_seat: act[0], adversary: noise})
+        ctrl.append(game.data.ctrl.copy())
+        if any(term.values()) or any(trunc.values()):
+            obs, _ = game.reset()
+            starts.append(t + 1)
+            qpos.append(game.data.qpos.copy())
+            qvel.append(game.data.qvel.copy())
+            start = np.array([True])
+    return {
+        "ctrl": np.asarray(ctrl),
+        "starts": np.asarray(starts, dtype=np.int64),
+        "qpos": np.asarray(qpos),
+        "qvel": np.asarray(qvel),
+    }
+
+
+def _replay(env_id: str, trace: dict[str, np.ndarray], queue: Any = None) -> float:
     import mujoco
 
     import envs
     from envs.competition.games import FRAME_SKIP
 
-    env = envs.make(env_id)
-    model = env.model
+    model = envs.make(env_id).model
     data = mujoco.MjData(model)
-    start = time.perf_counter()
-    for t in range(steps):
-        if t % 500 == 0:
-            mujoco.mj_resetData(model, data)
+    ctrl, starts = trace["ctrl"], set(trace["starts"].tolist())
+    episode = 0
+
+    def begin(k: int) -> None:
+        mujoco.mj_resetData(model, data)
+        data.qpos[:] = trace["qpos"][k]
+        data.qvel[:] = trace["qvel"][k]
+        mujoco.mj_forward(model, data)
+
+    begin(0)
+    t0 = time.perf_counter()
+    for t in range(len(ctrl)):
+        if t in starts:
+            episode += 1
+            begin(episode)
+        data.ctrl[:] = ctrl[t]
         mujoco.mj_step(model, data, nstep=FRAME_SKIP)
-    rate = steps / (time.perf_counter() - start)
+        mujoco.mj_rnePostConstraint(model, data)
+    rate = len(ctrl) / (time.perf_counter() - t0)
     if queue is not None:
         queue.put(rate)
     return rate
 
 
-def bare_physics(env_id: str, steps: int, processes: int) -> float:
-    """Total bare-physics env steps/s of ``processes`` loops running at once."""
+def bare_replay(env_id: str, trace: dict[str, np.ndarray], processes: int) -> float:
+    """Total env steps/s of ``processes`` bare replays running at once."""
     if processes == 1:
-        return _bare(env_id, steps)
+        return _replay(env_id, trace)
     ctx = mp.get_context("forkserver")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_bare, args=(env_id, steps, queue)) for _ in range(processes)]
+    procs = [ctx.Process(target=_replay, args=(env_id, trace, queue)) for _ in range(processes)]
     for proc in procs:
         proc.start()
     rates = [queue.get() for _ in procs]
@@ -69,17 +136,13 @@ def bare_physics(env_id: str, steps: int, processes: int) -> float:
     return float(sum(rates))
 
 
-def ceiling(env_id: str, seat: str, victim: str, workers: int, steps: int, n_envs: int) -> float:
+def game_with_victim(env_id: str, steps: int, n_envs: int) -> float:
+    import envs
     from arena.embedding import EmbeddedVecEnv
 
-    vec = EmbeddedVecEnv(
-        env_id,
-        "blocker",
-        {seat: victim},
-        n_envs=n_envs,
-        workers=workers,
-        env_kwargs={"shaping": 0.0} if env_id != "toy_pass_v0" else None,
-    )
+    seat = GAMES[env_id]
+    adversary = next(s for s in envs.spec(env_id).seats if s != seat)
+    vec = EmbeddedVecEnv(env_id, adversary, {seat: victim_spec(env_id)}, n_envs=n_envs, workers=2)
     vec.reset()
     act = np.zeros((n_envs, *(vec.action_space.shape or ())), np.float32)
     for _ in range(10):
@@ -92,82 +155,50 @@ def ceiling(env_id: str, seat: str, victim: str, workers: int, steps: int, n_env
     return rate
 
 
-def training(
-    env_id: str, seat: str, victim: str, workers: int, steps: int, n_envs: int, threads: int = 1
-) -> float:
-    """Env steps/s of the arena's own trainer (``train_adversary``, paper PPO settings)."""
-    import tempfile
+def training(env_id: str, steps: int) -> float:
+    """Env steps/s of the arena's own trainer with its default recipe and runtime."""
+    import dataclasses
 
-    from arena.training import AdversaryConfig, default_adversary_config, train_adversary
+    from arena.training import default_adversary_config, train_adversary
 
-    base = default_adversary_config(env_id, n_envs=n_envs)
-    config = AdversaryConfig(
-        **{
-            **base.__dict__,
-            "workers": workers,
-            "update_threads": threads,
-            "checkpoint_every": 10**9,
-        }
-    )
+    config = dataclasses.replace(default_adversary_config(env_id), checkpoint_every=10**9)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         train_adversary(
-            env_id, {seat: victim}, timesteps=steps, out=f"{tmp}/run", config=config, progress=False
+            env_id,
+            {GAMES[env_id]: victim_spec(env_id)},
+            timesteps=steps,
+            out=f"{tmp}/run",
+            config=config,
+            progress=False,
         )
         return steps / (time.perf_counter() - t0)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env", default="you_shall_not_pass_v0", choices=sorted(VICTIMS))
+    parser.add_argument("--env", default="you_shall_not_pass_v0", choices=sorted(GAMES))
     parser.add_argument("--steps", type=int, default=16_384 * 3)
-    parser.add_argument(
-        "--envs", default="8,32", help="comma-separated env counts for the 2-worker rows"
-    )
+    parser.add_argument("--replay-steps", type=int, default=20_000)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    seat, victim = VICTIMS[args.env]
-    counts = [int(n) for n in args.envs.split(",")]
     rows: list[tuple[str, float]] = []
-    if args.env != "toy_pass_v0":
+    physics = args.env != "toy_pass_v0"
+    if physics:
+        trace = record(args.env, args.replay_steps)
+        episodes = len(trace["starts"]) + 1
         for procs in (1, 2):
-            rows.append(
-                (
-                    f"bare mj_step loop, {procs} process(es)",
-                    bare_physics(args.env, args.steps, procs),
-                )
-            )
+            label = f"bare mj_step replay of the game's episodes, {procs} process(es)"
+            rows.append((label, bare_replay(args.env, trace, procs)))
     rows.append(
-        (
-            "game + batched victim, in-process, 8 envs",
-            ceiling(args.env, seat, victim, 0, args.steps, 8),
-        )
+        ("game + batched victim, 2 workers, 32 envs", game_with_victim(args.env, args.steps, 32))
     )
-    for n in counts:
-        rows.append(
-            (
-                f"game + batched victim, 2 workers, {n} envs",
-                ceiling(args.env, seat, victim, 2, args.steps, n),
-            )
-        )
-    rows.append(
-        (
-            "PPO adversary training, in-process, 8 envs",
-            training(args.env, seat, victim, 0, args.steps, 8),
-        )
-    )
-    for n in counts:
-        for threads in (1, 2):
-            rows.append(
-                (
-                    f"PPO adversary training, 2 workers, {n} envs, {threads} update thread(s)",
-                    training(args.env, seat, victim, 2, args.steps, n, threads),
-                )
-            )
-    top = rows[1][1] if args.env != "toy_pass_v0" else max(r for _, r in rows)
-    print(f"{args.env}: {args.steps:,} env steps per row")
+    rows.append(("PPO adversary training, default runtime", training(args.env, args.steps)))
+    top = rows[1][1] if physics else max(r for _, r in rows)
+    print(f"{args.env}: {args.steps:,} env steps per training row", end="")
+    print(f"; replay of {args.replay_steps:,} steps ({episodes} episodes)" if physics else "")
     for label, rate in rows:
-        print(f"  {label:<66} {rate:6.0f} env steps/s  {rate / top:6.1%} of the 2-core ceiling")
+        print(f"  {label:<62} {rate:6.0f} env steps/s  {rate / top:6.1%} of the 2-core ceiling")
 
 
 if __name__ == "__main__":
