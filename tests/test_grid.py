@@ -334,3 +334,28 @@ checkpoint_every = 4096
     assert "--resume" in log
     resumed = int(log.split("from its checkpoint at ")[1].split()[0].replace(",", ""))
     assert resumed >= checkpoint  # lost at most one checkpoint interval
+
+
+def test_a_cell_still_running_elsewhere_is_not_started_again(cli, tmp_path):
+    """A driver died but its cell's process did not: a resumed driver leaves the cell to
+    that process (the cell's own lock) instead of running it twice into one folder."""
+    import fcntl
+
+    grid = write(tmp_path / "grid.toml", EVALUATE)
+    out = tmp_path / "out"
+    assert cli("grid", grid, "--out", out).code == 0
+    status = out / "status" / "c002.json"
+    data = json.loads(status.read_text())
+    status.write_text(json.dumps({**data, "state": "running"}))  # as a dead driver left it
+    fd = os.open(out / "status" / "c002.lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # the cell's process, still alive
+    try:
+        result = cli("grid", grid, "--out", out, "--resume", "--json")
+    finally:
+        os.close(fd)
+    summary = json.loads(result.out.strip().splitlines()[-1])
+    assert result.code == 1 and summary["failed"] == 1
+    assert "c002 is still running in another process" in result.err
+    assert json.loads(status.read_text())["state"] == "running"  # its status untouched
+    again = cli("grid", grid, "--out", out, "--resume", "--json")  # once it is gone
+    assert again.code == 0 and json.loads(again.out.strip().splitlines()[-1])["done"] == 4

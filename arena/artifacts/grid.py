@@ -34,6 +34,7 @@ any other, so several items in one cell are a list inside the list:
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ from arena.artifacts.base import ArtifactError, check_version, described, is_int
 
 MAX_GRID_BYTES = 1 * 2**20
 MAX_CELLS = 10_000
+MIN_CPUS = 1e-4
+"""Ray's finest fraction of a CPU."""
 KEY = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 Scalar = str | int | float | bool
 Value = Scalar | list[Scalar]
@@ -78,6 +81,16 @@ def _values(value: Any, where: str) -> list[Value]:
     return [_scalar(value, where)]
 
 
+def _seat(seat: str, where: str) -> str:
+    """A key of a table of seats (``SEAT=VALUE`` on the command line): printable, not
+    empty, without ``=``."""
+    if not seat or "=" in seat or not seat.isprintable():
+        raise GridError(
+            f"{where}: {seat!r} cannot be a seat: a seat name is printable, not empty, without '='"
+        )
+    return seat
+
+
 def _key(key: Any, where: str) -> str:
     if not isinstance(key, str) or not KEY.match(key):
         raise GridError(
@@ -104,7 +117,8 @@ class GridSpec:
         try:
             if not path.is_file():
                 raise GridError(f"{path}: no such grid file")
-            raw = path.read_bytes()
+            with path.open("rb") as fh:  # a huge file is not read whole
+                raw = fh.read(MAX_GRID_BYTES + 1)
         except OSError as exc:
             raise GridError(f"{path}: cannot read it: {exc.strerror}") from None
         if len(raw) > MAX_GRID_BYTES:
@@ -114,6 +128,8 @@ class GridSpec:
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise GridError(f"{path}: not a TOML grid file: {first}") from None
+        except RecursionError:
+            raise GridError(f"{path}: not a TOML grid file: nested too deeply") from None
         return cls.from_toml(data, str(path), default_name=path.stem)
 
     @classmethod
@@ -128,11 +144,17 @@ class GridSpec:
         if not isinstance(command, str) or not command.strip():
             raise GridError(f"{where}: 'command' must name the command the grid runs")
         cpus = data.get("cpus", 1)
-        if isinstance(cpus, bool) or not isinstance(cpus, int | float) or not 0 < cpus <= 1024:
-            raise GridError(f"{where}: 'cpus' (CPUs per cell) must be a number in (0, 1024]")
+        if (
+            isinstance(cpus, bool)
+            or not isinstance(cpus, int | float)
+            or not MIN_CPUS <= cpus <= 1024
+        ):
+            raise GridError(
+                f"{where}: 'cpus' (CPUs per cell) must be a number from {MIN_CPUS} to 1024"
+            )
         name = data.get("name", default_name)
-        if not isinstance(name, str):
-            raise GridError(f"{where}: 'name' must be a string")
+        if not isinstance(name, str) or not name.isprintable():
+            raise GridError(f"{where}: 'name' must be a string of printable characters")
         raw = data.get("options", {})
         if not isinstance(raw, dict):
             raise GridError(f"{where}: [options] must be a table")
@@ -145,7 +167,10 @@ class GridSpec:
                 if not v:
                     raise GridError(f"{where}: options.{k} is an empty table of seats")
                 options[key] = {
-                    str(seat): _values(sv, f"{where}: options.{k}.{seat}") for seat, sv in v.items()
+                    _seat(str(seat), f"{where}: options.{k}"): _values(
+                        sv, f"{where}: options.{k}.{seat}"
+                    )
+                    for seat, sv in v.items()
                 }
             else:
                 options[key] = _values(v, f"{where}: options.{k}")
@@ -230,8 +255,13 @@ def _listed_cell(
         key = _key(k, where)
         if key in options:
             raise GridError(f"{where}: {k!r} is in [options] too; give it in one place")
+        if key in cell:
+            raise GridError(f"{where}: option {k!r} given twice")
         if isinstance(v, dict):
-            cell[key] = {str(seat): _one(sv, f"{where}.{k}.{seat}") for seat, sv in v.items()}
+            cell[key] = {
+                _seat(str(seat), f"{where}.{k}"): _one(sv, f"{where}.{k}.{seat}")
+                for seat, sv in v.items()
+            }
         else:
             cell[key] = _one(v, f"{where}.{k}")
     return cell
@@ -320,8 +350,11 @@ class GridManifest:
             if not isinstance(c.get("values"), dict):
                 raise GridError(f"{at}: 'values' must be an object")
             out = c.get("out", f"cells/c{i:03d}")
-            if not inside_path(out):
-                raise GridError(f"{at}: 'out' must be a relative path inside the grid directory")
+            if not inside_path(out) or Path(out).parts[0] in OWN_FILES:
+                raise GridError(
+                    f"{at}: 'out' must be a relative path inside the grid directory, beside "
+                    f"{', '.join(OWN_FILES)}"
+                )
             cells.append(CellPlan(i, c["values"], list(argv), out))
         varied = data.get("varied", [])
         if not isinstance(varied, list) or not all(isinstance(v, str) for v in varied):
@@ -329,15 +362,47 @@ class GridManifest:
         return cls(spec, tuple(cells), tuple(varied))
 
 
+OWN_FILES = ("grid.json", "results.json", "status", "logs", "ray", ".grid.lock")
+"""What the grid itself keeps in its directory: no cell's run goes there."""
+
+
 def inside_path(path: Any) -> bool:
-    """A relative path that stays inside the directory it is relative to."""
+    """A relative path that stays inside, and below, the directory it is relative to."""
     return (
         isinstance(path, str)
         and bool(path)
         and "\x00" not in path
         and not Path(path).is_absolute()
+        and bool(Path(path).parts)
         and ".." not in Path(path).parts
     )
+
+
+def _headline_number(value: Any) -> bool:
+    """A figure a summary may hold: a float (NaN: nothing measured) or an int a float
+    can hold; never infinite."""
+    if is_int(value):
+        return bool(abs(value) < 2**63)
+    return isinstance(value, float) and not math.isinf(value)
+
+
+def _summary(data: Any, where: str) -> dict[str, Any]:
+    """A finished cell's summary: ``headline`` (label, value, ci95) and ``figures``."""
+    if not isinstance(data, dict):
+        raise GridError(f"{where}: 'summary' must be an object")
+    head = data.get("headline", {})
+    if not isinstance(head, dict) or not isinstance(data.get("figures", {}), dict):
+        raise GridError(f"{where}: 'summary' must hold objects 'headline' and 'figures'")
+    value, ci = head.get("value"), head.get("ci95")
+    if not isinstance(head.get("label", ""), str):
+        raise GridError(f"{where}: 'summary.headline.label' must be a string")
+    if value is not None and not _headline_number(value):
+        raise GridError(f"{where}: 'summary.headline.value' must be a number or null")
+    if ci is not None and (
+        not isinstance(ci, list) or len(ci) != 2 or not all(_headline_number(x) for x in ci)
+    ):
+        raise GridError(f"{where}: 'summary.headline.ci95' must be two numbers")
+    return data
 
 
 STATES = ("running", "done", "failed")
@@ -387,15 +452,9 @@ class CellStatus:
             if not is_int(data.get(key)) or data[key] < 0:
                 raise GridError(f"{where}: {key!r} must be a whole number >= 0")
         run_dir = data.get("run_dir")
-        if run_dir is not None and (
-            not isinstance(run_dir, str)
-            or Path(run_dir).is_absolute()
-            or ".." in Path(run_dir).parts
-        ):
+        if run_dir is not None and not inside_path(run_dir):
             raise GridError(f"{where}: 'run_dir' must be a path inside the grid directory")
-        summary = data.get("summary", {})
-        if not isinstance(summary, dict):
-            raise GridError(f"{where}: 'summary' must be an object")
+        summary = _summary(data.get("summary", {}), where)
         error, node = data.get("error"), data.get("node")
         if error is not None and not isinstance(error, str):
             raise GridError(f"{where}: 'error' must be a string or null")

@@ -11,9 +11,9 @@ from arena.errors import check_output_dir
 def cmd_grid(args: argparse.Namespace) -> int:
     from arena.grid import run_grid
 
-    check_output_dir(args.out, "--out")
+    out = check_output_dir(args.out, "--out")  # the directory checked is the one written
     summary = run_grid(
-        args.grid_file, args.out, ray=args.ray, resume=args.resume, parallel=args.parallel
+        args.grid_file, out, ray=args.ray, resume=args.resume, parallel=args.parallel
     )
     for row in summary["results"]:
         head = (row.get("summary") or {}).get("headline") or {}

@@ -147,7 +147,7 @@ def options_argv(
         if not action.option_strings:
             if isinstance(value, list):
                 raise GridError(f"{where} takes one value per cell")
-            positional.append((parser._actions.index(action), _text(value)))
+            positional.append((parser._actions.index(action), _alone(parser, value, where)))
             continue
         flag = max(action.option_strings, key=len)
         if isinstance(action, argparse._StoreTrueAction):
@@ -156,14 +156,39 @@ def options_argv(
             optional += [flag] if value else []
         elif isinstance(action, argparse._AppendAction):
             for item in many:
-                optional += [flag, _text(item)]
+                optional += _flag_value(parser, flag, item, where)
         elif action.nargs in ("+", "*") or isinstance(action.nargs, int):
-            optional += [flag, *(_text(v) for v in many)]
+            optional += [flag, *(_alone(parser, v, where) for v in many)]
         else:
             if isinstance(value, list):
                 raise GridError(f"{where} takes one value per cell, not a list")
-            optional += [flag, _text(value)]
+            optional += _flag_value(parser, flag, value, where)
     return [text for _, text in sorted(positional)] + optional
+
+
+def _is_flag(parser: argparse.ArgumentParser, text: str) -> bool:
+    """Whether ``parser`` would read ``text`` standing alone as a flag (``--out=/etc``,
+    ``-h``), not as a value: it begins with '-' and is no negative number."""
+    negative = parser._negative_number_matcher.match(text) is not None
+    return text.startswith("-") and not (negative and not parser._has_negative_number_optionals)
+
+
+def _alone(parser: argparse.ArgumentParser, value: Scalar, where: str) -> str:
+    """A value that stands alone on the command line; one the command would read as a
+    flag (a grid file smuggling ``--ray`` or ``--help`` into a cell) is refused."""
+    text = _text(value)
+    if _is_flag(parser, text):
+        raise GridError(f"{where}: {text!r} begins with '-' and would be read as a flag")
+    return text
+
+
+def _flag_value(parser: argparse.ArgumentParser, flag: str, value: Scalar, where: str) -> list[str]:
+    """``FLAG VALUE``; a value that begins with '-' is joined to its flag
+    (``--flag=-x``), so that it is read as the flag's value, never as a flag."""
+    text = _text(value)
+    if _is_flag(parser, text) and flag.startswith("--"):
+        return [f"{flag}={text}"]
+    return [flag, _alone(parser, value, where)]
 
 
 def _text(value: Scalar) -> str:

@@ -2,7 +2,10 @@
 (a pool of processes, one fresh process per cell) or as Ray Tune trials, and gather
 their statuses into the grid's ``results.json``.
 
-Only one driver works on a grid directory at a time (an exclusive ``flock``). A
+Only one driver works on a grid directory at a time (an exclusive ``flock``); once it
+holds the lock it checks the directory (``GridDir.check``): the ``grid.json`` of another
+grid, a link planted in it, a special file or a status that does not read is refused
+in one line before anything is written. A
 driver that died is replaced by ``--resume``: finished cells are kept, the others run
 again, a training from its last checkpoint. On Ray, a trial whose worker dies is
 retried by Tune (``FailureConfig``), and the retry continues the same way.
@@ -128,9 +131,13 @@ def execute(
         from arena.parallel import connect_ray
 
         backend = connect_ray(None if ray is True else str(ray))
-    grid.root.mkdir(parents=True, exist_ok=True)
+    try:
+        grid.root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GridError(f"{grid.root}: cannot make the grid directory ({exc.strerror})") from None
     lock = GridLock(grid.lock)
     try:
+        grid.check(manifest)  # under the lock: what another driver left is seen too
         if not grid.manifest.is_file():
             write_json_atomic(grid.manifest, manifest.to_json())
         todo = [c.index for c in manifest.cells if _state(grid, c.index) != "done"]
@@ -159,7 +166,7 @@ def _state(grid: GridDir, index: int) -> str | None:
     try:
         status = grid.status(index)
     except GridError:
-        return None  # unreadable: the cell runs again
+        return None  # unreadable since ``GridDir.check``: the cell runs again
     return status.state if status is not None else None
 
 
