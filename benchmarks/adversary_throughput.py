@@ -10,7 +10,8 @@ none of the game's Python, no policy. Printed, env steps/s:
 
   1. that bare replay in 1 process and in 2 at once (the 2-core ceiling);
   2. the game with the frozen victim inside (``EmbeddedVecEnv``, 2 simulation workers,
-     zero learner actions): what the learner's environment costs without learning;
+     the learner's actions drawn as in the replay): the learner's environment without
+     learning;
   3. the arena's trainer (``train_adversary``: SB3 PPO, the paper's settings, the
      default runtime: 2 simulation workers, the update on 2 threads);
 and each as a fraction of the 2-process ceiling (the target: training ≥ 0.8 of it).
@@ -144,12 +145,19 @@ def game_with_victim(env_id: str, steps: int, n_envs: int) -> float:
     adversary = next(s for s in envs.spec(env_id).seats if s != seat)
     vec = EmbeddedVecEnv(env_id, adversary, {seat: victim_spec(env_id)}, n_envs=n_envs, workers=2)
     vec.reset()
-    act = np.zeros((n_envs, *(vec.action_space.shape or ())), np.float32)
-    for _ in range(10):
-        vec.step(act)
+    space = vec.action_space
+    rng = np.random.default_rng(0)  # the learner as in the replay: a fresh policy's Gaussian
+    acts = [
+        np.clip(rng.normal(0.0, 1.0, (n_envs, *space.shape)), space.low, space.high).astype(
+            np.float32
+        )
+        for _ in range(64)
+    ]
+    for t in range(10):
+        vec.step(acts[t])
     t0 = time.perf_counter()
-    for _ in range(steps // n_envs):
-        vec.step(act)
+    for t in range(steps // n_envs):
+        vec.step(acts[t % 64])
     rate = (steps // n_envs) * n_envs / (time.perf_counter() - t0)
     vec.close()
     return rate
