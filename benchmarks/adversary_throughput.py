@@ -145,7 +145,10 @@ def game_with_victim(env_id: str, steps: int, n_envs: int) -> float:
     adversary = next(s for s in envs.spec(env_id).seats if s != seat)
     vec = EmbeddedVecEnv(env_id, adversary, {seat: victim_spec(env_id)}, n_envs=n_envs, workers=2)
     vec.reset()
+    from gymnasium import spaces
+
     space = vec.action_space
+    assert isinstance(space, spaces.Box)
     rng = np.random.default_rng(0)  # the learner as in the replay: a fresh policy's Gaussian
     acts = [
         np.clip(rng.normal(0.0, 1.0, (n_envs, *space.shape)), space.low, space.high).astype(
