@@ -1,15 +1,36 @@
-"""Atomic file and directory writes: a reader sees the old state or the new, never half."""
+"""Atomic file and directory writes (a reader sees the old state or the new, never half),
+and the one exclusive lock file of the arena's directories (``try_lock``)."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+
+def try_lock(path: str | Path) -> int | None:
+    """An exclusive ``flock`` on ``path`` (created if absent), without waiting: its file
+    descriptor (closing it, or the process ending, releases the lock), or None when
+    another process holds it. Never through a link (a planted lock must not truncate
+    or block on another file) and never on anything but a regular file: ``OSError``."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def public_mode(path: str | Path) -> None:

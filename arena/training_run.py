@@ -11,7 +11,6 @@ across resumes), TensorBoard ``tb/``; ``TrainingCallback`` is the one callback.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import os
 import shutil
 import stat
@@ -37,7 +36,7 @@ from arena.artifacts.training_run import (
     TrainingRunFiles,
 )
 from arena.errors import ArenaError
-from arena.io import atomic_path
+from arena.io import atomic_path, try_lock
 
 PROGRESS_HEADER = ",".join(PROGRESS) + "\n"
 
@@ -50,27 +49,24 @@ class RunLock:
     """An exclusive ``flock`` on ``DIR/.lock``: one training per run directory."""
 
     def __init__(self, path: Path):
-        try:  # never through a link: a planted .lock must not truncate another file
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        try:
+            fd = try_lock(path)
         except OSError as exc:
             raise TrainingError(
                 f"run directory {path.parent}: cannot lock {path.name} ({exc.strerror}); "
                 f"a run's files must be its own, not links"
             ) from None
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise TrainingError(f"run directory {path.parent}: {path.name} is not a regular file")
-        self.fh = os.fdopen(fd, "r+")
-        try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.fh.seek(0)
-            owner = self.fh.read().strip() or "another process"
-            self.fh.close()
+        if fd is None:
+            try:
+                with open(path, encoding="utf-8", errors="replace") as held:
+                    owner = held.read(32).strip()
+            except OSError:
+                owner = ""
             raise TrainingError(
-                f"run directory {path.parent} is in use by another training (pid {owner})"
-            ) from None
-        self.fh.seek(0)
+                f"run directory {path.parent} is in use by another training "
+                f"(pid {owner or 'another process'})"
+            )
+        self.fh = os.fdopen(fd, "r+")
         self.fh.truncate()
         self.fh.write(str(os.getpid()))
         self.fh.flush()

@@ -50,6 +50,23 @@ def last_json(done: subprocess.CompletedProcess) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def start_grid(grid: Path, out: Path, cluster: str) -> subprocess.Popen:
+    """``arena grid GRID --out OUT --ray CLUSTER --json``, running in the background."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "arena.cli", "grid", grid, "--out", out, "--ray", cluster, "--json"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finished(driver: subprocess.Popen) -> dict:
+    """The last JSON line of a background grid once it has finished."""
+    stdout, stderr = driver.communicate(timeout=600)
+    return last_json(subprocess.CompletedProcess([], driver.returncode, stdout, stderr))
+
+
 def comparable(summary: dict) -> list[dict]:
     """The results of a grid without where they ran (paths, attempts)."""
     return [
@@ -113,18 +130,11 @@ checkpoint_every = 4096
         encoding="utf-8",
     )
     out = tmp_path / "ray"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "arena.cli", "grid", grid, "--out", out, "--ray", cluster, "--json"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    driver = start_grid(grid, out, cluster)
     state = out / "cells" / "c002" / "checkpoints" / "state.json"
     _kill_when(state.is_file, out / "status" / "c002.json")
     checkpoint = json.loads(state.read_text())["timesteps"]
-    stdout, stderr = driver.communicate(timeout=600)
-    summary = last_json(subprocess.CompletedProcess([], driver.returncode, stdout, stderr))
+    summary = finished(driver)
     assert summary["done"] == 3 and summary["failed"] == 0
     killed = summary["results"][2]
     assert killed["attempts"] == 2
@@ -157,16 +167,9 @@ episodes = [8, 600]
         encoding="utf-8",
     )
     out = tmp_path / "ray"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "arena.cli", "grid", grid, "--out", out, "--ray", cluster, "--json"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    driver = start_grid(grid, out, cluster)
     _kill_when(lambda: True, out / "status" / "c001.json")
-    stdout, stderr = driver.communicate(timeout=600)
-    summary = last_json(subprocess.CompletedProcess([], driver.returncode, stdout, stderr))
+    summary = finished(driver)
     assert summary["results"][1]["attempts"] == 2
     local = last_json(arena("grid", grid, "--out", tmp_path / "local", "--json"))
     assert comparable(summary) == comparable(local)

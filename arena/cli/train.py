@@ -63,12 +63,12 @@ def cmd_train_adversary(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_finetune_victim(args: argparse.Namespace) -> int:
+def finetune_seats(args: argparse.Namespace) -> tuple[str, str, str]:
+    """``(victim seat, victim spec, the other seat)`` of ``finetune-victim``'s flags;
+    ``UsageError`` unless one victim in a seat of a two-seat game."""
     import envs
-    from arena.training import default_adversary_config, train_adversary
 
     victim = pairs(args.victim, "--victim")
-    check_output_dir(args.out, "--out")
     if len(victim) != 1:
         raise UsageError("--victim SEAT=SPEC: give exactly one victim")
     ((seat, spec),) = victim.items()
@@ -77,15 +77,23 @@ def cmd_finetune_victim(args: argparse.Namespace) -> int:
     others = [s for s in game.seats if s != seat]
     if len(others) != 1:
         raise UsageError(f"fine-tuning needs a two-seat game; {args.env_id} has {game.seats}")
+    return seat, spec, others[0]
+
+
+def cmd_finetune_victim(args: argparse.Namespace) -> int:
+    from arena.training import default_adversary_config, train_adversary
+
+    check_output_dir(args.out, "--out")
+    seat, spec, other = finetune_seats(args)
     opponent = args.opponent
     if opponent is None:
         from arena.match import MissingPolicy, check_seats
 
         try:
-            opponent = str(check_seats(args.env_id, {}, learner=seat)[others[0]])
+            opponent = str(check_seats(args.env_id, {}, learner=seat)[other])
         except MissingPolicy:
             raise UsageError(
-                f"--opponent SPEC is needed: {args.env_id} has no default {others[0]}"
+                f"--opponent SPEC is needed: {args.env_id} has no default {other}"
             ) from None
     share = args.adversary_share
     mix = f"mix:{share}*{args.adversary}|{1 - share}*{opponent}"
@@ -93,7 +101,7 @@ def cmd_finetune_victim(args: argparse.Namespace) -> int:
     config = default_adversary_config(args.env_id, n_envs=args.envs)
     results = train_adversary(
         args.env_id,
-        {others[0]: mix},
+        {other: mix},
         timesteps=args.timesteps,
         out=args.out,
         seed=args.seed,

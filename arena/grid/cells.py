@@ -17,7 +17,7 @@ from typing import Any
 
 from arena.artifacts.base import read_json
 from arena.artifacts.grid import CellPlan, CellStatus, GridError, GridManifest
-from arena.io import write_json_atomic
+from arena.io import try_lock, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -180,21 +180,16 @@ def execute_cell(root: str, index: int, node: str | None = None) -> dict[str, An
     A cell found done is not run again; one found running (its worker died) goes on
     from its last checkpoint where its command has one. A cell still running in
     another process (a driver died, its worker did not) is left to it."""
-    import fcntl
-
     grid = GridDir(Path(root))
     manifest = grid.read_manifest()
     grid.check_cell(manifest.cells[index])  # no folder of it is a link out of the grid
     grid.status_file(index).parent.mkdir(parents=True, exist_ok=True)
     lock = grid.root / "status" / f"c{index:03d}.lock"
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        fd = try_lock(lock)
     except OSError as exc:
         raise GridError(f"{lock}: cannot open the cell's lock ({exc.strerror})") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
+    if fd is None:
         error = f"c{index:03d} is still running in another process; not started again"
         return {"index": index, "state": "failed", "error": error}
     try:
@@ -214,7 +209,6 @@ def _execute_cell(
     if before is not None and before.state == "done":
         return before.to_json()
     cmd = command(manifest.spec.command)
-    grid.check_cell(plan)
     out = grid.cell_out(plan)
     attempt = before.attempt + 1 if before is not None else 1
     argv = plan.argv

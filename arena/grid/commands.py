@@ -261,22 +261,13 @@ def _check_train(args: argparse.Namespace, argv: list[str]) -> None:
 
 
 def _check_finetune(args: argparse.Namespace, argv: list[str]) -> None:
-    import envs
-    from arena.cli.options import pairs
+    from arena.cli.train import finetune_seats
 
-    victim = pairs(args.victim, "--victim")
-    if len(victim) != 1:
-        raise UsageError("--victim SEAT=SPEC: give exactly one victim")
-    ((seat, spec),) = victim.items()
-    game = envs.spec(args.env_id)
-    game.check_seat(seat)
-    others = [s for s in game.seats if s != seat]
-    if len(others) != 1:
-        raise UsageError(f"fine-tuning needs a two-seat game; {args.env_id} has {game.seats}")
+    seat, spec, other = finetune_seats(args)
     check_policy(args.env_id, seat, spec)
-    check_policy(args.env_id, others[0], args.adversary)
+    check_policy(args.env_id, other, args.adversary)
     if args.opponent is not None:
-        check_policy(args.env_id, others[0], args.opponent)
+        check_policy(args.env_id, other, args.opponent)
 
 
 # ---- after a cell: where its run is, and what it found -----------------------------

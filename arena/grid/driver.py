@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
-import fcntl
 import math
 import multiprocessing as mp
 import os
@@ -31,7 +30,7 @@ from arena.artifacts.run_tables import Cell, Score, Table
 from arena.errors import USER_ERRORS
 from arena.grid.cells import GridDir, cell_in_pool, execute_cell
 from arena.grid.commands import command
-from arena.io import write_json_atomic
+from arena.io import try_lock, write_json_atomic
 from arena.parallel import passed_env
 
 MAX_FAILURES = 3
@@ -43,16 +42,11 @@ class GridLock:
 
     def __init__(self, path: Path):
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            fd = try_lock(path)
         except OSError as exc:
             raise GridError(f"{path}: cannot open the grid's lock ({exc.strerror})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise GridError(
-                f"{path.parent}: another `arena grid` is running on this directory"
-            ) from None
+        if fd is None:
+            raise GridError(f"{path.parent}: another `arena grid` is running on this directory")
         self.fd = fd
 
     def release(self) -> None:
