@@ -37,6 +37,13 @@ class MixturePolicy:
             if callable(reset):
                 reset(seed=None if seed is None else seed + 31 * (i + 1))
 
+    def see(self, observations: Any) -> None:
+        """Every seat's observations, for the components that read them (white-box)."""
+        from agents.whitebox import show
+
+        for c in self.components:
+            show(c, observations)
+
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
         observation = np.asarray(observation)
         n = observation.shape[0]

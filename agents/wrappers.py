@@ -84,6 +84,11 @@ class MaskedPolicy:
         if callable(reset):
             reset(seed=seed)
 
+    def see(self, observations: Any) -> None:
+        from agents.whitebox import show
+
+        show(self.inner, observations)
+
     def mask(self, observation: np.ndarray, episode_start: np.ndarray | None) -> np.ndarray:
         obs = np.array(observation, copy=True)
         flat = obs.reshape(obs.shape[0], -1)

@@ -13,11 +13,12 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 import envs
 from agents import specs
 from agents.policies import Policy
+from agents.whitebox import show
 from arena.match import check_seats
 
 
@@ -80,8 +81,10 @@ class VictimEmbeddedEnv(gym.Env):
     def frozen_actions(self) -> dict[str, np.ndarray]:
         actions = {}
         start = np.array([self._start])
+        seen = {s: np.asarray(o)[None] for s, o in self._obs.items()}
         for seat, policy in self.frozen.items():
-            obs = np.asarray(self._obs[seat])[None]
+            obs = seen[seat]
+            show(policy, seen)
             act, self._states[seat] = policy.predict(
                 obs,
                 state=self._states[seat],
@@ -180,6 +183,7 @@ class EmbeddedVecEnv(VecEnv):
     def frozen_actions(self) -> dict[str, np.ndarray]:
         out = {}
         for seat, policy in self.frozen.items():
+            show(policy, self.obs)
             out[seat], self.states[seat] = policy.predict(
                 self.obs[seat],
                 state=self.states[seat],
@@ -231,3 +235,54 @@ def _resolve(
     if not isinstance(policy, str):
         return policy
     return specs.resolve(policy, obs_space, act_space, env_id=env_id, seat=seat)
+
+
+class VictimFeatures(VecEnvWrapper):
+    """The learner's observation followed by its victims' features (``--white-box``,
+    ``agents.whitebox``): each frozen victim's greedy action and value, computed by a
+    copy of its network from its own observation, with its recurrent state carried as
+    the victim carries it. The same features a ``WhiteBoxPolicy`` computes when the
+    trained adversary plays; finished episodes' ``terminal_observation`` gets them
+    too (from the last state of the episode)."""
+
+    def __init__(self, venv: VecEnv):
+        from agents.whitebox import augmented_space, white_box_models
+
+        game = venv.unwrapped
+        if not isinstance(game, EmbeddedVecEnv):
+            raise TypeError("VictimFeatures wraps an EmbeddedVecEnv")
+        self.game = game
+        self.models = white_box_models(game.frozen)
+        space = augmented_space(venv.observation_space, self.models)
+        super().__init__(venv, observation_space=space)
+        self.states: dict[str, Any] = {}
+
+    def _features(self, obs: Mapping[str, np.ndarray], starts: np.ndarray) -> np.ndarray:
+        from agents.whitebox import victim_features
+
+        features, self.states = victim_features(self.models, obs, self.states, starts)
+        return features
+
+    def reset(self) -> np.ndarray:
+        own = self.venv.reset()
+        self.states = {}
+        starts = np.ones(self.num_envs, dtype=bool)
+        return np.concatenate([own, self._features(self.game.obs, starts)], axis=1)
+
+    def step_wait(self) -> Any:
+        from agents.whitebox import take_rows, victim_features
+
+        own, rewards, dones, infos = self.venv.step_wait()
+        done = np.flatnonzero(dones)
+        if done.size:  # the finished episodes' last observations, from their last state
+            last = {
+                s: np.stack([self.game.infos[i]["terminal_observation"][s] for i in done])
+                for s in self.models
+            }
+            states = {s: take_rows(st, done) for s, st in self.states.items()}
+            feats, _ = victim_features(self.models, last, states, np.zeros(done.size, bool))
+            for k, i in enumerate(done):
+                terminal = infos[i]["terminal_observation"]
+                infos[i]["terminal_observation"] = np.concatenate([terminal, feats[k]])
+        features = self._features(self.game.obs, dones)
+        return np.concatenate([own, features], axis=1), rewards, dones, infos

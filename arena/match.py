@@ -23,6 +23,7 @@ from agents import specs
 from agents.attacks import ObservationAttack, parse_attack
 from agents.numbers import parse_number, parse_seed
 from agents.policies import Policy
+from agents.whitebox import show
 from arena.errors import MAX_EPISODES, ArenaError, max_workers
 from arena.evaluation import SeatResult
 from arena.parallel import Pool, pool_for
@@ -170,9 +171,19 @@ class LockstepPlayers:
                 attacks[seat].reset(seed=_chunk_seed(seed, chunk, 100 + i))
         self.states: dict[str, Any] = dict.fromkeys(policies)
 
-    def act(self, seat: str, batch: np.ndarray, episode_start: np.ndarray) -> tuple[Any, Any]:
-        """``(actions, attack step or None)`` of ``seat`` for the batch's observations."""
+    def act(
+        self,
+        seat: str,
+        batch: np.ndarray,
+        episode_start: np.ndarray,
+        seen: dict[str, np.ndarray] | None = None,
+    ) -> tuple[Any, Any]:
+        """``(actions, attack step or None)`` of ``seat`` for the batch's observations;
+        ``seen``, every seat's batch, is shown to the seat's policy first (a white-box
+        adversary reads its victim's)."""
         det = self.deterministic.get(seat, True)
+        if seen is not None:
+            show(self.policies[seat], seen)
         if seat in self.attacks:
             step = self.attacks[seat].step(
                 self.policies[seat], batch, self.states[seat], episode_start, det
@@ -218,9 +229,9 @@ def play_chunk(job: _Job) -> tuple[list[EpisodeOutcome], list[EpisodeRecord]]:
     while alive.any():
         actions: dict[str, np.ndarray] = {}
         steps = {}
+        batches = {seat: _stack([last_obs[e][seat] for e in range(n)]) for seat in seats}
         for seat in seats:
-            batch = _stack([last_obs[e][seat] for e in range(n)])
-            actions[seat], step = players.act(seat, batch, episode_start)
+            actions[seat], step = players.act(seat, batches[seat], episode_start, batches)
             if step is not None:
                 steps[seat] = step
         episode_start = np.zeros(n, dtype=bool)

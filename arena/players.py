@@ -16,7 +16,12 @@ from typing import Any
 
 from agents.policies import Policy
 from agents.specs import PolicySpecError, register_kind, resolve
-from arena.artifacts.training_run import NormStats, TrainingRunError, TrainingRunFiles
+from arena.artifacts.training_run import (
+    NormStats,
+    RunMarker,
+    TrainingRunError,
+    TrainingRunFiles,
+)
 
 
 def loaded_files(directory: str | Path) -> dict[str, Path]:
@@ -28,12 +33,68 @@ def loaded_files(directory: str | Path) -> dict[str, Path]:
     return {"policy": model} | ({"norm": norm} if norm is not None else {})
 
 
-def load_run(directory: str | Path, observation_space: Any, action_space: Any) -> Policy:
+def load_run(
+    directory: str | Path,
+    observation_space: Any,
+    action_space: Any,
+    env_id: str | None = None,
+    seat: str | None = None,
+) -> Policy:
     directory = Path(directory)
     if not directory.is_dir():
         raise PolicySpecError(f"run:{directory}: not a directory")
     files = loaded_files(directory)
+    run = TrainingRunFiles(directory)
+    if run.marker.is_file():
+        try:
+            marker = run.read_marker()
+        except TrainingRunError as exc:
+            raise PolicySpecError(str(exc)) from None
+        if marker.config.white_box:
+            where = f"run:{directory}"
+            if (env_id, seat) != (marker.env, marker.adversary_seat):
+                raise PolicySpecError(
+                    f"{where} is a white-box adversary of {marker.env} seat "
+                    f"{marker.adversary_seat!r} (it reads its victim's observation); it "
+                    f"cannot play {env_id or 'this game'} seat {seat!r}"
+                )
+            return adversary_policy(
+                marker, files["policy"], files.get("norm"), observation_space, action_space
+            )
     return load_trained(files["policy"], files.get("norm"), observation_space, action_space)
+
+
+def adversary_policy(
+    marker: RunMarker, model: Path, norm: Path | None, observation_space: Any, action_space: Any
+) -> Policy:
+    """The trained adversary of a run (its final policy or a checkpoint): white-box
+    runs (``--white-box``) wrap it with copies of their victims (``agents.whitebox``)."""
+    if not marker.config.white_box:
+        return load_trained(model, norm, observation_space, action_space)
+    import envs
+    from agents.whitebox import WhiteBoxError, WhiteBoxPolicy, augmented_space, white_box_models
+
+    game = envs.make(marker.env, **marker.config.env_kwargs)
+    try:
+        victims = {
+            s: resolve(
+                spec,
+                game.observation_space(s),
+                game.action_space(s),
+                env_id=marker.env,
+                seat=s,
+            )
+            for s, spec in marker.victims.items()
+        }
+    finally:
+        game.close()
+    try:
+        models = white_box_models(victims)
+        space = augmented_space(observation_space, models)
+    except WhiteBoxError as exc:
+        raise PolicySpecError(str(exc)) from None
+    inner = load_trained(model, norm, space, action_space)
+    return WhiteBoxPolicy(inner, models, observation_space, action_space)
 
 
 def load_trained(
@@ -100,7 +161,9 @@ def acting(
 
 
 def _run(arg: str, observation_space: Any, action_space: Any, **context: Any) -> Policy:
-    return load_run(arg, observation_space, action_space)
+    return load_run(
+        arg, observation_space, action_space, context.get("env_id"), context.get("seat")
+    )
 
 
 def _masked(arg: str, observation_space: Any, action_space: Any, **context: Any) -> Policy:

@@ -228,6 +228,15 @@ def adversary_env(
         env_kwargs=config.env_kwargs,
         deterministic=not config.victim_sampled,
     )
+    if config.white_box:
+        from agents.whitebox import WhiteBoxError
+        from arena.embedding import VictimFeatures
+
+        try:
+            venv = VictimFeatures(venv)
+        except WhiteBoxError as exc:
+            venv.close()
+            raise TrainingError(str(exc)) from None
     venv = VecMonitor(venv)
     anneal = int(config.anneal_fraction * timesteps)
     if config.shaping:

@@ -228,14 +228,16 @@ class TrainingRun:
         as in training: ``eval_episodes`` episodes, one row of ``evaluation.csv``."""
         import envs
         from arena.match import run_match
-        from arena.players import load_trained
+        from arena.players import adversary_policy
 
         marker, config = self.marker, self.marker.config
         seat = marker.adversary_seat
         assert seat is not None
         model, norm, _ = self.files.latest_checkpoint()
         game = envs.make(marker.env, **config.env_kwargs)
-        adversary = load_trained(model, norm, game.observation_space(seat), game.action_space(seat))
+        adversary = adversary_policy(
+            marker, model, norm, game.observation_space(seat), game.action_space(seat)
+        )
         game.close()
         deterministic = {s: not config.victim_sampled for s in marker.victims} | {seat: True}
         result, _ = run_match(

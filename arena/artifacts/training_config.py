@@ -73,6 +73,10 @@ class AdversaryConfig:
     victim_novelty: float = 0.0
     """Initial weight of the term (e): the novelty of the victims' observations (random
     network distillation; IMAP's state coverage)."""
+    white_box: bool = False
+    """The adversary also observes each victim's greedy action and value, computed by
+    a copy of the victim's network from the victim's observation (``agents.whitebox``);
+    the trained adversary plays only where it can see its victim's observation."""
     victim_sampled: bool = False
     """The frozen victim samples its actions, as it will when scored (zoo agents were
     trained and are evaluated stochastic); off, it plays its mean action. Default on

@@ -194,6 +194,14 @@ def _train_adversary(sub: Subparsers) -> None:
         "distillation; IMAP's state coverage), annealed",
     )
     p.add_argument(
+        "--white-box",
+        action="store_const",
+        const=True,
+        help="the adversary also observes its victim's greedy action and value (a copy of "
+        "the victim's network run on the victim's observation); it plays only where the "
+        "victim's observation is at hand (arena evaluate, run:DIR)",
+    )
+    p.add_argument(
         "--eval-every",
         type=TIMESTEPS,
         metavar="N",

@@ -42,12 +42,14 @@ def cmd_train_adversary(args: argparse.Namespace) -> int:
     victims = pairs(args.victim, "--victim")
     check_output_dir(args.out, "--out")
     weights = {t: getattr(args, t) for t in REWARD_TERMS if getattr(args, t) is not None}
-    flags = {"--envs": args.envs} | {
+    flags = {"--envs": args.envs, "--white-box": args.white_box} | {
         "--" + t.replace("_", "-"): getattr(args, t) for t in REWARD_TERMS
     }
     changes = runtime(args, flags)
     config = default_adversary_config(args.env_id, n_envs=args.envs)
     config = dataclasses.replace(config, **weights)
+    if args.white_box:
+        config = dataclasses.replace(config, white_box=True)
     results = train_adversary(
         args.env_id,
         victims,

@@ -185,10 +185,12 @@ def _rederive_chunk(
             alive = [e for e in range(n) if t < lengths[e] and members[e].index not in found]
             if not alive:
                 break
+            seen = {
+                s: np.stack([r.observations[s][min(t, r.length)] for r in members]) for s in seats
+            }
             for seat in seats:
                 try:
-                    batch = np.stack([r.observations[seat][min(t, r.length)] for r in members])
-                    actions, step = players.act(seat, batch, episode_start)
+                    actions, step = players.act(seat, seen[seat], episode_start, seen)
                 except Exception as exc:  # the named policy or attack cannot have played
                     for e in alive:
                         found[members[e].index] = _cannot_have_played(seat, t + 1, exc)
