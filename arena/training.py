@@ -83,6 +83,8 @@ def _ppo(config: PPOConfig, venv: Any, seed: int, cls: Any = None) -> Any:
     policy_kwargs: dict[str, Any] = {"net_arch": list(config.net_arch)}
     if config.cnn:
         policy_kwargs["features_extractor_class"] = SmallCNN
+    if config.log_std_init:
+        policy_kwargs["log_std_init"] = config.log_std_init
     return (cls or PPO)(
         "CnnPolicy" if config.cnn else "MlpPolicy",
         venv,

@@ -28,6 +28,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -85,8 +86,9 @@ NO_DENSE_TERMS = {
     "victim_divergence": 0.0,
     "victim_reward": 0.0,
     "victim_novelty": 0.0,
+    "white_box": False,
 }
-REWARD_VARIANTS = {
+REWARD_VARIANTS: dict[str, dict[str, Any]] = {
     "sparse": {},
     "victim value (a)": {"victim_value": 200.0},
     "action divergence (b)": {"victim_divergence": 3.0},
@@ -94,12 +96,17 @@ REWARD_VARIANTS = {
     "(a) + (c)": {"shaping": 100.0, "victim_value": 200.0},
     "victim reward (d, Guo)": {"shaping": 100.0, "victim_reward": 1.0},
     "novelty (e, IMAP)": {"shaping": 100.0, "victim_novelty": 1.0},
+    "white-box (a) + (c)": {"shaping": 100.0, "victim_value": 200.0, "white_box": True},
+    "(a) + (c), action std 0.2": {"shaping": 100.0, "victim_value": 200.0, "action_std": 0.2},
 }
 """Initial weights (annealed to 0 over half the budget), scaled so that each dense
 term's episode total is of the order of the ±1000 goal reward in you-shall-not-pass:
 the runner's distance to its goal moves by up to ~5 (c), the zoo runner's value
 estimate spans ~2 (a), and its action divergence (W2², see ``arena.embedding``)
-averages ~0.3 per step over ~500 steps (b)."""
+averages ~0.3 per step over ~500 steps (b). The white-box variant is (a) + (c) with
+the adversary also observing the victim's greedy action and value (``--white-box``);
+``action_std`` is the initial spread of the adversary's actions (``--action-std``; SB3's
+default 1 is mostly clipped noise in the humanoids' ±0.4 controls)."""
 
 
 @dataclass(frozen=True)
@@ -334,7 +341,11 @@ def trainings(plan: Plan, run_dir: Path) -> list[tuple[str, Path, Any]]:
             for label, extra in REWARD_VARIANTS.items():
                 if label not in plan.variant_runs:
                     w: dict[str, Any] = {**NO_DENSE_TERMS, **extra}
+                    std = w.pop("action_std", None)
                     config = dataclasses.replace(base, **w)
+                    if std is not None:
+                        ppo = dataclasses.replace(config.ppo, log_std_init=math.log(std))
+                        config = dataclasses.replace(config, ppo=ppo)
                     out.append((name, _variant_dir(run_dir, name, label), config))
         elif name not in plan.adversaries:
             out.append((name, run_dir / "adversaries" / name, base))

@@ -95,7 +95,10 @@ def test_gleave2020_reward_study_compares_every_variant(cli, tmp_path):
         assert series.x and series.x[-1] >= 4096, label
         config = json.loads((Path(str(runs[label])) / "adversary_run.json").read_text())["config"]
         for term, weight in {**NO_DENSE_TERMS, **REWARD_VARIANTS[label]}.items():
-            assert config[term] == weight, (label, term)
+            if term == "action_std":
+                assert config["ppo"]["log_std_init"] == pytest.approx(np.log(weight)), label
+            else:
+                assert config[term] == weight, (label, term)
         counts = dict(zip(finals.columns, row, strict=True))
         assert sum(counts[k] for k in ("wins", "losses", "ties")) == 4
         assert label in done.out

@@ -296,3 +296,22 @@ def test_evaluation_curve_and_runtime_flags_across_a_resume(tmp_path):
     assert [int(r.split(",")[0]) for r in rows[1:]] == [4096, 8192, 12288]
     last = (out / "progress.csv").read_text().splitlines()[-1].split(",")
     assert int(last[0]) == 12288 and int(last[2]) > episodes
+
+
+def test_action_std_sets_the_initial_spread_and_is_part_of_the_recipe(cli, tmp_path, runner_zip):
+    from conftest import assert_one_line_error
+
+    from agents.sb3 import read_sb3_parameters
+
+    out = tmp_path / "std"
+    base = ("train-adversary", "toy_pass_v0", "--victim", f"runner=sb3:{runner_zip}")
+    done = cli(*base, "--timesteps", "2048", "--out", out, "--action-std", "0.2")
+    assert done.code == 0, done.err
+    config = json.loads((out / "adversary_run.json").read_text())["config"]
+    assert config["ppo"]["log_std_init"] == pytest.approx(np.log(0.2))
+    log_std = read_sb3_parameters(out / "policy.zip")["policy"]["log_std"]
+    assert np.allclose(log_std.numpy(), np.log(0.2), atol=0.05)  # one update from 0.2
+    bad = cli(*base, "--timesteps", "2048", "--out", tmp_path / "b", "--action-std", "0")
+    assert_one_line_error(bad, "--action-std")
+    again = cli(*base, "--timesteps", "4096", "--out", out, "--resume", "--action-std", "0.3")
+    assert_one_line_error(again, "--resume continues the run with its own recipe", "--action-std")

@@ -32,6 +32,9 @@ class PPOConfig:
     net_arch: tuple[int, ...] = (64, 64)
     cnn: bool = False
     """Use ``agents.networks.SmallCNN`` as feature extractor (pixel games)."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of a Gaussian policy's actions (SB3's default 0:
+    a spread of 1, which in the humanoids' ±0.4 controls is mostly clipped noise)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -137,6 +140,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "learning_rate": (1e-9, 1.0),
     "ent_coef": (0.0, 1e3),
     "gamma": (0.0, 1.0),
+    "log_std_init": (-10.0, 2.0),
     "checkpoint_every": (1, 10**10),
     "shaping": (0.0, MAX_WEIGHT),
     "victim_value": (0.0, MAX_WEIGHT),

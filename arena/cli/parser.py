@@ -194,6 +194,13 @@ def _train_adversary(sub: Subparsers) -> None:
         "distillation; IMAP's state coverage), annealed",
     )
     p.add_argument(
+        "--action-std",
+        type=float_arg("action-std", low=1e-3, high=5.0),
+        metavar="S",
+        help="initial spread of the adversary's Gaussian actions, in the game's control "
+        "units (default 1, SB3's; the humanoids' controls span -0.4 to 0.4)",
+    )
+    p.add_argument(
         "--white-box",
         action="store_const",
         const=True,

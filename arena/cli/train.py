@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 
 from arena.cli.options import pairs
@@ -42,14 +43,19 @@ def cmd_train_adversary(args: argparse.Namespace) -> int:
     victims = pairs(args.victim, "--victim")
     check_output_dir(args.out, "--out")
     weights = {t: getattr(args, t) for t in REWARD_TERMS if getattr(args, t) is not None}
-    flags = {"--envs": args.envs, "--white-box": args.white_box} | {
-        "--" + t.replace("_", "-"): getattr(args, t) for t in REWARD_TERMS
-    }
+    flags = {
+        "--envs": args.envs,
+        "--white-box": args.white_box,
+        "--action-std": args.action_std,
+    } | {"--" + t.replace("_", "-"): getattr(args, t) for t in REWARD_TERMS}
     changes = runtime(args, flags)
     config = default_adversary_config(args.env_id, n_envs=args.envs)
     config = dataclasses.replace(config, **weights)
     if args.white_box:
         config = dataclasses.replace(config, white_box=True)
+    if args.action_std is not None:
+        ppo = dataclasses.replace(config.ppo, log_std_init=math.log(args.action_std))
+        config = dataclasses.replace(config, ppo=ppo)
     results = train_adversary(
         args.env_id,
         victims,
