@@ -34,3 +34,16 @@ class SmallCNN(BaseFeaturesExtractor):
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         return self.linear(self.cnn(observations))
+
+
+class DenseReLU(BaseFeaturesExtractor):
+    """One dense ReLU layer: the input layer of the zoo's LSTM policies (Bansal et al.),
+    before their LSTM, as an SB3 feature extractor (``agents.zoo.to_sb3``)."""
+
+    def __init__(self, observation_space: spaces.Box, features_dim: int = 128):
+        super().__init__(observation_space, features_dim)
+        n_input = int(torch.Size(observation_space.shape).numel())
+        self.linear = nn.Sequential(nn.Flatten(), nn.Linear(n_input, features_dim), nn.ReLU())
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.linear(observations)

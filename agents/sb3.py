@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import math
+import typing
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ MAX_LAYERS = 8
 
 
 def _policy_classes() -> dict[tuple[str, str], Any]:
+    from sb3_contrib.common.recurrent import policies as recurrent
     from stable_baselines3.common import policies
     from stable_baselines3.dqn import policies as dqn
 
@@ -60,6 +62,7 @@ def _policy_classes() -> dict[tuple[str, str], Any]:
             dqn.DQNPolicy,
             dqn.CnnPolicy,
             dqn.MultiInputPolicy,
+            recurrent.RecurrentActorCriticPolicy,
         )
     }
 
@@ -80,6 +83,7 @@ def _kwarg_classes() -> dict[str, dict[tuple[str, str], Any]]:
             torch_layers.FlattenExtractor,
             torch_layers.CombinedExtractor,
             networks.SmallCNN,
+            networks.DenseReLU,
         ),
         "optimizer_class": table(torch.optim.Adam, torch.optim.RMSprop),
     }
@@ -99,7 +103,13 @@ _PLAIN_KWARGS: dict[str, type] = {
     "optimizer_kwargs": dict,
     "features_extractor_kwargs": dict,
     "net_arch": object,
+    "lstm_hidden_size": int,
+    "n_lstm_layers": int,
+    "shared_lstm": bool,
+    "enable_critic_lstm": bool,
 }
+MAX_LSTM_UNITS = 1024
+MAX_LSTM_LAYERS = 2
 
 
 def _width_list(value: Any, path: Path, key: str) -> list[int]:
@@ -159,6 +169,9 @@ def _check_kwargs(kwargs: Any, path: Path) -> dict[str, Any]:
                 value = float(value)
             if type(value) is not want or (want in (int, float) and not _small_number(value)):
                 raise PolicyFileError(f"{path}: policy_kwargs {key} must be a {want.__name__}")
+            most = {"lstm_hidden_size": MAX_LSTM_UNITS, "n_lstm_layers": MAX_LSTM_LAYERS}
+            if key in most and not 1 <= typing.cast(int, value) <= most[key]:
+                raise PolicyFileError(f"{path}: policy_kwargs {key} must be in [1, {most[key]}]")
             out[key] = value
         else:
             valid = ", ".join(sorted([*_PLAIN_KWARGS, *classes]))
@@ -337,11 +350,13 @@ class SB3TorchPolicy(TorchPolicy):
 
     For image observations the network input is the frame on the [0, 1] scale
     (SB3 divides uint8 frames by 255); a channel-last seat is transposed to the
-    channel-first layout SB3 trained on.
+    channel-first layout SB3 trained on. A recurrent (sb3-contrib) policy's state is
+    its actor LSTM's, batch first: ``(N, 2, layers, units)`` (hidden, cell).
     """
 
     def __init__(self, sb3_policy: Any, observation_space: spaces.Space | None = None):
         self.policy = sb3_policy
+        self.recurrent = getattr(sb3_policy, "lstm_actor", None) is not None
         self.observation_space = observation_space or sb3_policy.observation_space
         self.action_space = sb3_policy.action_space
         inner = sb3_policy.observation_space
@@ -375,17 +390,47 @@ class SB3TorchPolicy(TorchPolicy):
         # SB3's preprocessing divides image inputs by 255 again: undo our scaling.
         return x * 255.0 if self._image else x
 
+    def _lstm_state(self, n: int, state: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        lstm = self.policy.lstm_actor
+        if state is None:
+            zeros = torch.zeros(lstm.num_layers, n, lstm.hidden_size)
+            return zeros, zeros.clone()
+        state = torch.as_tensor(state, dtype=torch.float32)
+        return (
+            state[:, 0].transpose(0, 1).contiguous(),
+            state[:, 1].transpose(0, 1).contiguous(),
+        )
+
+    @staticmethod
+    def _starts(n: int, episode_start: Any) -> torch.Tensor:
+        if episode_start is None:
+            return torch.zeros(n)
+        return torch.as_tensor(np.asarray(episode_start, dtype=np.float32).reshape(-1))
+
     def forward(self, x, state=None, episode_start=None):
         obs = self._features_input(x)
         if hasattr(self.policy, "q_net"):  # DQN: greedy on Q; softmax(Q) when sampled
             q = self.policy.q_net(obs)
             return D.Categorical(logits=q), None
+        if self.recurrent:
+            n = obs.shape[0]
+            hidden = self._lstm_state(n, state)
+            dist, (h, c) = self.policy.get_distribution(obs, hidden, self._starts(n, episode_start))
+            return dist.distribution, torch.stack([h.transpose(0, 1), c.transpose(0, 1)], dim=1)
         return self.policy.get_distribution(obs).distribution, None
 
     def value(self, x, state=None):
-        if hasattr(self.policy, "predict_values"):
-            return self.policy.predict_values(self._features_input(x)).squeeze(-1)
-        return None
+        if not hasattr(self.policy, "predict_values"):
+            return None
+        obs = self._features_input(x)
+        if self.recurrent:  # the critic's own LSTM from a fresh state (as for zoo LSTMs)
+            n = obs.shape[0]
+            critic = self.policy.lstm_critic or self.policy.lstm_actor
+            zeros = torch.zeros(critic.num_layers, n, critic.hidden_size)
+            return self.policy.predict_values(obs, (zeros, zeros.clone()), torch.ones(n)).squeeze(
+                -1
+            )
+        return self.policy.predict_values(obs).squeeze(-1)
 
 
 def sb3_victim(

@@ -37,6 +37,7 @@ class NormalizedPolicy(TorchPolicy):
         enabled: bool = True,
     ):
         self.inner = inner
+        self.recurrent = inner.recurrent
         self.observation_space = inner.observation_space
         self.action_space = inner.action_space
         self.mean = torch.as_tensor(mean, dtype=torch.float32)

@@ -279,40 +279,83 @@ class ZooPolicy(TorchPolicy):
         return f"ZooPolicy({self.arch}, {self.source})"
 
 
+def sb3_lstm_kwargs() -> dict[str, Any]:
+    """``policy_kwargs`` of the SB3 (sb3-contrib ``RecurrentPPO``) network shaped as the
+    zoo's LSTM policies: a dense ReLU layer, an LSTM of 128 units and a linear head,
+    for the actor and (its own copy of each) the critic."""
+    from agents.networks import DenseReLU
+
+    return {
+        "net_arch": [],
+        "features_extractor_class": DenseReLU,
+        "features_extractor_kwargs": {"features_dim": LSTM_UNITS},
+        "share_features_extractor": False,
+        "lstm_hidden_size": LSTM_UNITS,
+        "n_lstm_layers": 1,
+        "enable_critic_lstm": True,
+        "shared_lstm": False,
+    }
+
+
+def _lstm_gates(w: torch.Tensor) -> torch.Tensor:
+    """The zoo's gate blocks (i, j, f, o) along the last axis as torch's (i, f, g=j, o)."""
+    i, j, f, o = w.chunk(4, dim=-1)
+    return torch.cat([i, f, j, o], dim=-1)
+
+
 def to_sb3(policy: ZooPolicy) -> tuple[Any, dict[str, Any]]:
-    """An MLP zoo policy as an SB3 PPO model plus its ``VecNormalize`` statistics.
+    """A zoo policy as an SB3 model plus its ``VecNormalize`` statistics.
 
-    The model is a PPO ``MlpPolicy`` (separate 64-64 tanh policy and value networks,
-    the zoo's weights and log-std); the statistics (``obs_mean``, ``obs_var``,
-    ``obs_count``, ``clip_obs``, ``epsilon``) are the zoo's observation normalization
-    as SB3 computes it (variance ``max(var, 0.01) − ε``, clip 5), so that together they
-    act exactly as the zoo policy: that is how a zoo victim is fine-tuned (``arena
-    finetune-victim``). LSTM zoo policies have no SB3 counterpart here.
+    An MLP policy becomes a PPO ``MlpPolicy`` (separate 64-64 tanh policy and value
+    networks); an LSTM policy a ``RecurrentPPO`` (sb3-contrib) network of the same
+    shape (``sb3_lstm_kwargs``: torch's LSTM with the zoo's gates reordered and its
+    forget bias of +1 folded into the bias). Both keep the zoo's weights and log-std;
+    the statistics (``obs_mean``, ``obs_var``, ``obs_count``, ``clip_obs``, ``epsilon``)
+    are the zoo's observation normalization as SB3 computes it (variance
+    ``max(var, 0.01) − ε``, clip 5), so that together they act exactly as the zoo
+    policy: that is how a zoo victim is fine-tuned (``arena finetune-victim``).
     """
-    from stable_baselines3 import PPO
-
-    if policy.recurrent:
-        raise ZooError(
-            f"{policy.source}: only MLP zoo policies can be exported to SB3 (this one is an LSTM)"
-        )
     import gymnasium
+    from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     class _Env(gymnasium.Env):
         observation_space = policy.observation_space
         action_space = policy.action_space
 
-    model = PPO(
-        "MlpPolicy",
-        DummyVecEnv([_Env]),
-        policy_kwargs={"net_arch": [MLP_HIDDEN, MLP_HIDDEN]},
-        device="cpu",
-    )
-    sd = model.policy.state_dict()
     pi, vf = policy.pi, policy.vf
-    for prefix, w in (("mlp_extractor.policy_net", pi), ("mlp_extractor.value_net", vf)):
-        sd[f"{prefix}.0.weight"], sd[f"{prefix}.0.bias"] = w[0].T, w[1]
-        sd[f"{prefix}.2.weight"], sd[f"{prefix}.2.bias"] = w[2].T, w[3]
+    model: Any
+    if policy.recurrent:
+        from sb3_contrib import RecurrentPPO
+
+        model = RecurrentPPO(
+            "MlpLstmPolicy", DummyVecEnv([_Env]), policy_kwargs=sb3_lstm_kwargs(), device="cpu"
+        )
+        sd = model.policy.state_dict()
+        u = LSTM_UNITS
+        forget = torch.zeros(4 * u)
+        forget[u : 2 * u] = 1.0  # torch's order (i, f, g, o): the zoo adds 1 to f
+        for tag, lstm, w in (("pi", "lstm_actor", pi), ("vf", "lstm_critic", vf)):
+            # SB3 names the actor's extractor twice (features_extractor is pi's)
+            for name in [f"{tag}_features_extractor"] + (
+                ["features_extractor"] if tag == "pi" else []
+            ):
+                sd[f"{name}.linear.1.weight"], sd[f"{name}.linear.1.bias"] = w[0].T, w[1]
+            sd[f"{lstm}.weight_ih_l0"] = _lstm_gates(w[2][:u]).T
+            sd[f"{lstm}.weight_hh_l0"] = _lstm_gates(w[2][u:]).T
+            sd[f"{lstm}.bias_ih_l0"] = _lstm_gates(w[3]) + forget
+            sd[f"{lstm}.bias_hh_l0"] = torch.zeros(4 * u)
+    else:
+        model = PPO(
+            "MlpPolicy",
+            DummyVecEnv([_Env]),
+            policy_kwargs={"net_arch": [MLP_HIDDEN, MLP_HIDDEN]},
+            device="cpu",
+        )
+        sd = model.policy.state_dict()
+        for prefix, w in (("mlp_extractor.policy_net", pi), ("mlp_extractor.value_net", vf)):
+            sd[f"{prefix}.0.weight"], sd[f"{prefix}.0.bias"] = w[0].T, w[1]
+            sd[f"{prefix}.2.weight"], sd[f"{prefix}.2.bias"] = w[2].T, w[3]
     sd["action_net.weight"], sd["action_net.bias"] = pi[4].T, pi[5]
     sd["value_net.weight"], sd["value_net.bias"] = vf[4].T, vf[5]
     sd["log_std"] = policy.log_std.clone()

@@ -185,7 +185,7 @@ def _masked(arg: str, observation_space: Any, action_space: Any, **context: Any)
 
 
 def export_zoo(spec_arg: str, env_id: str, seat: str, directory: Path) -> tuple[Path, Path]:
-    """An MLP zoo policy for ``seat`` of ``env_id`` written as ``directory/policy.zip``
+    """A zoo policy (MLP or LSTM) for ``seat`` of ``env_id`` written as ``directory/policy.zip``
     + ``policy_norm.npz``: the starting point of fine-tuning a zoo victim."""
     import envs
     from agents.zoo import ZooError, load_zoo_policy, to_sb3

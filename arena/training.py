@@ -76,7 +76,6 @@ def preset(env_id: str) -> PPOConfig:
 
 
 def _ppo(config: PPOConfig, venv: Any, seed: int, cls: Any = None) -> Any:
-    from stable_baselines3 import PPO
 
     from agents.networks import SmallCNN
 
@@ -85,8 +84,14 @@ def _ppo(config: PPOConfig, venv: Any, seed: int, cls: Any = None) -> Any:
         policy_kwargs["features_extractor_class"] = SmallCNN
     if config.log_std_init:
         policy_kwargs["log_std_init"] = config.log_std_init
-    return (cls or PPO)(
-        "CnnPolicy" if config.cnn else "MlpPolicy",
+    name = "CnnPolicy" if config.cnn else "MlpPolicy"
+    if config.lstm:
+        from agents.zoo import sb3_lstm_kwargs
+
+        policy_kwargs |= sb3_lstm_kwargs()
+        name = "MlpLstmPolicy"
+    return (cls or algorithm(config))(
+        name,
         venv,
         n_steps=config.n_steps,
         batch_size=config.batch_size,
@@ -100,6 +105,17 @@ def _ppo(config: PPOConfig, venv: Any, seed: int, cls: Any = None) -> Any:
         device="cpu",
         **config.extra,
     )
+
+
+def algorithm(config: PPOConfig) -> Any:
+    """SB3's PPO, or sb3-contrib's RecurrentPPO for the recurrent network."""
+    if config.lstm:
+        from sb3_contrib import RecurrentPPO
+
+        return RecurrentPPO
+    from stable_baselines3 import PPO
+
+    return PPO
 
 
 def _timesteps(value: Any) -> int:
@@ -327,6 +343,10 @@ def train_adversary(
         if init is not None and init.partition(":")[0] == "sb3":
             # the initial policy was trained on raw observations: keep them raw
             config = dataclasses.replace(config, norm_obs=False)
+        if init is not None and _recurrent_init(init, env_id, adversary_seat):
+            # an LSTM victim (the zoo's kick-and-defend and sumo agents) goes on as one
+            ppo = dataclasses.replace(config.ppo, lstm=True, net_arch=())
+            config = dataclasses.replace(config, ppo=ppo)
         refs = {seat: policy_specs.reference(s).to_json() for seat, s in victims.items()}
         marker = RunMarker(
             env=env_id,
@@ -346,12 +366,10 @@ def train_adversary(
 def _train(run: TrainingRun, seat: str, timesteps: int, progress: bool) -> dict[str, Any]:
     import time
 
-    from stable_baselines3 import PPO
-
     marker, config = run.marker, run.marker.config
     env_id = marker.env
 
-    class _PPO(PPO):
+    class _PPO(algorithm(config.ppo)):  # type: ignore[misc]
         def train(self) -> None:
             import torch
 
@@ -437,9 +455,35 @@ def _set_parameters(model: Any, path: Path, *, exact: bool) -> None:
         raise TrainingError(f"{path}: weights do not fit this training: {message}") from None
 
 
+def _recurrent_init(init: str, env_id: str, seat: str) -> bool:
+    """Whether the policy a fine-tuning starts from is recurrent (an LSTM zoo agent, or
+    a file of a recurrent fine-tuning); anything unreadable is ``_init_files``' to refuse."""
+    import envs
+    from agents.sb3 import PolicyFileError, read_sb3_zip
+    from agents.specs import PolicySpecError
+    from agents.zoo import ZooError, load_zoo_policy
+
+    kind, _, arg = init.partition(":")
+    try:
+        if kind == "zoo":
+            game = envs.make(env_id)
+            obs, act = game.observation_space(seat), game.action_space(seat)
+            game.close()
+            return bool(load_zoo_policy(arg, obs, act).recurrent)
+        path = Path(arg)
+        if kind == "run":
+            path = TrainingRunFiles(path).policy_files()[0]
+        if kind in ("run", "sb3"):
+            token = read_sb3_zip(path)[0]["policy_class"]
+            return getattr(token, "name", None) == "RecurrentActorCriticPolicy"
+    except (ZooError, PolicyFileError, PolicySpecError, TrainingRunError, OSError):
+        return False
+    return False
+
+
 def _init_files(init: str, env_id: str, seat: str, out: Path) -> tuple[Path, Path | None]:
     """The SB3 file and normalization statistics behind an ``sb3:``, ``run:`` or
-    ``zoo:`` spec (an MLP zoo policy is exported to ``out/init/`` first)."""
+    ``zoo:`` spec (a zoo policy, MLP or LSTM, is exported to ``out/init/`` first)."""
     kind, _, arg = init.partition(":")
     if kind == "sb3":
         return Path(arg), None
@@ -452,6 +496,4 @@ def _init_files(init: str, env_id: str, seat: str, out: Path) -> tuple[Path, Pat
         from arena.players import export_zoo
 
         return export_zoo(arg, env_id, seat, out / "init")
-    raise TrainingError(
-        f"can only fine-tune sb3:PATH, run:DIR or (MLP) zoo:PATH policies, not {init!r}"
-    )
+    raise TrainingError(f"can only fine-tune sb3:PATH, run:DIR or zoo:PATH policies, not {init!r}")

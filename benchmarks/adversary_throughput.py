@@ -14,7 +14,11 @@ none of the game's Python, no policy. Printed, env steps/s:
      learning;
   3. the arena's trainer (``train_adversary``: SB3 PPO, the paper's settings, the
      default runtime: 2 simulation workers, the update on 2 threads);
-and each as a fraction of the 2-process ceiling (the target: training ≥ 0.8 of it).
+  4. the trainer in-process (``--workers 0``): one run alone, then two runs at once,
+     one per core (how the runs of a study, of seeds or of a grid share a machine);
+and each as a fraction of the ceiling on as many cores (the target: training ≥ 0.8 of
+it). One run on 2 workers finishes soonest; two in-process runs get the most steps out
+of the machine (no pickling between processes, no core idle while the other waits).
 Run it on an idle machine:
 
     ARENA_ZOO_DIR=../shared/zoo python benchmarks/adversary_throughput.py --env kick_and_defend_v0
@@ -166,30 +170,59 @@ def game_with_victim(env_id: str, steps: int, n_envs: int) -> float:
     return rate
 
 
-def training(env_id: str, steps: int) -> float:
-    """Env steps/s of the arena's own trainer with its default recipe and runtime."""
+def training(env_id: str, steps: int, workers: int | None = None, queue: Any = None) -> float:
+    """Steady env steps/s of the arena's own trainer with its default recipe, on its
+    default runtime (2 simulation workers) or with ``workers`` (0: all in this process):
+    from the end of its first rollout to the end of its last (the updates between
+    included; imports, building the model and the first reset, which a long run pays
+    once, not). ``steps`` is rounded up to at least 3 rollouts."""
+    import csv
     import dataclasses
 
+    torch.set_num_threads(1)
     from arena.training import default_adversary_config, train_adversary
 
-    config = dataclasses.replace(default_adversary_config(env_id), checkpoint_every=10**9)
+    config = default_adversary_config(env_id, workers=workers)
+    config = dataclasses.replace(config, checkpoint_every=10**9)
+    batch = config.ppo.n_envs * config.ppo.n_steps
+    rollouts = max(3, -(-steps // batch))
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
         train_adversary(
             env_id,
             {GAMES[env_id]: victim_spec(env_id)},
-            timesteps=steps,
+            timesteps=rollouts * batch,
             out=f"{tmp}/run",
             config=config,
             progress=False,
         )
-        return steps / (time.perf_counter() - t0)
+        with open(f"{tmp}/run/progress.csv") as fh:
+            rows = list(csv.DictReader(fh))
+    # each row, at a rollout's end: steps since training began / seconds since then
+    ends = [int(r["timesteps"]) / float(r["steps_per_s"]) for r in rows]
+    rate = (len(rows) - 1) * batch / (ends[-1] - ends[0])
+    if queue is not None:
+        queue.put(rate)
+    return rate
+
+
+def trainings_at_once(env_id: str, steps: int, runs: int) -> float:
+    """Total env steps/s of ``runs`` in-process trainings running at once (one per
+    core: how a study's or a grid's runs share a machine, ``--workers 0``)."""
+    ctx = mp.get_context("forkserver")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=training, args=(env_id, steps, 0, queue)) for _ in range(runs)]
+    for proc in procs:
+        proc.start()
+    rates = [queue.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    return float(sum(rates))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="you_shall_not_pass_v0", choices=sorted(GAMES))
-    parser.add_argument("--steps", type=int, default=16_384 * 3)
+    parser.add_argument("--steps", type=int, default=16_384 * 4)
     parser.add_argument("--replay-steps", type=int, default=20_000)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -204,12 +237,24 @@ def main() -> None:
     rows.append(
         ("game + batched victim, 2 workers, 32 envs", game_with_victim(args.env, args.steps, 32))
     )
-    rows.append(("PPO adversary training, default runtime", training(args.env, args.steps)))
-    top = rows[1][1] if physics else max(r for _, r in rows)
+    rows.append(
+        ("PPO training, default runtime (2 simulation workers)", training(args.env, args.steps))
+    )
+    rows.append(("PPO training in-process (--workers 0), 1 run", training(args.env, args.steps, 0)))
+    rows.append(
+        (
+            "PPO training in-process, 2 runs at once (total)",
+            trainings_at_once(args.env, args.steps, 2),
+        )
+    )
+    one = rows[0][1] if physics else max(r for _, r in rows)
+    two = rows[1][1] if physics else max(r for _, r in rows)
     print(f"{args.env}: {args.steps:,} env steps per training row", end="")
     print(f"; replay of {args.replay_steps:,} steps ({episodes} episodes)" if physics else "")
     for label, rate in rows:
-        print(f"  {label:<62} {rate:6.0f} env steps/s  {rate / top:6.1%} of the 2-core ceiling")
+        solo = "1 run" in label or "1 process" in label
+        top, what = (one, "1-core") if solo else (two, "2-core")
+        print(f"  {label:<62} {rate:6.0f} env steps/s  {rate / top:6.1%} of the {what} ceiling")
 
 
 if __name__ == "__main__":

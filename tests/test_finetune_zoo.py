@@ -62,10 +62,28 @@ def test_mlp_zoo_policy_exports_to_an_sb3_run_that_acts_the_same(tmp_path):
     venv.close()
 
 
-def test_lstm_zoo_policies_cannot_be_fine_tuned(tmp_path):
-    from arena.training import TrainingError, _init_files
+def test_the_lstm_kicker_exports_to_a_recurrent_sb3_run_that_acts_the_same(tmp_path):
+    from agents.zoo import load_zoo_policy
+    from arena.players import export_zoo
 
-    with pytest.raises(TrainingError, match="LSTM"):
-        _init_files(
-            "zoo:sumo/humans/agent_parameters-v1.pkl", "sumo_humans_v0", "fighter_0", tmp_path
-        )
+    kicker = "kick-and-defend/kicker/agent1_parameters-v1.pkl"
+    env = envs.make("kick_and_defend_v0")
+    obs_space, act_space = env.observation_space("kicker"), env.action_space("kicker")
+    zoo = load_zoo_policy(kicker, obs_space, act_space)
+    export_zoo(kicker, "kick_and_defend_v0", "kicker", tmp_path / "run")
+    policy = specs.resolve(
+        f"run:{tmp_path / 'run'}", obs_space, act_space, env_id="kick_and_defend_v0", seat="kicker"
+    )
+    assert policy.recurrent
+    obs, _ = env.reset(seed=0)
+    zs = ps = None
+    start = np.array([True])
+    for _ in range(60):  # the zoo kicker's own episode, both copies carrying their state
+        a, zs = zoo.predict(obs["kicker"][None], zs, start, deterministic=True)
+        b, ps = policy.predict(obs["kicker"][None], ps, start, deterministic=True)
+        np.testing.assert_allclose(a, b, atol=1e-4)
+        start = np.array([False])
+        obs, _, term, trunc, _ = env.step({"kicker": a[0], "keeper": np.zeros(17, np.float32)})
+        if any(term.values()) or any(trunc.values()):
+            obs, _ = env.reset()
+            start = np.array([True])

@@ -32,6 +32,10 @@ class PPOConfig:
     net_arch: tuple[int, ...] = (64, 64)
     cnn: bool = False
     """Use ``agents.networks.SmallCNN`` as feature extractor (pixel games)."""
+    lstm: bool = False
+    """The zoo-shaped recurrent network (sb3-contrib ``RecurrentPPO``, a dense layer and
+    an LSTM, ``agents.zoo.sb3_lstm_kwargs``; ``net_arch`` unused): how an LSTM zoo
+    victim is fine-tuned."""
     log_std_init: float = 0.0
     """Initial log standard deviation of a Gaussian policy's actions (SB3's default 0:
     a spread of 1, which in the humanoids' ±0.4 controls is mostly clipped noise)."""

@@ -250,7 +250,7 @@ def _finetune_victim(sub: Subparsers) -> None:
         action="append",
         required=True,
         metavar="SEAT=SPEC",
-        help="the victim to fine-tune (sb3:PATH or run:DIR)",
+        help="the victim to fine-tune (zoo:PATH, MLP or LSTM; sb3:PATH; run:DIR)",
     )
     p.add_argument("--adversary", required=True, metavar="SPEC", help="e.g. run:DIR")
     p.add_argument(
