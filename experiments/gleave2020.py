@@ -363,15 +363,8 @@ def train_all(plan: Plan, run_dir: Path, ray: str | bool | None = None) -> None:
         _train(GAMES[name], out, f"{name}: {out.name}", plan, config)
 
 
-def _train_on_ray(
-    plan: Plan, run_dir: Path, todo: list[tuple[str, Path, Any]], ray: str | bool
-) -> None:
-    """The trainings as the cells of a grid in ``run_dir/adversaries`` (the mechanism
-    of ``arena grid --ray``): each cell the ``arena train-adversary`` of one adversary."""
-    from arena.artifacts.grid import GridSpec
-    from arena.grid.cells import GridDir
-    from arena.grid.driver import execute, plan_cells
-
+def grid_cells(plan: Plan, todo: list[tuple[str, Path, Any]]) -> list[dict[str, Any]]:
+    """The trainings as cells of ``arena train-adversary`` (its options and values)."""
     assert plan.timesteps is not None  # the plan trains
     cells = []
     for name, _out, config in todo:
@@ -383,8 +376,26 @@ def _train_on_ray(
                 "timesteps": plan.timesteps,
                 "seed": plan.seed,
                 **{term: getattr(config, term) for term in NO_DENSE_TERMS},
+                **(
+                    {"action_std": math.exp(config.ppo.log_std_init)}
+                    if config.ppo.log_std_init
+                    else {}
+                ),
             }
         )
+    return cells
+
+
+def _train_on_ray(
+    plan: Plan, run_dir: Path, todo: list[tuple[str, Path, Any]], ray: str | bool
+) -> None:
+    """The trainings as the cells of a grid in ``run_dir/adversaries`` (the mechanism
+    of ``arena grid --ray``): each cell the ``arena train-adversary`` of one adversary."""
+    from arena.artifacts.grid import GridSpec
+    from arena.grid.cells import GridDir
+    from arena.grid.driver import execute, plan_cells
+
+    cells = grid_cells(plan, todo)
     cpus = max(1, max((c.workers for _, _, c in todo), default=1))
     spec = GridSpec("train-adversary", {}, float(cpus), f"{NAME} adversaries", tuple(cells))
     grid = GridDir(run_dir / "adversaries")

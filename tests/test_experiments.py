@@ -23,7 +23,7 @@ def _results(run: Path) -> tuple[dict, RunResults]:
 def test_list_names_every_experiment(cli):
     done = cli("run", "list")
     assert done.code == 0
-    for name in ("gleave2020", "huang2017_pong", "zoo_fidelity"):
+    for name in ("defences", "gleave2020", "huang2017_pong", "zoo_fidelity"):
         assert name in done.out
 
 
@@ -247,3 +247,71 @@ def test_shaping_potential_and_annealing_weight(runner_zip):
         _, rew, _, infos = vec.step(np.zeros((2, 2), np.float32))
         assert rew == pytest.approx([weight * i["shaping"] for i in infos], abs=1e-5)
     assert any(i["shaping"] for i in infos)
+
+
+def test_reward_study_cells_on_ray_carry_every_variants_recipe(tmp_path):
+    """On Ray the study's trainings are cells of ``arena train-adversary``: each cell's
+    command line must give the variant's recipe (switches and the action spread too)."""
+    import dataclasses
+    import math
+
+    from arena.cli import train
+    from arena.cli.parser import build_parser
+    from arena.grid.commands import options_argv
+    from arena.training import default_adversary_config
+    from experiments.gleave2020 import REWARD_VARIANTS, Plan, grid_cells, trainings
+
+    plan = Plan(("toy_pass",), episodes=4, seed=0, timesteps=4096, reward_study=True)
+    todo = trainings(plan, tmp_path)
+    assert len(todo) == len(REWARD_VARIANTS)
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices["train-adversary"]
+    for (_, _, config), cell in zip(todo, grid_cells(plan, todo), strict=True):
+        argv = options_argv(sub, cell, "train-adversary")
+        args = sub.parse_args([*argv, "--out", str(tmp_path / "x")])
+        base = default_adversary_config("toy_pass_v0")
+        got = dataclasses.replace(base, **{t: getattr(args, t) or 0.0 for t in train.REWARD_TERMS})
+        assert got.victim_value == config.victim_value and got.shaping == config.shaping
+        assert bool(args.white_box) == config.white_box
+        if config.ppo.log_std_init:
+            assert math.log(args.action_std) == pytest.approx(config.ppo.log_std_init)
+        else:
+            assert args.action_std is None
+
+
+@pytest.mark.slow
+def test_defences_fine_tunes_reattacks_and_scores_the_matrix(cli, tmp_path):
+    from conftest import assert_one_line_error
+
+    runs = tmp_path / "runs"
+    done = cli("run", "defences", "--quick", "--timesteps", "4096", "--finetune-timesteps",
+               "2048", "--episodes", "6", "--workers", "1", "--runs", runs)  # fmt: skip
+    assert done.code == 0, done.err
+    run = next((runs / "defences").iterdir())
+    _, results = _results(run)
+    table = results.headline
+    assert table is not None and table.highlight == (2,)
+    assert table.column("victim") == ("zoo victim", "masked victim", "fine-tuned victim")
+    assert table.columns[1:] == tuple(
+        f"vs {o}" for o in ("zoo opponent", "old adversary", "new adversary", "random", "zero")
+    )
+    assert all(isinstance(c, Score) and c.ci95 is not None for row in table.rows for c in row[1:])
+    trainings = run / "trainings"
+    old, tuned, new = (
+        trainings / f"toy_pass__{k}" for k in ("adversary", "finetuned", "new_adversary")
+    )
+    marker = json.loads((tuned / "adversary_run.json").read_text())
+    assert marker["adversary_seat"] == "runner" and marker["init"].startswith("sb3:")
+    assert marker["victims"]["blocker"].startswith(f"mix:0.5*run:{old}|0.5*")
+    again = json.loads((new / "adversary_run.json").read_text())
+    assert again["victims"] == {"runner": f"run:{tuned}"}
+    assert again["config"]["victim_sampled"] is False  # as the fine-tuned victim is scored
+    (sample,) = results.samples
+    assert sample.policies == {"runner": f"run:{tuned}", "blocker": f"run:{new}"}
+    assert cli("report", run).code == 0
+    finished = cli("run", "defences", "--resume", run)
+    assert_one_line_error(finished, "the run is finished")
+    given = cli("run", "defences", "--quick", "--adversary", "kick_and_defend=zero",
+                "--runs", tmp_path / "other")  # fmt: skip
+    assert_one_line_error(given, "--adversary kick_and_defend=...", "not among the games run")
+    assert not (tmp_path / "other").exists()

@@ -202,8 +202,8 @@ def _train_adversary(sub: Subparsers) -> None:
     )
     p.add_argument(
         "--white-box",
-        action="store_const",
-        const=True,
+        action="store_true",
+        default=None,
         help="the adversary also observes its victim's greedy action and value (a copy of "
         "the victim's network run on the victim's observation); it plays only where the "
         "victim's observation is at hand (arena evaluate, run:DIR)",
