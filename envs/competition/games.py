@@ -317,19 +317,21 @@ class CompetitionEnv(ParallelEnv):
         xy = self._own_xy[k]
         return math.sqrt(xy.dot(xy))  # as np.linalg.norm computes it, bit for bit
 
+    # The ufuncs below compute what np.square(...).sum(), np.clip and .sum() compute,
+    # bit for bit, without those functions' Python wrappers (a step calls them often).
     def _contact_cost(self, k: int) -> float:
         f = self._cfrc[k]
-        return float(min(0.5e-6 * np.square(f).sum(), 10.0))
+        return float(min(0.5e-6 * _add(f * f, axis=None), 10.0))
 
     def _ctrl_cost(self, k: int, a: np.ndarray, weight: float, clip: bool) -> float:
         if clip:
             s = self._seat[k]
-            a = np.clip(a, s.ctrl_low, s.ctrl_high)
-        return weight * float(np.square(a).sum())
+            a = _minimum(_maximum(a, s.ctrl_low), s.ctrl_high)
+        return weight * float(_add(a * a))
 
     def _mass_center_x(self, k: int) -> float:
         s = self._seat[k]
-        return float((s.mass * self._xipos_x[k]).sum() / s.mass_sum)
+        return float(_add(s.mass * self._xipos_x[k]) / s.mass_sum)
 
     def _subtree_x(self, k: int) -> float:
         return float(self.data.subtree_com[self._seat[k].torso, 0])
@@ -451,6 +453,7 @@ class CompetitionEnv(ParallelEnv):
         self._close_film()
 
 
+_add, _maximum, _minimum = np.add.reduce, np.maximum, np.minimum
 _NO_ACTION = np.zeros(0)
 
 
@@ -762,7 +765,8 @@ class KickAndDefendEnv(CompetitionEnv):
     def _move_rewards(self, acts, before):
         z0, z1 = self._z(0), self._z(1)
         fwd = 0.25 * (self._progress_x()[0] - before[0]) / self.model.opt.timestep
-        to_ball = float(np.linalg.norm(self._ball()[:2] - self._xy(0)))
+        gap = self._ball()[:2] - self._xy(0)
+        to_ball = math.sqrt(gap.dot(gap))  # as np.linalg.norm computes it, bit for bit
         kicker = (
             fwd
             - self._ctrl_cost(0, acts[0], 0.1, True)
@@ -792,7 +796,7 @@ class KickAndDefendEnv(CompetitionEnv):
         done = (
             self.t >= self.max_steps
             or ball[0] > self.goal_x
-            or (vel[0] < 0 and float(np.linalg.norm(vel)) > 1.0)
+            or (vel[0] < 0 and math.sqrt(vel.dot(vel)) > 1.0)
         )
         if done or all(agent_done):
             self._decided = self.t < self.max_steps
