@@ -15,6 +15,10 @@ import torch
 from gymnasium import spaces
 from torch import distributions as D
 
+LOG_STD_RANGE = (-20.0, 5.0)
+"""A Gaussian policy file's log-std must lie here: below, its spread underflows to 0
+(and torch refuses the distribution); above, its actions are noise."""
+
 
 @runtime_checkable
 class Policy(Protocol):

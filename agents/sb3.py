@@ -26,7 +26,7 @@ import torch
 from gymnasium import spaces
 from torch import distributions as D
 
-from agents.policies import TorchPolicy
+from agents.policies import LOG_STD_RANGE, TorchPolicy
 from agents.safe_pickle import (
     Global,
     UnsafePickleError,
@@ -302,16 +302,46 @@ def load_sb3_policy(path: str | Path, _read: Any = None) -> Any:
     for key, most in (("action_space", MAX_ACTIONS), ("observation_space", MAX_OBS)):
         if _space_size(data[key]) > most:  # before a huge layer is built and initialized
             raise PolicyFileError(f"{path}: {key} {_space_desc(data[key])} is too large")
+    _check_values(state, path)
     try:
         policy = policy_cls(
             data["observation_space"], data["action_space"], lambda _: 0.0, **kwargs
         )
         policy.load_state_dict(state)
-    except (RuntimeError, TypeError, KeyError, ValueError, AssertionError) as exc:
+    except (RuntimeError, TypeError, KeyError, ValueError, AssertionError, AttributeError) as exc:
         first = " ".join(str(exc).split())[:300]
         raise PolicyFileError(f"{path}: weights do not fit the stored network: {first}") from None
     policy.set_training_mode(False)
+    _probe(policy, path)
     return policy
+
+
+def _check_values(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Weights that are numbers: finite, and a log-std in ``LOG_STD_RANGE``."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise PolicyFileError(f"{path}: weights {name!r} hold NaN or infinite values")
+    log_std = state.get("log_std")
+    low, high = LOG_STD_RANGE
+    if log_std is not None and not bool(((log_std >= low) & (log_std <= high)).all()):
+        raise PolicyFileError(f"{path}: log_std must lie in [{low:g}, {high:g}]")
+
+
+def _probe(policy: Any, path: Path) -> None:
+    """One greedy action for a neutral observation (zeros, within the space's bounds):
+    a network whose outputs overflow is refused here, not at its first step in a game."""
+    space = policy.observation_space
+    if not isinstance(space, spaces.Box):
+        return
+    obs = np.clip(np.zeros(space.shape, dtype=space.dtype), space.low, space.high)
+    try:
+        with torch.no_grad():
+            action, _ = policy.predict(obs[None], deterministic=True)
+    except (ValueError, RuntimeError) as exc:
+        first = " ".join(str(exc).split())[:200]
+        raise PolicyFileError(f"{path}: the network gives no valid action: {first}") from None
+    if np.issubdtype(np.asarray(action).dtype, np.floating) and not np.isfinite(action).all():
+        raise PolicyFileError(f"{path}: the network's actions are not finite")
 
 
 def _same_space(file: spaces.Space, seat: spaces.Space, *, bounds: bool) -> bool:

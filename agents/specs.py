@@ -204,6 +204,26 @@ def reference(spec: str) -> PolicyRef:
     )
 
 
+def fingerprint(spec: str) -> tuple[Any, ...]:
+    """What a loaded policy depends on, cheaply: each file it reads with its size and
+    modification time, so that a cache keyed by it never serves a changed file (a run
+    still training has a new checkpoint). ``()`` where nothing is read, or where the
+    spec does not load (the load itself says why)."""
+    try:
+        kind, arg = parse(spec)
+        if kind.takes_spec:
+            return tuple(fingerprint(s) for _, s in components(arg))
+        if not kind.takes_path:
+            return ()
+        if kind.files is not None:
+            files = list(kind.files(arg).values())
+        else:
+            files = [_locate(kind, arg, spec)]
+        return tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    except (PolicySpecError, OSError, ValueError):
+        return ()
+
+
 def _random(arg, observation_space, action_space, **context):
     return RandomPolicy(observation_space, action_space)
 

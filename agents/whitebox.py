@@ -25,9 +25,10 @@ from gymnasium import spaces
 from torch import distributions as D
 
 from agents.policies import Policy, TorchPolicy, distribution_mode
+from agents.specs import PolicySpecError
 
 
-class WhiteBoxError(ValueError):
+class WhiteBoxError(PolicySpecError):
     """A white-box adversary that cannot be built or cannot act (one line)."""
 
 

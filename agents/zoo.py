@@ -35,7 +35,7 @@ import torch
 from gymnasium import spaces
 from torch import distributions as D
 
-from agents.policies import TorchPolicy
+from agents.policies import LOG_STD_RANGE, TorchPolicy
 from agents.safe_pickle import UnsafePickleError, inert_loads
 from agents.specs import PolicySpecError, register_kind
 
@@ -192,8 +192,19 @@ class ZooPolicy(TorchPolicy):
             ]
         self.log_std = r.take(a)
         assert r.pos == flat.size, "zoo layout consumed the wrong number of parameters"
+        low, high = LOG_STD_RANGE
+        if not bool(((self.log_std >= low) & (self.log_std <= high)).all()):
+            raise ZooError(f"{source}: log-std must lie in [{low:g}, {high:g}]")
         self._low = np.asarray(action_space.low, dtype=np.float32)
         self._high = np.asarray(action_space.high, dtype=np.float32)
+        with torch.no_grad():  # a neutral observation: outputs that overflow are refused
+            z = self.normalize(torch.zeros(1, d))
+            if self.recurrent:
+                out = [self._lstm(w, z, self.initial_state(1))[0] for w in (self.pi, self.vf)]
+            else:
+                out = [self._mlp(w, z) for w in (self.pi, self.vf)]
+            if not all(bool(torch.isfinite(o).all()) for o in out):
+                raise ZooError(f"{source}: the network's outputs are not finite")
 
     # ---- TorchPolicy -----------------------------------------------------------------
     def input_from_obs(self, observation: np.ndarray) -> torch.Tensor:

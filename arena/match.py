@@ -118,7 +118,7 @@ _CACHE: dict[Any, Any] = {}
 def _resolve_policy(p: PolicyLike, env: Any, seat: str, env_id: str) -> Policy:
     if not isinstance(p, str):
         return p
-    key = ("policy", env_id, seat, p)
+    key = ("policy", env_id, seat, p, specs.fingerprint(p))
     if key not in _CACHE:
         _CACHE[key] = specs.resolve(
             p, env.observation_space(seat), env.action_space(seat), env_id=env_id, seat=seat

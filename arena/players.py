@@ -40,32 +40,51 @@ def load_run(
     env_id: str | None = None,
     seat: str | None = None,
 ) -> Policy:
+    """``run:DIR``: a run's trained policy; a white-box adversary (``--white-box``) only
+    for its own game and seat, with copies of its victims."""
     directory = Path(directory)
     if not directory.is_dir():
         raise PolicySpecError(f"run:{directory}: not a directory")
     files = loaded_files(directory)
     run = TrainingRunFiles(directory)
+    marker = None
     if run.marker.is_file():
         try:
             marker = run.read_marker()
         except TrainingRunError as exc:
             raise PolicySpecError(str(exc)) from None
-        if marker.config.white_box:
-            where = f"run:{directory}"
-            if (env_id, seat) != (marker.env, marker.adversary_seat):
-                raise PolicySpecError(
-                    f"{where} is a white-box adversary of {marker.env} seat "
-                    f"{marker.adversary_seat!r} (it reads its victim's observation); it "
-                    f"cannot play {env_id or 'this game'} seat {seat!r}"
-                )
-            return adversary_policy(
-                marker, files["policy"], files.get("norm"), observation_space, action_space
-            )
-    return load_trained(files["policy"], files.get("norm"), observation_space, action_space)
+    if marker is None or not marker.config.white_box:
+        return load_trained(files["policy"], files.get("norm"), observation_space, action_space)
+    where = f"run:{directory}"
+    if (env_id, seat) != (marker.env, marker.adversary_seat):
+        raise PolicySpecError(
+            f"{where} is a white-box adversary of {marker.env} seat "
+            f"{marker.adversary_seat!r} (it reads its victim's observation); it "
+            f"cannot play {env_id or 'this game'} seat {seat!r}"
+        )
+    key = directory.resolve()
+    if key in _LOADING:  # its victims are runs that lead back to it
+        raise PolicySpecError(f"{where}: a white-box adversary whose victims lead back to itself")
+    _LOADING.add(key)
+    try:
+        return adversary_policy(
+            marker, files["policy"], files.get("norm"), observation_space, action_space, where
+        )
+    finally:
+        _LOADING.discard(key)
+
+
+_LOADING: set[Path] = set()
+"""The white-box runs being loaded (one loads its victims, which may be runs)."""
 
 
 def adversary_policy(
-    marker: RunMarker, model: Path, norm: Path | None, observation_space: Any, action_space: Any
+    marker: RunMarker,
+    model: Path,
+    norm: Path | None,
+    observation_space: Any,
+    action_space: Any,
+    where: str = "",
 ) -> Policy:
     """The trained adversary of a run (its final policy or a checkpoint): white-box
     runs (``--white-box``) wrap it with copies of their victims (``agents.whitebox``)."""
@@ -73,8 +92,21 @@ def adversary_policy(
         return load_trained(model, norm, observation_space, action_space)
     import envs
     from agents.whitebox import WhiteBoxError, WhiteBoxPolicy, augmented_space, white_box_models
+    from envs import EnvError
 
-    game = envs.make(marker.env, **marker.config.env_kwargs)
+    where = where or f"the white-box run of {marker.env}"
+    try:
+        seats = envs.spec(marker.env).seats
+        game = envs.make(marker.env, **marker.config.env_kwargs)
+    except (EnvError, ValueError, TypeError) as exc:
+        raise PolicySpecError(f"{where}: its game cannot be made: {exc}") from None
+    others = sorted(s for s in seats if s != marker.adversary_seat)
+    if sorted(marker.victims) != others:
+        game.close()
+        raise PolicySpecError(
+            f"{where}: its victims must be the seats {', '.join(others)}, not "
+            f"{', '.join(sorted(marker.victims)) or 'none'}"
+        )
     try:
         victims = {
             s: resolve(

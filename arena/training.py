@@ -445,9 +445,10 @@ def _set_parameters(model: Any, path: Path, *, exact: bool) -> None:
 
     try:
         params = read_sb3_parameters(path)
-        if not exact:
-            params = {"policy": params["policy"]}
-        model.set_parameters(params, exact_match=exact, device="cpu")
+        if exact:
+            model.set_parameters(params, exact_match=True, device="cpu")
+        else:  # the initial policy, every weight of it (its optimizer starts afresh)
+            model.policy.load_state_dict(params["policy"], strict=True)
     except PolicyFileError as exc:
         raise TrainingError(str(exc)) from None
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:

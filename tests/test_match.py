@@ -93,3 +93,22 @@ def test_one_seat_game_scores_by_outcome(catch_zip):
     rnd, _ = run_match("toy_catch_v0", {"player": "random"}, n_episodes=4, seed=0)
     assert rnd.seats["player"].mean_return < 0
     assert np.isfinite(rnd.seats["player"].std_return)
+
+
+def test_a_policy_file_that_changes_is_loaded_again(tmp_path, runner_zip):
+    """Policies are cached per process by spec; a file replaced since (a run's newer
+    checkpoint, a re-trained file at the same path) must not be served from the cache."""
+    import os
+    import shutil
+
+    import envs
+    from arena.match import _resolve_policy
+
+    path = tmp_path / "p.zip"
+    shutil.copy(runner_zip, path)
+    env = envs.make("toy_pass_v0")
+    first = _resolve_policy(f"sb3:{path}", env, "runner", "toy_pass_v0")
+    assert _resolve_policy(f"sb3:{path}", env, "runner", "toy_pass_v0") is first
+    shutil.copy(runner_zip, path)
+    os.utime(path, ns=(1, 1))  # same bytes, another file as far as the cache knows
+    assert _resolve_policy(f"sb3:{path}", env, "runner", "toy_pass_v0") is not first

@@ -315,3 +315,26 @@ def test_action_std_sets_the_initial_spread_and_is_part_of_the_recipe(cli, tmp_p
     assert_one_line_error(bad, "--action-std")
     again = cli(*base, "--timesteps", "4096", "--out", out, "--resume", "--action-std", "0.3")
     assert_one_line_error(again, "--resume continues the run with its own recipe", "--action-std")
+
+
+def test_ppo_settings_are_checked_and_part_of_the_recipe(cli, tmp_path, runner_zip):
+    from conftest import assert_one_line_error
+
+    base = ("train-adversary", "toy_pass_v0", "--victim", f"runner=sb3:{runner_zip}",
+            "--timesteps", "2048")  # fmt: skip
+    out = tmp_path / "ppo"
+    done = cli(*base, "--out", out, "--ppo", "n_epochs=3", "--ppo", "batch_size=256",
+               "--ppo", "clip_range=0.1")  # fmt: skip
+    assert done.code == 0, done.err
+    ppo = json.loads((out / "adversary_run.json").read_text())["config"]["ppo"]
+    assert (ppo["n_epochs"], ppo["batch_size"], ppo["extra"]) == (3, 256, {"clip_range": 0.1})
+    for bad, words in (
+        ("n_epochs=0", "out of range"),
+        ("lr=1", "valid: n_epochs, batch_size"),
+        ("batch_size=999999", "larger than a rollout"),
+        ("gamma", "KEY=VALUE"),
+    ):
+        assert_one_line_error(cli(*base, "--out", tmp_path / "bad", "--ppo", bad), words)
+    assert not (tmp_path / "bad").exists()
+    again = cli(*base, "--out", out, "--resume", "--ppo", "n_epochs=4")
+    assert_one_line_error(again, "--resume continues the run with its own recipe", "--ppo")

@@ -201,6 +201,14 @@ def _train_adversary(sub: Subparsers) -> None:
         "units (default 1, SB3's; the humanoids' controls span -0.4 to 0.4)",
     )
     p.add_argument(
+        "--ppo",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a PPO setting of the recipe, e.g. n_epochs=10 or batch_size=2048 (keys: "
+        "n_epochs, batch_size, learning_rate, ent_coef, gamma, clip_range, gae_lambda, "
+        "vf_coef, max_grad_norm, target_kl)",
+    )
+    p.add_argument(
         "--white-box",
         action="store_true",
         default=None,

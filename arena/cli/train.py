@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import sys
+from typing import Any
 
 from arena.cli.options import pairs
 from arena.errors import UsageError, check_output_dir
@@ -37,6 +38,42 @@ def runtime(args: argparse.Namespace, recipe: dict[str, object]) -> dict[str, ob
     return out
 
 
+PPO_KEYS = ("n_epochs", "batch_size", "learning_rate", "ent_coef", "gamma")
+"""``--ppo`` keys that are ``PPOConfig`` fields; the others go to its ``extra``."""
+
+
+def ppo_settings(items: list[str] | None, ppo: Any) -> Any:
+    """``ppo`` with the ``--ppo KEY=VALUE`` settings, each checked against the ranges a
+    run file may hold; ``UsageError`` (one line, naming the valid keys) otherwise."""
+    from agents.numbers import parse_number
+    from arena.artifacts.training_config import PPO_EXTRA, RANGES
+
+    valid = (*PPO_KEYS, *PPO_EXTRA)
+    fields: dict[str, Any] = {}
+    extra = dict(ppo.extra)
+    for key, text in pairs(items, "--ppo", "KEY=VALUE").items():
+        if key not in valid:
+            raise UsageError(f"--ppo {key}=...: unknown PPO setting; valid: {', '.join(valid)}")
+        low, high = RANGES[key] if key in RANGES else PPO_EXTRA[key]
+        integer = key in ("n_epochs", "batch_size")
+        try:
+            value = parse_number(text, f"--ppo {key}", low=low, high=high, integer=integer)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if key in PPO_KEYS:
+            fields[key] = value
+        else:
+            extra[key] = value
+    out = dataclasses.replace(ppo, **fields, extra=extra)
+    batch = out.n_envs * out.n_steps
+    if out.batch_size > batch:
+        raise UsageError(
+            f"--ppo batch_size={out.batch_size}: larger than a rollout ({out.n_envs} envs x "
+            f"{out.n_steps} steps = {batch})"
+        )
+    return out
+
+
 def cmd_train_adversary(args: argparse.Namespace) -> int:
     from arena.training import default_adversary_config, train_adversary
 
@@ -47,6 +84,7 @@ def cmd_train_adversary(args: argparse.Namespace) -> int:
         "--envs": args.envs,
         "--white-box": args.white_box,
         "--action-std": args.action_std,
+        "--ppo": args.ppo,
     } | {"--" + t.replace("_", "-"): getattr(args, t) for t in REWARD_TERMS}
     changes = runtime(args, flags)
     config = default_adversary_config(args.env_id, n_envs=args.envs)
@@ -56,6 +94,8 @@ def cmd_train_adversary(args: argparse.Namespace) -> int:
     if args.action_std is not None:
         ppo = dataclasses.replace(config.ppo, log_std_init=math.log(args.action_std))
         config = dataclasses.replace(config, ppo=ppo)
+    if args.ppo:
+        config = dataclasses.replace(config, ppo=ppo_settings(args.ppo, config.ppo))
     results = train_adversary(
         args.env_id,
         victims,
