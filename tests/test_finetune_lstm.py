@@ -106,6 +106,7 @@ def test_the_loader_refuses_recurrent_networks_past_its_bounds(tmp_path, key, va
         sb3_victim(tmp_path / "big.zip", obs_space, act_space)
 
 
+@pytest.mark.slow
 def test_finetuning_an_lstm_victim_trains_resumes_and_plays(cli, tmp_path):
     import envs
 

@@ -825,6 +825,7 @@ def test_finetuning_a_hostile_zoo_file_is_refused_in_one_line(cli, tmp_path, mak
         _CANARY.unlink(missing_ok=True)
 
 
+@pytest.mark.slow
 def test_finetuning_a_zoo_lstm_trains_and_plays_as_a_recurrent_run(cli, tmp_path):
     """The valid case: an LSTM zoo victim fine-tunes (one short rollout) into a
     recurrent run that loads through the safe loader and plays."""
