@@ -106,6 +106,8 @@ def _plain(value, depth=0) -> bool:
         return value.dtype.kind in "biuf"
     if isinstance(value, np.generic):
         return value.dtype.kind in "biuf"
+    if isinstance(value, np.dtype):  # the numeric dtypes the table admits, as they are
+        return value.kind in "biuf"
     if isinstance(value, spaces.Space) or type(value) is torch.Tensor:
         return True
     if type(value) in (list, tuple, set, frozenset):

@@ -1,8 +1,8 @@
 """Turning the unpickler's stand-ins into real objects, refusing anything else.
 
 What comes out is plain data (``None``, bools, numbers, strings, bytes, lists,
-tuples, sets, dicts), numeric arrays, tensors, gymnasium spaces and ``Global``
-tokens. Shared objects are converted once (a memo by identity) and the walk counts
+tuples, sets, dicts), numeric arrays and numeric dtypes, tensors, gymnasium spaces
+and ``Global`` tokens. Shared objects are converted once (a memo by identity) and the walk counts
 the objects it visits, so a small pickle of nested shared tuples cannot explode.
 """
 
