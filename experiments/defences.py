@@ -298,12 +298,12 @@ def _matrix(plan: Plan, name: str, run_dir: Path, pool: Pool) -> tuple[Table, Sa
             f"{1 - ADVERSARY_SHARE:g} zoo opponent); new adversary {got['new']}"
         ),
     )
-    policies_ = {game.victim_seat: got["finetuned"], game.adversary_seat: got["new"]}
+    matchup = {game.victim_seat: got["finetuned"], game.adversary_seat: got["new"]}
     sample = SampleRecipe(
         env=game.env_id,
-        policies=policies_,
+        policies=matchup,
         seed=plan.seed,
-        deterministic=acting(policies_),
+        deterministic=acting(matchup),
         label="fine-tuned victim vs the new adversary",
     )
     return table, sample
