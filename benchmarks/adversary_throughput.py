@@ -130,9 +130,15 @@ def bare_replay(env_id: str, trace: dict[str, np.ndarray], processes: int) -> fl
     """Total env steps/s of ``processes`` bare replays running at once."""
     if processes == 1:
         return _replay(env_id, trace)
+    return _at_once(_replay, (env_id, trace), processes)
+
+
+def _at_once(target: Any, args: tuple[Any, ...], processes: int) -> float:
+    """Total rate of ``processes`` copies of ``target(*args, queue)`` run at once, each
+    putting its rate on the queue."""
     ctx = mp.get_context("forkserver")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_replay, args=(env_id, trace, queue)) for _ in range(processes)]
+    procs = [ctx.Process(target=target, args=(*args, queue)) for _ in range(processes)]
     for proc in procs:
         proc.start()
     rates = [queue.get() for _ in procs]
@@ -208,15 +214,7 @@ def training(env_id: str, steps: int, workers: int | None = None, queue: Any = N
 def trainings_at_once(env_id: str, steps: int, runs: int) -> float:
     """Total env steps/s of ``runs`` in-process trainings running at once (one per
     core: how a study's or a grid's runs share a machine, ``--workers 0``)."""
-    ctx = mp.get_context("forkserver")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=training, args=(env_id, steps, 0, queue)) for _ in range(runs)]
-    for proc in procs:
-        proc.start()
-    rates = [queue.get() for _ in procs]
-    for proc in procs:
-        proc.join()
-    return float(sum(rates))
+    return _at_once(training, (env_id, steps, 0), runs)
 
 
 def main() -> None:
