@@ -83,7 +83,7 @@ def zoo_dir() -> Path:
     if not value:
         raise ZooError(
             f"no zoo directory: set {ZOO_DIR_ENV} to the folder holding the agent zoo "
-            "(e.g. ../shared/zoo), or give the file's path"
+            "(e.g. ../shared/zoo), run `arena fetch zoo`, or give the file's path"
         )
     path = Path(value).expanduser()
     if not path.is_dir():
@@ -95,17 +95,29 @@ def zoo_dir() -> Path:
 
 
 def resolve_zoo_path(arg: str) -> Path:
-    """``arg`` as given if it exists (or is absolute), else relative to the zoo directory."""
+    """``arg`` as given if it exists (or is absolute), else relative to the zoo directory
+    (``$ARENA_ZOO_DIR``), else in the cache ``arena fetch`` fills (``agents.home``)."""
+    from agents.home import cached
+
     path = Path(arg).expanduser()
     if path.is_absolute() or path.exists():
         if not path.is_file():
             raise ZooError(f"zoo file not found: {path}")
         return path
-    root = zoo_dir()
+    try:
+        root = zoo_dir()
+    except ZooError:
+        found = cached("zoo", path)
+        if found is not None:
+            return found
+        raise
     full = root / path
     if not full.resolve().is_relative_to(root.resolve()):
         raise ZooError(f"zoo:{arg} leads outside the zoo directory {root}")
     if not full.is_file():
+        found = cached("zoo", path)
+        if found is not None:
+            return found
         raise ZooError(f"zoo file not found: {path} (looked in {full.parent})")
     return full
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from arena.cli import grid, play, records, run, train
+from arena.cli import grid, play, records, run, train, victims
 from arena.cli.options import (
     ENVS,
     EPISODES,
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_adversary(sub)
     _finetune_victim(sub)
     _demo(sub)
+    _victims(sub)
     _run(sub)
     _grid(sub)
     return parser
@@ -280,6 +281,19 @@ def _finetune_victim(sub: Subparsers) -> None:
     _checkpoint_every(p)
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=train.cmd_finetune_victim)
+
+
+def _victims(sub: Subparsers) -> None:
+    p = sub.add_parser("victims", help="the standard victims: source, licence, sha256, present?")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(func=victims.cmd_victims)
+    p = sub.add_parser("fetch", help="download standard victims (checked by sha256) into the cache")
+    p.add_argument(
+        "names", nargs="+", metavar="NAME", help="a victim (see `arena victims`), zoo, atari or all"
+    )
+    p.add_argument("--dir", help="the cache directory (default: $ARENA_HOME or ~/.cache/arena)")
+    p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
+    p.set_defaults(func=victims.cmd_fetch)
 
 
 def _demo(sub: Subparsers) -> None:
