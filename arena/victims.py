@@ -221,6 +221,14 @@ _ATARI = (
 )
 
 
+_ATARI_SCORES = {
+    "pong_ppo.pth": "21 (greedy, full game; ../shared/atari/README.md)",
+    "pong_acktr.pt": "20.3 (greedy, full game; ../shared/atari/README.md)",
+    "pong_ppo_advtrained.pth": "21 (greedy, full game; ../shared/atari/README.md)",
+}
+"""Scores measured on the converted files (the repositories publish none)."""
+
+
 def _zoo_what(name: str) -> str:
     game, _, rest = name.partition("/")
     return f"Bansal et al. 2018 agent zoo: {game} {rest.removesuffix('.pkl')}"
@@ -254,6 +262,7 @@ CATALOG: dict[str, Victim] = {
                 size=size,
                 licence="MIT",
                 what=f"{what} ({repo[0]}, PyTorch file as published)",
+                published=_ATARI_SCORES.get(name, ""),
             )
             for name, repo, path, sha, size, what in _ATARI
         ),
