@@ -229,7 +229,13 @@ def atari_victim(
     path: str | Path, observation_space: spaces.Space, action_space: spaces.Space
 ) -> AtariCNNPolicy:
     """Load ``path`` for a seat, or raise ``PolicySpecError`` saying what does not fit."""
-    net = build_network(read_npz(path), path)
+    if Path(path).suffix in (".pt", ".pth"):  # as ikostrikov and davide97l publish them
+        from agents.atari_published import read_published
+
+        arrays = read_published(path)
+    else:
+        arrays = read_npz(path)
+    net = build_network(arrays, path)
     n_actions = net.pi.out_features
     expected_obs = (net.conv1.in_channels, 84, 84)
     if not isinstance(action_space, spaces.Discrete) or int(action_space.n) != n_actions:
@@ -245,15 +251,49 @@ def atari_victim(
     return AtariCNNPolicy(net, observation_space, action_space)
 
 
+ATARI_DIR_ENV = "ARENA_ATARI_DIR"
+
+
+def locate_atari(arg: str) -> Path:
+    """``arg`` as a path if it exists, else a short name (``pong_ppo.npz``,
+    ``pong_ppo.pth``) in ``$ARENA_ATARI_DIR``, else in ``arena fetch``'s cache."""
+    import os
+
+    from agents.home import cached
+
+    path = Path(arg).expanduser()
+    if path.exists() or path.is_absolute():
+        if not path.is_file():
+            raise PolicySpecError(f"atari file not found: {path}")
+        return path
+    looked = []
+    root = os.environ.get(ATARI_DIR_ENV, "").strip()
+    if root:
+        base = Path(root).expanduser()
+        full = base / path
+        if full.resolve().is_relative_to(base.resolve()) and full.is_file():
+            return full
+        looked.append(f"{base} ({ATARI_DIR_ENV})")
+    found = cached("atari", path)
+    if found is not None:
+        return found
+    from agents.home import arena_home
+
+    looked.append(f"{arena_home() / 'atari'} (arena fetch)")
+    raise PolicySpecError(f"atari file not found: {arg} (looked in {', '.join(looked)})")
+
+
 def _load(arg: str, observation_space, action_space, **context: Any) -> AtariCNNPolicy:
-    return atari_victim(arg, observation_space, action_space)
+    return atari_victim(locate_atari(arg), observation_space, action_space)
 
 
 register_kind(
     "atari",
     _load,
     takes_path=True,
-    help="a pretrained Atari CNN (.npz of float arrays, see ../shared/atari/README.md)",
+    locate=locate_atari,
+    help="a pretrained Atari CNN: .npz of float arrays (../shared/atari/README.md), or the "
+    ".pt/.pth of pytorch-a2c-ppo-acktr-gail as published",
 )
 
 __all__ = ["AtariCNN", "AtariCNNPolicy", "atari_victim", "build_network", "read_npz"]

@@ -16,6 +16,8 @@ import numpy as np
 from agents.safe_pickle.standins import (
     Array,
     DType,
+    Instance,
+    ObjectRecord,
     Opaque,
     Space,
     StateDict,
@@ -58,6 +60,8 @@ class _Materializer:
         return out
 
     def _convert(self, obj: Any, depth: int) -> Any:
+        if isinstance(obj, type) and issubclass(obj, Instance):  # a class named, not built
+            return obj.token
         if type(obj) is bytearray:
             return bytes(obj)
         if type(obj) in (list, tuple, set, frozenset):
@@ -76,6 +80,12 @@ class _Materializer:
             return obj.dtype
         if isinstance(obj, Opaque):
             return None
+        if isinstance(obj, Instance):
+            return ObjectRecord(
+                type(obj).token,
+                tuple(self.convert(a, depth + 1) for a in obj.args),
+                self.convert(obj.state, depth + 1),
+            )
         if isinstance(obj, Space):
             if not hasattr(obj, "fields"):
                 raise UnsafePickleError(f"{obj.kind} without its fields")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.safe_pickle.tokens import NDARRAY, OBJECT, UnsafePickleError
+from agents.safe_pickle.tokens import NDARRAY, OBJECT, Global, UnsafePickleError
 
 MAX_NDIM = 32
 
@@ -203,12 +203,50 @@ def latin1(text: Any, encoding: Any) -> bytes:
     return text.encode("latin1")
 
 
-def reconstructor(cls: Any, base: Any, state: Any) -> Space:
+def reconstructor(cls: Any, base: Any, state: Any) -> Space | Instance:
     """``copyreg._reconstructor(cls, object, None)``: protocols 0-1 spell NEWOBJ so."""
-    space = isinstance(cls, type) and issubclass(cls, Space)
-    if not space or base != OBJECT or state is not None:
-        raise UnsafePickleError("copyreg._reconstructor may only start a space")
+    ours = isinstance(cls, type) and issubclass(cls, Space | Instance)
+    if not ours or base != OBJECT or state is not None:
+        raise UnsafePickleError("copyreg._reconstructor may only start a space or a record")
     return cls()
+
+
+class Instance(Record):
+    """An object of a class the table does not know, read as a record (only where the
+    caller asks for records: ``inert_loads(..., records=True)``): the class's name, the
+    constructor arguments the pickle gave and the state it ``BUILD``s, all kept as
+    data. The class is never imported; nothing of it runs."""
+
+    __slots__ = ("args", "state")
+    token: Global = Global("builtins", "object")
+    args: tuple[Any, ...]
+    state: Any
+
+    def __new__(cls, *args: Any) -> Instance:
+        self = super().__new__(cls)
+        self.args, self.state = args, None
+        return self
+
+    def __init__(self, *args: Any) -> None:
+        pass
+
+    def build(self, state: Any) -> None:
+        self.state = state
+
+
+def instance_class(module: str, name: str) -> type[Instance]:
+    """The record class standing for ``module.name``."""
+    return type(name, (Instance,), {"__slots__": (), "token": Global(module, name)})
+
+
+@dataclass(frozen=True)
+class ObjectRecord:
+    """What an ``Instance`` becomes: ``cls`` (the class named), its constructor
+    ``args`` and its ``state`` (usually the object's ``__dict__``), as plain data."""
+
+    cls: Global
+    args: tuple[Any, ...]
+    state: Any
 
 
 class StateDict(dict):

@@ -73,6 +73,18 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
+def well_formed(module: Any, name: Any) -> bool:
+    """A plain dotted module path and a plain name (no attribute chain in the name)."""
+    return (
+        isinstance(module, str)
+        and isinstance(name, str)
+        and len(module) <= 200
+        and len(name) <= 100
+        and bool(_MODULE.match(module))
+        and bool(_NAME.match(name))
+    )
+
+
 def lookup(module: Any, name: Any) -> Any:
     """The table's entry for exactly ``(module, name)`` (a fresh token for a class)."""
     if not (

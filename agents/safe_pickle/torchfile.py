@@ -12,15 +12,22 @@ from typing import Any
 
 import numpy as np
 
-from agents.safe_pickle.standins import TORCH_STORAGES, StateDict, Storage, check_int
+from agents.safe_pickle.standins import (
+    TORCH_STORAGES,
+    Instance,
+    StateDict,
+    Storage,
+    check_int,
+)
 from agents.safe_pickle.tokens import Global, UnsafePickleError
 from agents.safe_pickle.unpickler import inert_loads
 
 _STORAGE_TOKENS = frozenset(Global("torch", n) for n in TORCH_STORAGES)
 
 
-def read_torch_file(blob: bytes, *, max_bytes: int = 1 << 30) -> Any:
-    """What ``torch.save`` wrote (zip format), read inertly."""
+def read_torch_file(blob: bytes, *, max_bytes: int = 1 << 30, records: bool = False) -> Any:
+    """What ``torch.save`` wrote (zip format), read inertly; with ``records``, objects
+    of unknown classes (a pickled ``nn.Module``) become ``ObjectRecord``s."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(blob))
         names = archive.namelist()
@@ -61,7 +68,7 @@ def read_torch_file(blob: bytes, *, max_bytes: int = 1 << 30) -> Any:
         return storages[key]
 
     try:
-        return inert_loads(archive.read(pkls[0]), persistent=persistent)
+        return inert_loads(archive.read(pkls[0]), persistent=persistent, records=records)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise UnsafePickleError(f"corrupt torch file: {exc}") from None
 
@@ -76,3 +83,80 @@ def read_torch_weights(blob: bytes, *, max_bytes: int = 1 << 30) -> dict[str, An
     if not all(type(v) is torch.Tensor for v in state.values()):
         raise UnsafePickleError("a policy's weights must be a dict of named tensors")
     return dict(state)
+
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL = 1001
+
+
+def _pickle_end(blob: bytes, start: int) -> int:
+    """Where the pickle beginning at ``start`` ends (after its STOP), parsed, not run."""
+    import pickletools
+
+    try:
+        for opcode, _, pos in pickletools.genops(io.BytesIO(blob[start:])):
+            if opcode.name == "STOP" and pos is not None:
+                return start + pos + 1
+    except Exception as exc:  # pickletools' complaints about a malformed stream
+        raise UnsafePickleError(f"not a torch file: {exc}"[:200]) from None
+    raise UnsafePickleError("not a torch file: a pickle without its end")
+
+
+def read_legacy_torch_file(blob: bytes, *, max_bytes: int = 1 << 30, records: bool = False) -> Any:
+    """What ``torch.save`` wrote in its legacy format (torch < 1.6, or
+    ``_use_new_zipfile_serialization=False``), read inertly: five pickles (magic
+    number, protocol, system info, the object, its storage keys) and the raw storages,
+    each an int64 element count then its bytes, in key order."""
+    if len(blob) > max_bytes:
+        raise UnsafePickleError(f"torch file of {len(blob)} bytes is over {max_bytes}")
+    bounds, pos = [], 0
+    for _ in range(5):
+        end = _pickle_end(blob, pos)
+        bounds.append((pos, end))
+        pos = end
+    header = [inert_loads(blob[a:b]) for a, b in (bounds[0], bounds[1], bounds[2])]
+    if header[0] != LEGACY_MAGIC or header[1] != LEGACY_PROTOCOL:
+        raise UnsafePickleError("not a torch file (no legacy magic number)")
+    info = header[2]
+    if not isinstance(info, dict) or info.get("little_endian") is not True:
+        raise UnsafePickleError("big-endian torch files are not supported")
+    keys = inert_loads(blob[bounds[4][0] : bounds[4][1]])
+    if not isinstance(keys, list) or not all(isinstance(k, str) and len(k) <= 40 for k in keys):
+        raise UnsafePickleError("malformed storage keys")
+    declared: dict[str, np.dtype] = {}
+
+    def storage_of(pid: Any, data: dict[str, bytes] | None) -> Any:
+        if type(pid) is tuple and len(pid) == 4 and pid[0] == "module":
+            # a pickled module's class, with its source code (torch only warns on a
+            # change): the class as the unpickler resolved it, a record class or a token
+            if not (isinstance(pid[1], type) and issubclass(pid[1], Instance)):
+                raise UnsafePickleError("a pickled module's class must be read as a record")
+            return pid[1]
+        if type(pid) is not tuple or len(pid) != 6 or pid[0] != "storage":
+            raise UnsafePickleError("malformed persistent id")
+        _, kind, key, _location, numel, view = pid
+        if not isinstance(kind, Global) or kind not in _STORAGE_TOKENS:
+            raise UnsafePickleError("unknown storage type")
+        if not isinstance(key, str) or key not in keys or view is not None:
+            raise UnsafePickleError("malformed storage reference")
+        dtype = np.dtype(TORCH_STORAGES[kind.name]).newbyteorder("<")
+        if declared.setdefault(key, dtype) != dtype:
+            raise UnsafePickleError(f"storage {key} read with two element types")
+        numel = check_int(numel, "storage size", high=max_bytes)
+        if data is None:  # the first pass: types only; zeros stand for the bytes
+            return Storage(dtype, bytes(min(numel * dtype.itemsize, max_bytes)))
+        return Storage(dtype, data[key])
+
+    main = blob[bounds[3][0] : bounds[3][1]]
+    inert_loads(main, persistent=lambda pid: storage_of(pid, None), records=records)
+    data: dict[str, bytes] = {}
+    for key in sorted(keys):
+        if pos + 8 > len(blob):
+            raise UnsafePickleError(f"storage {key} missing from the file")
+        numel = int.from_bytes(blob[pos : pos + 8], "little", signed=True)
+        size = declared.get(key, np.dtype("u1")).itemsize
+        if numel < 0 or pos + 8 + numel * size > len(blob):
+            raise UnsafePickleError(f"storage {key} holds fewer bytes than it claims")
+        data[key] = blob[pos + 8 : pos + 8 + numel * size]
+        pos += 8 + numel * size
+    return inert_loads(main, persistent=lambda pid: storage_of(pid, data), records=records)

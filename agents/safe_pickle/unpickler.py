@@ -11,14 +11,22 @@ from typing import Any
 
 from agents.safe_pickle.materialize import materialize
 from agents.safe_pickle.scan import scan
-from agents.safe_pickle.table import lookup
-from agents.safe_pickle.tokens import UnsafePickleError
+from agents.safe_pickle.standins import instance_class
+from agents.safe_pickle.table import lookup, well_formed
+from agents.safe_pickle.tokens import Global, UnsafePickleError
 
 
 class _InertUnpickler(pickle.Unpickler):
-    def __init__(self, data: bytes, persistent: Callable[[Any], Any] | None, encoding: str):
+    def __init__(
+        self,
+        data: bytes,
+        persistent: Callable[[Any], Any] | None,
+        encoding: str,
+        records: bool = False,
+    ):
         super().__init__(io.BytesIO(data), encoding=encoding)
         self._persistent = persistent
+        self._records = records
 
     def find_class(self, module: str, name: str) -> Any:
         if isinstance(module, str) and isinstance(name, str):
@@ -26,7 +34,17 @@ class _InertUnpickler(pickle.Unpickler):
             # them; the result still has to be in the table
             module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
             module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        return lookup(module, name)
+        try:
+            entry = lookup(module, name)
+        except UnsafePickleError:
+            if not self._records or not well_formed(module, name):
+                raise
+            return instance_class(module, name)
+        if self._records and isinstance(entry, Global) and entry.module != "torch":
+            # a class the caller may name is, in a pickled object, one more record
+            # (torch's storage types stay tokens: the persistent ids name them)
+            return instance_class(module, name)
+        return entry
 
     def persistent_load(self, pid: Any) -> Any:
         if self._persistent is None:
@@ -39,14 +57,17 @@ def inert_loads(
     *,
     persistent: Callable[[Any], Any] | None = None,
     encoding: str = "ASCII",
+    records: bool = False,
 ) -> Any:
-    """Unpickle ``data`` into plain data, arrays, tensors, spaces and ``Global`` tokens."""
+    """Unpickle ``data`` into plain data, arrays, tensors, spaces and ``Global`` tokens;
+    with ``records``, an object of a class outside the table becomes an
+    ``ObjectRecord`` (its class's name and its state as data) instead of a refusal."""
     if not isinstance(data, bytes | bytearray):
         raise UnsafePickleError("pickle data must be bytes")
     data = bytes(data)
     scan(data, persistent=persistent is not None)
     try:
-        return materialize(_InertUnpickler(data, persistent, encoding).load())
+        return materialize(_InertUnpickler(data, persistent, encoding, records).load())
     except UnsafePickleError:
         raise
     except (RecursionError, MemoryError) as exc:
