@@ -235,6 +235,16 @@ def atari_victim(
         arrays = read_published(path)
     else:
         arrays = read_npz(path)
+    return atari_network_victim(arrays, path, observation_space, action_space)
+
+
+def atari_network_victim(
+    arrays: dict[str, np.ndarray],
+    path: str | Path,
+    observation_space: spaces.Space,
+    action_space: spaces.Space,
+) -> AtariCNNPolicy:
+    """The README network of ``arrays`` for a seat, or why it does not fit."""
     net = build_network(arrays, path)
     n_actions = net.pi.out_features
     expected_obs = (net.conv1.in_channels, 84, 84)

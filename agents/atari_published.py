@@ -168,3 +168,41 @@ def _one(linears: list[tuple[str, Any]], test: Any, what: str) -> tuple[str, Any
     if len(hits) != 1:
         raise KeyError(f"{len(hits)} candidates for {what}")
     return hits[0]
+
+
+def cleanrl_victim(path: str | Path, observation_space: Any, action_space: Any) -> Any:
+    """``cleanrl:PATH``: a CleanRL Atari PPO checkpoint (the state dict of its ``Agent``:
+    ``network`` (3 convs, the 512-unit layer), ``actor``, ``critic``), read as a plain
+    state dict of tensors without unpickling anything else (stricter than
+    ``torch.load(weights_only=True)``), then recognised as the README network."""
+    from agents.atari_cnn import atari_network_victim
+    from agents.safe_pickle import UnsafePickleError, read_torch_weights
+
+    path = Path(path)
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise PolicySpecError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        state = read_torch_weights(blob, max_bytes=MAX_FILE_BYTES)
+    except UnsafePickleError as exc:
+        raise PolicySpecError(f"{path} is not a CleanRL checkpoint (a state dict): {exc}") from None
+    return atari_network_victim(recognise(state, path), path, observation_space, action_space)
+
+
+def _cleanrl(arg: str, observation_space: Any, action_space: Any, **context: Any) -> Any:
+    return cleanrl_victim(arg, observation_space, action_space)
+
+
+def register() -> None:
+    from agents.specs import register_kind
+
+    register_kind(
+        "cleanrl",
+        _cleanrl,
+        takes_path=True,
+        help="a CleanRL Atari PPO checkpoint (the state dict of its Agent)",
+    )
+
+
+register()

@@ -243,7 +243,7 @@ def _sb3(arg, observation_space, action_space, **context):
 
 _BUILTINS_DONE = False
 # Modules that add policy kinds when imported (zoo:, atari:, run:, masked:).
-_KIND_MODULES = ("agents.zoo", "agents.atari_cnn", "agents.wrappers")
+_KIND_MODULES = ("agents.zoo", "agents.atari_cnn", "agents.atari_published", "agents.wrappers")
 """Where the other kinds register themselves; ``arena`` adds ``run:`` and ``masked:``
 (``arena.players``), which need its files and games."""
 

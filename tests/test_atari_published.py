@@ -194,3 +194,55 @@ def test_a_gadget_inside_a_published_file_runs_nothing(tmp_path, legacy):
     with pytest.raises(PolicySpecError):
         read_published(tmp_path / "raw.pt")
     assert not canary.exists()
+
+
+class _CleanRLAgent(nn.Module):
+    def __init__(self, n=6):
+        super().__init__()
+        self.network = nn.Sequential(
+            nn.Conv2d(4, 32, 8, stride=4), nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten(),
+            nn.Linear(64 * 7 * 7, 512), nn.ReLU(),
+        )  # fmt: skip
+        self.actor = nn.Linear(512, n)
+        self.critic = nn.Linear(512, 1)
+
+    def forward(self, x):  # CleanRL's get_action_and_value, greedy
+        return self.actor(self.network(x / 255.0)).argmax(dim=1)
+
+
+def test_a_cleanrl_checkpoint_acts_as_cleanrl_computes_it(tmp_path):
+    torch.manual_seed(3)
+    agent = _CleanRLAgent()
+    torch.save(agent.state_dict(), tmp_path / "agent.cleanrl_model")
+    state = torch.load(tmp_path / "agent.cleanrl_model", weights_only=True)  # as CleanRL reads it
+    assert set(state) == set(agent.state_dict())
+    policy = specs.resolve(f"cleanrl:{tmp_path / 'agent.cleanrl_model'}", OBS, ACT)
+    frames = np.random.default_rng(2).integers(0, 256, (16, 4, 84, 84), dtype=np.uint8)
+    with torch.no_grad():
+        expected = agent(torch.as_tensor(frames, dtype=torch.float32)).numpy()
+    np.testing.assert_array_equal(policy.predict(frames, deterministic=True)[0], expected)
+    torch.save(agent, tmp_path / "whole.pt")  # a pickled module, not a state dict: refused
+    with pytest.raises(PolicySpecError, match="not a CleanRL checkpoint"):
+        specs.resolve(f"cleanrl:{tmp_path / 'whole.pt'}", OBS, ACT)
+
+
+def test_an_rl_zoo_atari_cnn_policy_acts_as_sb3_on_the_same_frames(tmp_path):
+    """rl-baselines3-zoo's Atari pipeline: AtariWrapper + VecFrameStack(4), channel-last
+    frames that SB3 transposes for its CnnPolicy; our Pong frames are SB3's AtariWrapper's
+    (tests/test_atari.py) stacked channel-first, so the file plays on them as SB3 would."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    class _Frames(gym.Env):
+        observation_space = spaces.Box(0, 255, (84, 84, 4), np.uint8)  # VecFrameStack's
+        action_space = ACT
+
+    model = PPO("CnnPolicy", DummyVecEnv([_Frames]), seed=0, device="cpu")
+    model.save(tmp_path / "zoo_pong.zip")
+    ours = specs.resolve(f"sb3:{tmp_path / 'zoo_pong.zip'}", OBS, ACT)
+    frames = np.random.default_rng(4).integers(0, 256, (8, 4, 84, 84), dtype=np.uint8)
+    theirs, _ = model.predict(frames.transpose(0, 2, 3, 1), deterministic=True)
+    np.testing.assert_array_equal(ours.predict(frames, deterministic=True)[0], theirs)
