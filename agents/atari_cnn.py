@@ -156,6 +156,8 @@ def build_network(arrays: dict[str, np.ndarray], path: str | Path = "weights") -
     for k in expected:
         if not np.issubdtype(arrays[k].dtype, np.floating):
             raise PolicySpecError(f"{path}: array {k} has dtype {arrays[k].dtype}, not float")
+        if not np.isfinite(arrays[k]).all():
+            raise PolicySpecError(f"{path}: array {k} holds NaN or infinite values")
     w1, pi, w3 = arrays["conv1.weight"], arrays["pi.weight"], arrays["conv3.weight"]
     if w1.ndim != 4 or pi.ndim != 2 or w3.ndim != 4:
         raise PolicySpecError(
@@ -246,6 +248,11 @@ def atari_network_victim(
 ) -> AtariCNNPolicy:
     """The README network of ``arrays`` for a seat, or why it does not fit."""
     net = build_network(arrays, path)
+    with torch.no_grad():  # a grey frame: outputs that overflow are refused here
+        probe = torch.full((1, net.conv1.in_channels, 84, 84), 0.5)
+        logits, value = net(probe.contiguous(memory_format=torch.channels_last))
+    if not bool(torch.isfinite(logits).all() and torch.isfinite(value).all()):
+        raise PolicySpecError(f"{path}: the network's outputs are not finite")
     n_actions = net.pi.out_features
     expected_obs = (net.conv1.in_channels, 84, 84)
     if not isinstance(action_space, spaces.Discrete) or int(action_space.n) != n_actions:

@@ -23,6 +23,7 @@ layout is not recognised is refused in one line naming the parameters found.
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -40,14 +41,9 @@ def read_published(path: str | Path) -> dict[str, np.ndarray]:
     from agents.safe_pickle.torchfile import read_legacy_torch_file
 
     path = Path(path)
+    blob = _read_bounded(path)
     try:
-        blob = path.read_bytes()
-    except OSError as exc:
-        raise PolicySpecError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(blob) > MAX_FILE_BYTES:
-        raise PolicySpecError(f"{path}: {len(blob):,} bytes is over {MAX_FILE_BYTES:,}")
-    try:
-        if zipfile.is_zipfile(path):
+        if zipfile.is_zipfile(io.BytesIO(blob)):
             obj = read_torch_file(blob, records=True)
         else:
             obj = read_legacy_torch_file(blob, records=True)
@@ -55,6 +51,18 @@ def read_published(path: str | Path) -> dict[str, np.ndarray]:
         raise PolicySpecError(f"{path} is not a readable PyTorch policy file: {exc}") from None
     params = _parameters(obj, path)
     return recognise(params, path)
+
+
+def _read_bounded(path: Path) -> bytes:
+    """The file's bytes, its size checked before it is read."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise PolicySpecError(f"{path}: {size:,} bytes is over {MAX_FILE_BYTES:,}")
+        with open(path, "rb") as fh:
+            return fh.read(MAX_FILE_BYTES + 1)[:MAX_FILE_BYTES]
+    except OSError as exc:
+        raise PolicySpecError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _parameters(obj: Any, path: Path) -> dict[str, Any]:
@@ -100,13 +108,13 @@ def _flatten(record: Any, prefix: str, out: dict[str, Any], depth: int) -> None:
     if not isinstance(state, dict):
         return
     for group in ("_parameters", "_buffers"):
-        items = state.get(group) or {}
+        items = state.get(group)
         if not isinstance(items, dict):
             continue
         for name, value in items.items():
             if isinstance(name, str) and isinstance(value, torch.Tensor):
                 out[prefix + name] = value
-    children = state.get("_modules") or {}
+    children = state.get("_modules")
     if isinstance(children, dict):
         for name, child in children.items():
             if isinstance(name, str) and isinstance(child, ObjectRecord):
@@ -179,10 +187,7 @@ def cleanrl_victim(path: str | Path, observation_space: Any, action_space: Any) 
     from agents.safe_pickle import UnsafePickleError, read_torch_weights
 
     path = Path(path)
-    try:
-        blob = path.read_bytes()
-    except OSError as exc:
-        raise PolicySpecError(f"cannot read {path}: {exc.strerror or exc}") from None
+    blob = _read_bounded(path)
     try:
         state = read_torch_weights(blob, max_bytes=MAX_FILE_BYTES)
     except UnsafePickleError as exc:

@@ -323,31 +323,50 @@ class _TooLong(Exception):
 
 
 def fetch(
-    victim: Victim, *, home: Path | None = None, progress: bool = True, timeout: float = 30.0
+    victim: Victim,
+    *,
+    home: Path | None = None,
+    progress: bool = True,
+    timeout: float = 30.0,
+    deadline: float | None = None,
 ) -> Path:
     """Download ``victim`` into the cache (resuming ``.part``), check its size and
-    sha256, then move it into place. A file already there and right is kept."""
+    sha256, then move it into place. A file already there and right is kept. Each read
+    waits at most ``timeout`` s, the whole download ``deadline`` (default: 10 timeouts
+    plus a second per 100 kB)."""
+    if deadline is None:
+        deadline = 10 * timeout + victim.size / 100_000
     target = victim.target(home)
-    if _is_published(victim, target):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    have = part.stat().st_size if part.is_file() else 0
-    if have > victim.size:
-        part.unlink()
-        have = 0
-    request = urllib.request.Request(victim.url)
-    if have:
-        request.add_header("Range", f"bytes={have}-")
+    root = (home or arena_home()) / victim.kind
     hand = (
         f"put the file by hand at {target} (from {victim.to_json()['source']}, "
         f"sha256 {victim.sha256})"
     )
     try:
+        if not target.resolve().is_relative_to(root.resolve()):
+            raise FetchError(f"{victim.name}: the name leads outside the cache {root}")
+        if _is_published(victim, target):
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FetchError(f"cannot use the cache {root}: {exc.strerror or exc}") from None
+    part = target.with_name(target.name + ".part")
+    if part.is_symlink() or (part.exists() and not part.is_file()):
+        raise FetchError(f"{part} is not a plain file; remove it and fetch again")
+    have = part.stat().st_size if part.is_file() else 0
+    if have > victim.size:
+        part.unlink()
+        have = 0
+    if have == victim.size:  # complete: stopped before the rename
+        return _finish(victim, part, target, hand)
+    request = urllib.request.Request(victim.url)
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             if have and response.status != 206:  # no ranges here: start over
                 have = 0
-            _copy(response, part, have, victim, progress)
+            _copy(response, part, have, victim, progress, deadline)
     except _TooLong:
         part.unlink()
         raise FetchError(
@@ -365,6 +384,11 @@ def fetch(
         raise FetchError(
             f"cannot download {victim.name} from {victim.url}: {reason}; {hand}"
         ) from None
+    return _finish(victim, part, target, hand)
+
+
+def _finish(victim: Victim, part: Path, target: Path, hand: str) -> Path:
+    """Check the downloaded ``part`` and move it into place."""
     size = part.stat().st_size
     if size != victim.size:
         raise FetchError(
@@ -378,16 +402,23 @@ def fetch(
             f"{victim.name}: sha256 {digest} is not the published {victim.sha256}; "
             f"nothing was kept (a changed or corrupted file upstream?)"
         )
-    os.replace(part, target)
+    try:
+        os.replace(part, target)
+    except OSError as exc:
+        raise FetchError(f"cannot put {victim.name} at {target}: {exc.strerror or exc}") from None
     return target
 
 
-def _copy(response: Any, part: Path, have: int, victim: Victim, progress: bool) -> None:
+def _copy(
+    response: Any, part: Path, have: int, victim: Victim, progress: bool, deadline: float
+) -> None:
+    import time
+
     from tqdm import tqdm
 
-    mode = "ab" if have else "wb"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if have else os.O_TRUNC)
     with (
-        open(part, mode) as fh,
+        os.fdopen(os.open(part, flags, 0o644), "ab" if have else "wb") as fh,
         tqdm(
             total=victim.size,
             initial=have,
@@ -398,10 +429,19 @@ def _copy(response: Any, part: Path, have: int, victim: Victim, progress: bool) 
             leave=False,
         ) as bar,
     ):
-        written = have
-        while chunk := response.read(CHUNK):
+        written, start = have, time.monotonic()
+        while chunk := _read_some(response):
+            if time.monotonic() - start > deadline:
+                raise TimeoutError(f"no complete download within {deadline:g} s")
             written += len(chunk)
             if written > victim.size:  # more than the published file: not it
                 raise _TooLong
             fh.write(chunk)
             bar.update(len(chunk))
+
+
+def _read_some(response: Any) -> bytes:
+    """What the server has sent so far, at most ``CHUNK`` bytes (``read1``: one receive,
+    so a server dripping bytes meets the deadline between chunks)."""
+    read1 = getattr(response, "read1", None)
+    return read1(CHUNK) if callable(read1) else response.read(CHUNK)

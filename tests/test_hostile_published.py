@@ -14,7 +14,7 @@ What an attacker who hands someone a ``.pt``/``.pth`` file, or who runs the mirr
   that is a file.
 
 A canary file stands for "code ran"; every gadget would create it.
-Tests marked BUG in their docstring fail on the code as it stands.
+Tests whose docstrings begin "Was a bug" pin what the first red-team pass found.
 """
 
 from __future__ import annotations
@@ -509,7 +509,7 @@ def test_legacy_storages_overlapping_the_next_read_as_their_own_bytes():
 
 
 def test_legacy_declared_storage_size_is_not_allocated():
-    """BUG: the legacy reader's first pass (``storage_of(pid, None)`` in
+    """Was a bug: the legacy reader's first pass (``storage_of(pid, None)`` in
     ``torchfile.read_legacy_torch_file``) allocates ``bytes(numel * itemsize)`` for the
     size a persistent id *declares*, up to ``max_bytes`` (1 GiB), and the tensor built
     on it is then copied: a file of a few hundred bytes holding no storage at all makes
@@ -524,7 +524,7 @@ def test_legacy_declared_storage_size_is_not_allocated():
 
 
 def test_views_of_one_storage_do_not_multiply_memory():
-    """BUG: ``standins.rebuild_tensor`` copies every view of a storage, so K tensors
+    """Was a bug: ``standins.rebuild_tensor`` copies every view of a storage, so K tensors
     over one storage hold K times its bytes; ``max_bytes`` bounds only the storages.
     A deflated zip of ~1 KiB with a 1 GiB storage of zeros and 100 views of it makes
     ``read_published`` (default 1 GiB limit) allocate 100 GiB. Here: a 1 MiB storage
@@ -540,7 +540,7 @@ def test_views_of_one_storage_do_not_multiply_memory():
 
 
 def test_many_globals_in_records_mode_do_not_make_a_class_each():
-    """BUG: in records mode ``_InertUnpickler.find_class`` calls
+    """Was a bug: in records mode ``_InertUnpickler.find_class`` calls
     ``standins.instance_class``, which makes a new ``type`` on *every* GLOBAL (no
     cache, no count): about 1.6 KB and 40 us each, so a 5 MB pickle of a million
     GLOBALs (under ``MAX_OPCODES``) costs ~1.6 GB and ~40 s (twice for a legacy file,
@@ -563,7 +563,7 @@ def _refs_file(nkeys: int, nrefs: int) -> bytes:
 
 
 def test_legacy_storage_lookup_is_not_quadratic():
-    """BUG: ``storage_of`` checks ``key not in keys`` on the *list* of storage keys the
+    """Was a bug: ``storage_of`` checks ``key not in keys`` on the *list* of storage keys the
     file gives, once per persistent id: a file with a million keys and 300,000 memoized
     references does 3e11 string comparisons (hours) before anything is refused. Same
     100,000 keys, 1,000 references against 10: the time should not grow with both."""
@@ -581,7 +581,7 @@ def test_legacy_storage_lookup_is_not_quadratic():
 
 
 def test_legacy_pickle_boundaries_respect_the_opcode_limit(monkeypatch):
-    """BUG: ``torchfile._pickle_end`` walks ``pickletools.genops`` to find each pickle's
+    """Was a bug: ``torchfile._pickle_end`` walks ``pickletools.genops`` to find each pickle's
     STOP with no opcode limit, before ``scan`` applies ``MAX_OPCODES``: a 256 MB legacy
     file (``MAX_FILE_BYTES``) of one-byte opcodes costs ~90 s of parsing to refuse."""
     from agents.safe_pickle import MAX_OPCODES
@@ -602,7 +602,7 @@ def test_legacy_pickle_boundaries_respect_the_opcode_limit(monkeypatch):
 
 
 def test_an_oversized_file_is_not_read_whole(tmp_path, monkeypatch):
-    """BUG: ``read_published`` does ``path.read_bytes()`` and only then compares the
+    """Was a bug: ``read_published`` does ``path.read_bytes()`` and only then compares the
     length with ``MAX_FILE_BYTES``: a 50 GB sparse file is read into memory whole."""
     import agents.atari_published as published
 
@@ -649,7 +649,7 @@ def _corrupt_zips() -> dict[str, bytes]:
 
 @pytest.mark.parametrize("name", list(_corrupt_zips()))
 def test_corrupt_or_encrypted_zip_members_are_one_line(tmp_path, name):
-    """BUG: ``torchfile.read_torch_file`` reads ``byteorder`` outside any ``try`` and
+    """Was a bug: ``torchfile.read_torch_file`` reads ``byteorder`` outside any ``try`` and
     ``data.pkl`` under ``except (BadZipFile, OSError, EOFError)``: an encrypted member
     (``RuntimeError``), an unknown compression method (``NotImplementedError``) or a
     broken deflate stream (``zlib.error``) escapes ``read_published`` as a traceback."""
@@ -671,7 +671,7 @@ def _header_files() -> dict[str, bytes]:
 
 @pytest.mark.parametrize("where", list(_header_files()))
 def test_a_legacy_header_that_is_an_array_is_one_line(tmp_path, where):
-    """BUG: ``read_legacy_torch_file`` tests ``header[0] != LEGACY_MAGIC or header[1] !=
+    """Was a bug: ``read_legacy_torch_file`` tests ``header[0] != LEGACY_MAGIC or header[1] !=
     LEGACY_PROTOCOL`` on whatever the header pickles hold: a numpy array there makes
     the comparison an array and ``or`` raises ``ValueError: The truth value of an array
     ... is ambiguous`` out of ``read_published`` (a traceback in the CLI)."""
@@ -683,7 +683,7 @@ def test_a_legacy_header_that_is_an_array_is_one_line(tmp_path, where):
 
 @pytest.mark.parametrize("where", ["_parameters", "_buffers", "_modules"])
 def test_a_tensor_where_a_modules_dict_belongs_is_one_line(tmp_path, where):
-    """BUG: ``atari_published._flatten`` does ``state.get(group) or {}``: a tensor of
+    """Was a bug: ``atari_published._flatten`` does ``state.get(group) or {}``: a tensor of
     more than one element there raises ``RuntimeError: Boolean value of Tensor with
     more than one value is ambiguous`` (a traceback in the CLI)."""
     path = _save([_bag_with(**{where: torch.ones(3)}), None], tmp_path / "t.pt", legacy=False)
@@ -720,7 +720,7 @@ def test_tokens_and_classes_where_modules_belong_and_deep_modules_are_one_line(t
 
 
 def test_poisoned_weights_are_refused_on_loading(tmp_path):
-    """BUG: neither ``read_published`` nor ``atari_cnn.build_network`` checks the
+    """Was a bug: neither ``read_published`` nor ``atari_cnn.build_network`` checks the
     weights are finite (sb3 and zoo files do): a file whose action head is NaN loads,
     and ``arena evaluate`` then dies in ``torch.distributions`` with a ``ValueError``
     traceback, exit status 1."""
@@ -736,7 +736,7 @@ def test_poisoned_weights_are_refused_on_loading(tmp_path):
 
 
 def test_a_normalisation_of_numpy_arrays_is_named(tmp_path):
-    """BUG (minor): in records mode ``numpy.ndarray`` becomes a record class, so
+    """Was a bug (minor): in records mode ``numpy.ndarray`` becomes a record class, so
     ``standins.Array`` (``cls != NDARRAY``) refuses every pickled numpy array: the
     ikostrikov ``[policy, ob_rms]`` file of a normalising run is refused as "not a
     readable PyTorch policy file: _reconstruct may only build a plain numpy.ndarray"
@@ -747,7 +747,7 @@ def test_a_normalisation_of_numpy_arrays_is_named(tmp_path):
 
 
 def test_the_cli_says_one_line_for_hostile_files(tmp_path, cli):
-    """Each must be one line, exit 2. BUG for the tensor-in-state, encrypted and NaN
+    """Each must be one line, exit 2. Was a bug for the tensor-in-state, encrypted and NaN
     files (a traceback, exit status 1)."""
     files = {}
     files["tensor"] = _save([_bag_with(_parameters=torch.ones(3)), None], tmp_path / "a.pt", False)
@@ -934,7 +934,7 @@ def test_a_part_that_is_a_folder_is_one_line(cli, server, monkeypatch):
 
 @pytest.mark.parametrize("dangling", [False, True], ids=["to-a-file", "dangling"])
 def test_a_part_that_is_a_link_writes_nothing_outside(cli, server, monkeypatch, tmp_path, dangling):
-    """BUG: ``victims.fetch`` follows a ``.part`` symlink: ``part.is_file()`` and
+    """Was a bug: ``victims.fetch`` follows a ``.part`` symlink: ``part.is_file()`` and
     ``part.stat()`` read through it, ``open(part, "ab"|"wb")`` appends to (or truncates,
     or creates) the file it points at, wherever that is; the sha256 check then only
     unlinks the link. A link to ``~/.bashrc`` gets the download appended to it."""
@@ -955,7 +955,7 @@ def test_a_part_that_is_a_link_writes_nothing_outside(cli, server, monkeypatch, 
 def test_a_catalog_name_climbing_out_of_the_cache_writes_nothing_outside(
     cli, server, monkeypatch, tmp_path
 ):
-    """BUG (defence in depth): ``Victim.target`` is ``HOME/KIND/NAME`` unchecked, so a
+    """Was a bug (defence in depth): ``Victim.target`` is ``HOME/KIND/NAME`` unchecked, so a
     catalog entry named ``../../x`` (or an absolute path) is written outside
     ``ARENA_HOME``; ``agents.home.cached`` checks containment on reading, fetch does
     not on writing."""
@@ -968,7 +968,7 @@ def test_a_catalog_name_climbing_out_of_the_cache_writes_nothing_outside(
 
 
 def test_a_home_that_is_a_file_is_one_line(cli, server, monkeypatch, tmp_path):
-    """BUG: ``victims.fetch`` calls ``target.parent.mkdir(...)`` outside its ``try``: an
+    """Was a bug: ``victims.fetch`` calls ``target.parent.mkdir(...)`` outside its ``try``: an
     ``ARENA_HOME`` (or ``--dir``) that is a file raises ``NotADirectoryError`` out of
     the CLI, a traceback. (``arena victims`` copes.)"""
     home = tmp_path / "home-file"
@@ -983,7 +983,7 @@ def test_a_home_that_is_a_file_is_one_line(cli, server, monkeypatch, tmp_path):
 
 
 def test_a_target_that_is_a_folder_is_one_line(cli, server, monkeypatch):
-    """BUG: with the right bytes downloaded, ``os.replace(part, target)`` (outside any
+    """Was a bug: with the right bytes downloaded, ``os.replace(part, target)`` (outside any
     ``try``) raises ``IsADirectoryError`` when the target is a folder: a traceback."""
     v = _victim(monkeypatch)
     v.target().mkdir(parents=True)
@@ -992,7 +992,7 @@ def test_a_target_that_is_a_folder_is_one_line(cli, server, monkeypatch):
 
 
 def test_a_dripping_server_is_given_up_on(server, monkeypatch, tmp_path):
-    """BUG: ``fetch`` has a timeout per socket read only, no deadline and no minimum
+    """Was a bug: ``fetch`` has a timeout per socket read only, no deadline and no minimum
     rate: a server that sends one byte every 29 s keeps ``arena fetch`` for a month
     (3.4 MB). With a 0.25 s timeout and a byte every 0.05 s, it must give up in 6 s."""
     from arena import victims
@@ -1018,7 +1018,7 @@ def test_a_dripping_server_is_given_up_on(server, monkeypatch, tmp_path):
 
 
 def test_a_complete_part_is_finished_where_the_server_says_416(cli, server, monkeypatch):
-    """BUG (robustness): a ``.part`` that already holds every byte (the process stopped
+    """Was a bug (robustness): a ``.part`` that already holds every byte (the process stopped
     before the rename) is resumed with ``Range: bytes=SIZE-``, which real servers
     (raw.githubusercontent.com included) answer 416: every later ``arena fetch`` fails
     the same way until the user deletes the file by hand."""

@@ -8,6 +8,7 @@ arguments (numeric dtypes only, shapes and strides bounded by the bytes present)
 
 from __future__ import annotations
 
+import contextvars
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -260,12 +261,21 @@ class StateDict(dict):
 # ---------------------------------------------------------------- torch tensors
 
 
+TENSOR_BYTES: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "TENSOR_BYTES", default=None
+)
+"""Bytes the tensors of the file being read may still take (``torchfile`` sets it)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Storage:
     """The bytes of one storage of a torch file, with their element type."""
 
     dtype: np.dtype
     data: bytes
+    declared: bool = False
+    """Only declared (a first pass over a legacy file learning the element types): the
+    tensors built on it are placeholders, nothing is allocated."""
 
     def __setstate__(self, state: Any) -> None:
         raise UnsafePickleError("refusing BUILD on a storage")
@@ -291,6 +301,14 @@ def rebuild_tensor(
         raise UnsafePickleError("malformed tensor")
     if hooks not in (None, {}) and not (isinstance(hooks, StateDict) and not hooks):
         raise UnsafePickleError("tensors with backward hooks are refused")
+    if storage.declared:
+        return Tensor(torch.zeros(0))
+    budget = TENSOR_BYTES.get()
+    if budget is not None:  # views copy: the file's storages bound them all together
+        need = math.prod(shape) * storage.dtype.itemsize
+        if need > budget[0]:
+            raise UnsafePickleError("the file's tensors add up to more bytes than it may hold")
+        budget[0] -= need
     numel = len(storage.data) // storage.dtype.itemsize
     if math.prod(shape) > max(numel, 1):
         raise UnsafePickleError(f"tensor of {math.prod(shape)} elements over a storage of {numel}")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from agents.safe_pickle.standins import (
+    TENSOR_BYTES,
     TORCH_STORAGES,
     Instance,
     StateDict,
@@ -40,7 +41,7 @@ def read_torch_file(blob: bytes, *, max_bytes: int = 1 << 30, records: bool = Fa
         raise UnsafePickleError("not a torch zip file (no single <name>/data.pkl)")
     prefix = pkls[0][: -len("data.pkl")]
     order = prefix + "byteorder"
-    if order in names and archive.read(order).strip() not in (b"little", b""):
+    if order in names and _member(archive, order).strip() not in (b"little", b""):
         raise UnsafePickleError("big-endian torch files are not supported")
     total = sum(info.file_size for info in archive.infolist())
     if total > max_bytes:
@@ -61,16 +62,26 @@ def read_torch_file(blob: bytes, *, max_bytes: int = 1 << 30, records: bool = Fa
             name = f"{prefix}data/{key}"
             if name not in names:
                 raise UnsafePickleError(f"storage {key} missing from the archive")
-            raw = archive.read(name)
+            raw = _member(archive, name)
             if len(raw) < numel * dtype.itemsize:
                 raise UnsafePickleError(f"storage {key} holds fewer bytes than it claims")
             storages[key] = Storage(dtype, raw[: numel * dtype.itemsize])
         return storages[key]
 
+    token = TENSOR_BYTES.set([max_bytes])
     try:
-        return inert_loads(archive.read(pkls[0]), persistent=persistent, records=records)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise UnsafePickleError(f"corrupt torch file: {exc}") from None
+        return inert_loads(_member(archive, pkls[0]), persistent=persistent, records=records)
+    finally:
+        TENSOR_BYTES.reset(token)
+
+
+def _member(archive: zipfile.ZipFile, name: str) -> bytes:
+    """One member's bytes; a broken, encrypted or oddly compressed member is refused."""
+    try:
+        return archive.read(name)
+    except Exception as exc:  # zlib.error, NotImplementedError, RuntimeError, BadZipFile...
+        message = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise UnsafePickleError(f"corrupt torch file: {message}"[:200]) from None
 
 
 def read_torch_weights(blob: bytes, *, max_bytes: int = 1 << 30) -> dict[str, Any]:
@@ -93,10 +104,16 @@ def _pickle_end(blob: bytes, start: int) -> int:
     """Where the pickle beginning at ``start`` ends (after its STOP), parsed, not run."""
     import pickletools
 
+    from agents.safe_pickle.scan import MAX_OPCODES
+
     try:
-        for opcode, _, pos in pickletools.genops(io.BytesIO(blob[start:])):
+        for count, (opcode, _, pos) in enumerate(pickletools.genops(io.BytesIO(blob[start:]))):
+            if count > MAX_OPCODES:
+                raise UnsafePickleError(f"pickle has over {MAX_OPCODES} opcodes")
             if opcode.name == "STOP" and pos is not None:
                 return start + pos + 1
+    except UnsafePickleError:
+        raise
     except Exception as exc:  # pickletools' complaints about a malformed stream
         raise UnsafePickleError(f"not a torch file: {exc}"[:200]) from None
     raise UnsafePickleError("not a torch file: a pickle without its end")
@@ -115,6 +132,8 @@ def read_legacy_torch_file(blob: bytes, *, max_bytes: int = 1 << 30, records: bo
         bounds.append((pos, end))
         pos = end
     header = [inert_loads(blob[a:b]) for a, b in (bounds[0], bounds[1], bounds[2])]
+    if type(header[0]) is not int or type(header[1]) is not int:
+        raise UnsafePickleError("not a torch file (no legacy magic number)")
     if header[0] != LEGACY_MAGIC or header[1] != LEGACY_PROTOCOL:
         raise UnsafePickleError("not a torch file (no legacy magic number)")
     info = header[2]
@@ -123,6 +142,7 @@ def read_legacy_torch_file(blob: bytes, *, max_bytes: int = 1 << 30, records: bo
     keys = inert_loads(blob[bounds[4][0] : bounds[4][1]])
     if not isinstance(keys, list) or not all(isinstance(k, str) and len(k) <= 40 for k in keys):
         raise UnsafePickleError("malformed storage keys")
+    known = set(keys)
     declared: dict[str, np.dtype] = {}
 
     def storage_of(pid: Any, data: dict[str, bytes] | None) -> Any:
@@ -137,14 +157,14 @@ def read_legacy_torch_file(blob: bytes, *, max_bytes: int = 1 << 30, records: bo
         _, kind, key, _location, numel, view = pid
         if not isinstance(kind, Global) or kind not in _STORAGE_TOKENS:
             raise UnsafePickleError("unknown storage type")
-        if not isinstance(key, str) or key not in keys or view is not None:
+        if not isinstance(key, str) or key not in known or view is not None:
             raise UnsafePickleError("malformed storage reference")
         dtype = np.dtype(TORCH_STORAGES[kind.name]).newbyteorder("<")
         if declared.setdefault(key, dtype) != dtype:
             raise UnsafePickleError(f"storage {key} read with two element types")
         numel = check_int(numel, "storage size", high=max_bytes)
-        if data is None:  # the first pass: types only; zeros stand for the bytes
-            return Storage(dtype, bytes(min(numel * dtype.itemsize, max_bytes)))
+        if data is None:  # the first pass: element types only, nothing allocated
+            return Storage(dtype, b"", declared=True)
         return Storage(dtype, data[key])
 
     main = blob[bounds[3][0] : bounds[3][1]]
@@ -159,4 +179,8 @@ def read_legacy_torch_file(blob: bytes, *, max_bytes: int = 1 << 30, records: bo
             raise UnsafePickleError(f"storage {key} holds fewer bytes than it claims")
         data[key] = blob[pos + 8 : pos + 8 + numel * size]
         pos += 8 + numel * size
-    return inert_loads(main, persistent=lambda pid: storage_of(pid, data), records=records)
+    token = TENSOR_BYTES.set([max_bytes])
+    try:
+        return inert_loads(main, persistent=lambda pid: storage_of(pid, data), records=records)
+    finally:
+        TENSOR_BYTES.reset(token)

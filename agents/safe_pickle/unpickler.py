@@ -15,6 +15,12 @@ from agents.safe_pickle.standins import instance_class
 from agents.safe_pickle.table import lookup, well_formed
 from agents.safe_pickle.tokens import Global, UnsafePickleError
 
+MAX_RECORD_CLASSES = 4096
+"""The most distinct classes one pickle may name in records mode (a policy file names
+a few dozen)."""
+KEPT_TOKENS = frozenset({"torch", "numpy"})
+"""Modules whose table tokens stay tokens in records mode (storages, ``ndarray``)."""
+
 
 class _InertUnpickler(pickle.Unpickler):
     def __init__(
@@ -27,6 +33,7 @@ class _InertUnpickler(pickle.Unpickler):
         super().__init__(io.BytesIO(data), encoding=encoding)
         self._persistent = persistent
         self._records = records
+        self._classes: dict[tuple[str, str], Any] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         if isinstance(module, str) and isinstance(name, str):
@@ -39,12 +46,22 @@ class _InertUnpickler(pickle.Unpickler):
         except UnsafePickleError:
             if not self._records or not well_formed(module, name):
                 raise
-            return instance_class(module, name)
-        if self._records and isinstance(entry, Global) and entry.module != "torch":
+            return self._record_class(module, name)
+        if self._records and isinstance(entry, Global) and entry.module not in KEPT_TOKENS:
             # a class the caller may name is, in a pickled object, one more record
-            # (torch's storage types stay tokens: the persistent ids name them)
-            return instance_class(module, name)
+            # (torch's storage types and numpy's array stay tokens: their readers use them)
+            return self._record_class(module, name)
         return entry
+
+    def _record_class(self, module: str, name: str) -> Any:
+        key = (module, name)
+        if key not in self._classes:
+            if len(self._classes) >= MAX_RECORD_CLASSES:
+                raise UnsafePickleError(
+                    f"pickle names over {MAX_RECORD_CLASSES} classes (records mode)"
+                )
+            self._classes[key] = instance_class(module, name)
+        return self._classes[key]
 
     def persistent_load(self, pid: Any) -> Any:
         if self._persistent is None:
