@@ -9,6 +9,7 @@ import os
 import pickle
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -246,3 +247,41 @@ def test_an_rl_zoo_atari_cnn_policy_acts_as_sb3_on_the_same_frames(tmp_path):
     frames = np.random.default_rng(4).integers(0, 256, (8, 4, 84, 84), dtype=np.uint8)
     theirs, _ = model.predict(frames.transpose(0, 2, 3, 1), deterministic=True)
     np.testing.assert_array_equal(ours.predict(frames, deterministic=True)[0], theirs)
+
+
+@pytest.mark.atari
+@pytest.mark.needs_data
+@pytest.mark.slow
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_a_published_pong_file_scores_as_its_npz(tmp_path, legacy):
+    """The pretrained Pong PPO weights put back into the repository's ``Policy(CNNBase)``
+    module and saved as the user would have them: one game each under the same seed gives
+    the same score as the ``.npz``, step for step, and the score the README measures."""
+    from arena.match import run_match
+
+    folder = os.environ.get("ARENA_ATARI_DIR")
+    npz = Path(folder or ".") / "pong_ppo.npz"
+    if not folder or not npz.is_file():
+        pytest.skip("needs the pretrained Atari victims: set ARENA_ATARI_DIR (../shared/atari)")
+    arrays = dict(np.load(npz))
+    net = _Policy()
+    m = net.base.main
+    for role, layer in zip(
+        ("conv1", "conv2", "conv3", "fc", "pi", "v"),
+        (m[0], m[2], m[4], m[7], net.dist.linear, net.base.critic_linear),
+        strict=True,
+    ):
+        layer.weight.data = torch.as_tensor(arrays[f"{role}.weight"])
+        layer.bias.data = torch.as_tensor(arrays[f"{role}.bias"])
+    published = tmp_path / "pong_ppo.pth"
+    buf = io.BytesIO()
+    torch.save([net, None], buf, _use_new_zipfile_serialization=not legacy)
+    published.write_bytes(buf.getvalue())
+    theirs, their_eps = run_match(
+        "atari_pong_v0", {"player": f"atari:{published}"}, n_episodes=1, record=True
+    )
+    ours, our_eps = run_match(
+        "atari_pong_v0", {"player": f"atari:{npz}"}, n_episodes=1, record=True
+    )
+    assert theirs.seats["player"].mean_return == ours.seats["player"].mean_return >= 19
+    np.testing.assert_array_equal(their_eps[0].actions["player"], our_eps[0].actions["player"])
