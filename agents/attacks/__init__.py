@@ -27,6 +27,7 @@ _ATTACK_MODULES = (
     "agents.attacks.timed",
     "agents.attacks.patch",
     "agents.attacks.universal",
+    "agents.attacks.state",
 )
 _LOADED = False
 
