@@ -131,6 +131,12 @@ class TorchPolicy(ABC):
     def input_from_obs(self, observation: np.ndarray) -> torch.Tensor:
         """Batched observations -> the network's float input tensor."""
 
+    def input_scale(self) -> torch.Tensor | None:
+        """What one unit of ε is, per element of the input: the standard deviation by
+        which the policy normalises its observation (state vectors: the SA-PPO
+        convention), or None where ε is on the input itself (pixels on [0, 1])."""
+        return None
+
     def obs_from_input(self, x: torch.Tensor) -> np.ndarray:
         """Inverse of ``input_from_obs`` (rounded to the observation dtype)."""
         arr = x.detach().cpu().numpy()

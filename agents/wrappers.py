@@ -52,6 +52,9 @@ class NormalizedPolicy(TorchPolicy):
     def input_from_obs(self, observation: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(observation), dtype=torch.float32)
 
+    def input_scale(self) -> torch.Tensor | None:
+        return self.std if self.enabled else None
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             return x

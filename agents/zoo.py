@@ -225,6 +225,9 @@ class ZooPolicy(TorchPolicy):
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return torch.clamp((x - self.obs_mean) / self.obs_std, -OBS_CLIP, OBS_CLIP)
 
+    def input_scale(self) -> torch.Tensor:
+        return self.obs_std
+
     def initial_state(self, n: int) -> torch.Tensor:
         return torch.zeros(n, 2, LSTM_UNITS)
 

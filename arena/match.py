@@ -345,6 +345,7 @@ class _Prepared:
     attacks: dict[str, AttackLike]
     jobs: Iterator[_Job]
     n_chunks: int
+    policies: dict[str, PolicyLike]
 
 
 def _prepare(req: MatchRequest, match: int) -> _Prepared:
@@ -385,7 +386,7 @@ def _prepare(req: MatchRequest, match: int) -> _Prepared:
         )
         for c in range(n_chunks)
     )
-    return _Prepared(req, seed, seats, attacks, jobs, n_chunks)
+    return _Prepared(req, seed, seats, attacks, jobs, n_chunks, dict(filled))
 
 
 def run_matches(
@@ -417,7 +418,8 @@ def run_matches(
     for p, got in zip(prepared, chunks, strict=True):
         outcomes = [o for c in sorted(got) for o in got[c][0]]
         records = [r for c in sorted(got) for r in got[c][1]]
-        out.append((_score(p.request.env_id, p.seed, p.seats, outcomes, p.attacks), records))
+        score = _score(p.request.env_id, p.seed, p.seats, outcomes, p.attacks, p.policies)
+        out.append((score, records))
     return out
 
 
@@ -453,12 +455,23 @@ def run_match(
     return result, records
 
 
-def _score(env_id, seed, seats, outcomes, attacks) -> MatchResult:
+def _attacked_victim(env_id: str, seat: str, policy: PolicyLike) -> Policy:
+    """The attacked seat's policy, as the match resolved it (cached): its budget's
+    units depend on it (standard deviations where it normalises its observation)."""
+    if not isinstance(policy, str):
+        return policy
+    if ("env", env_id) not in _CACHE:
+        _CACHE[("env", env_id)] = envs.make(env_id)
+    return _resolve_policy(policy, _CACHE[("env", env_id)], seat, env_id)
+
+
+def _score(env_id, seed, seats, outcomes, attacks, policies) -> MatchResult:
     total_steps = sum(o.length for o in outcomes)
     result = {}
     for seat in seats:
         atk = attacks.get(seat)
         a_obj = _resolve_attack(atk) if atk is not None else None
+        victim = _attacked_victim(env_id, seat, policies[seat]) if atk is not None else None
         result[seat] = SeatResult.from_episodes(
             [o.outcomes[seat] for o in outcomes],
             [o.returns[seat] for o in outcomes],
@@ -466,6 +479,6 @@ def _score(env_id, seed, seats, outcomes, attacks) -> MatchResult:
             attacked=sum(o.attacked[seat] for o in outcomes) if atk is not None else None,
             steps=total_steps if atk is not None else None,
             attack=(atk if isinstance(atk, str) else getattr(a_obj, "name", None)),
-            budget=a_obj.describe() if a_obj is not None else None,
+            budget=a_obj.describe(victim) if a_obj is not None else None,
         )
     return MatchResult(env_id, len(outcomes), seed, result, outcomes)

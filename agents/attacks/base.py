@@ -47,12 +47,19 @@ class PerturbationBudget:
         if self.norm == "l0" and self.eps < 0:
             raise AttackSpecError(f"eps={self.eps} is out of range; valid: eps >= 0")
 
-    def describe(self) -> str:
-        """E.g. ``ε=0.00392 (1.00/255) L∞ on the network input``."""
+    def describe(self, std_units: bool = False) -> str:
+        """E.g. ``ε=0.00392 (1.00/255) L∞ on the network input``; for a victim that
+        normalises its state vector, ``ε=0.1 L∞ in standard deviations of each
+        observation dimension (as the victim normalises it)``."""
         if self.norm == "l0":
             return f"ε={self.eps:g} pixels L0"
-        levels = self.eps * 255.0
         norm = {"linf": "L∞", "l2": "L2"}[self.norm]
+        if std_units:
+            return (
+                f"ε={self.eps:.5g} {norm} in standard deviations of each observation "
+                f"dimension (as the victim normalises it)"
+            )
+        levels = self.eps * 255.0
         return f"ε={self.eps:.5g} ({levels:.3g}/255) {norm} on the {self.units}"
 
 
@@ -84,10 +91,14 @@ class ObservationAttack(ABC):
         self.round_to_obs = round_to_obs
         self.generator = torch.Generator().manual_seed(0)
 
-    def describe(self) -> str:
+    def describe(self, victim: Policy | None = None) -> str:
         """The budget with its unit and whether frames are rounded, e.g.
-        ``ε=0.001 (0.255/255) L∞ on the network input; float input, not rounded``."""
-        text = self.budget.describe()
+        ``ε=0.001 (0.255/255) L∞ on the network input; float input, not rounded``; for a
+        ``victim`` that normalises its observation, ε in its standard deviations."""
+        std_units = isinstance(victim, TorchPolicy) and victim.input_scale() is not None
+        text = self.budget.describe(std_units)
+        if std_units:
+            return text
         if self.budget.norm == "l0":
             return text + ("; rounded to valid pixels" if self.round_to_obs else "")
         if self.round_to_obs:
@@ -133,8 +144,13 @@ class ObservationAttack(ABC):
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
     ) -> AttackStep:
-        """Attack one batched step and let the victim act on the result."""
+        """Attack one batched step and let the victim act on the result. A victim that
+        normalises its observation is attacked in units of its standard deviation
+        (``InStdUnits``); ``delta`` is always on the victim's own input."""
         tv = self.check_victim(victim)
+        scale = tv.input_scale()
+        if scale is not None:
+            tv = InStdUnits(tv, scale)
         x = tv.input_from_obs(observation)
         x_adv, attacked, clean_dist = self._perturb_step(tv, x, state, episode_start)
         x_adv = x_adv.detach()
@@ -154,10 +170,48 @@ class ObservationAttack(ABC):
         return AttackStep(
             actions=tv.to_actions(adv),
             clean_actions=tv.to_actions(clean),
-            delta=(x_adv - x).numpy().astype(np.float32, copy=False),
+            delta=((x_adv - x) * (scale if scale is not None else 1.0))
+            .numpy()
+            .astype(np.float32, copy=False),
             attacked=attacked.numpy().astype(bool),
             state=new_state,
         )
+
+
+class InStdUnits(TorchPolicy):
+    """``inner`` seen on the input ``u = x / scale``: one unit of ``u`` is one standard
+    deviation of the observation as the victim normalises it, so every attack's ε is
+    in those units (the SA-PPO convention) without knowing it."""
+
+    def __init__(self, inner: TorchPolicy, scale: torch.Tensor):
+        self.inner, self.scale = inner, scale.detach().to(torch.float32)
+        self.observation_space, self.action_space = inner.observation_space, inner.action_space
+        self.recurrent = inner.recurrent
+        self.input_low = self._scaled(inner.input_low)
+        self.input_high = self._scaled(inner.input_high)
+
+    def _scaled(self, bound: float | torch.Tensor) -> float | torch.Tensor:
+        if isinstance(bound, torch.Tensor):
+            return bound / self.scale
+        return bound if np.isinf(bound) else torch.full_like(self.scale, bound) / self.scale
+
+    def input_from_obs(self, observation: np.ndarray) -> torch.Tensor:
+        return self.inner.input_from_obs(observation) / self.scale
+
+    def obs_from_input(self, x: torch.Tensor) -> np.ndarray:
+        return self.inner.obs_from_input(x * self.scale)
+
+    def forward(self, x, state=None, episode_start=None):
+        return self.inner.forward(x * self.scale, state, episode_start)
+
+    def value(self, x, state=None):
+        return self.inner.value(x * self.scale, state)
+
+    def sample(self, dist, deterministic):
+        return self.inner.sample(dist, deterministic)
+
+    def to_actions(self, actions):
+        return self.inner.to_actions(actions)
 
 
 class CleanPassAttack(ObservationAttack):
