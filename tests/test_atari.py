@@ -419,7 +419,11 @@ def pong_like_npz(tmp_path) -> dict[str, Path]:
 @pytest.mark.parametrize(
     ("victim", "attack", "fragments"),
     [
-        ("fits", "warp:eps=1", ["unknown attack 'warp'", "valid attacks: critic, fgsm, mad, noise"]),
+        (
+            "fits",
+            "warp:eps=1",
+            ["unknown attack 'warp'", "valid attacks: critic, fgsm, mad, noise"],
+        ),
         ("fits", "fgsm:bogus=1", ["unknown parameter 'bogus'", "valid parameters: eps"]),
         ("fits", "fgsm:eps=-1/255", ["eps=", "valid: 0 <= eps <= 1"]),
         ("fits", "pgd:eps=1.5", ["eps=1.5", "valid: 0 <= eps <= 1"]),

@@ -161,3 +161,31 @@ def test_on_the_zoo_runner():
     critic_x, _, _ = Critic(PerturbationBudget(0.05), steps=10)._perturb_step(runner, x, None, None)
     with torch.no_grad():
         assert runner.value(critic_x).mean() < runner.value(x + 0.05 * sign).mean()
+
+
+class Normalising(TinyGaussian):
+    """The same network behind an observation normalisation of known spread."""
+
+    SCALE = torch.tensor([0.1, 1.0, 10.0, 0.5, 2.0, 100.0])
+
+    def input_scale(self):
+        return self.SCALE
+
+    def forward(self, x, state=None, episode_start=None):
+        return super().forward(x / self.SCALE, state, episode_start)
+
+    def value(self, x, state=None):
+        return super().value(x / self.SCALE, state)
+
+
+@pytest.mark.parametrize("spec", ["mad:eps=0.2", "critic:eps=0.2", "pgd:eps=0.2", "noise:eps=0.2"])
+def test_a_normalising_victim_is_attacked_in_its_standard_deviations(obs, spec):
+    victim = Normalising()
+    attack = parse_attack(spec)
+    raw = obs * Normalising.SCALE.numpy()
+    result = attack.step(victim, raw, None, np.zeros(len(obs), bool), True)
+    per_dim = np.abs(result.delta).max(axis=0)  # δ is recorded on the raw input
+    bound = 0.2 * Normalising.SCALE.numpy()
+    assert (per_dim <= bound * (1 + 1e-5)).all() and (per_dim > 0.5 * bound).all()
+    assert "standard deviations of each observation dimension" in attack.describe(victim)
+    assert "/255" in attack.describe(TinyGaussian())  # no normalisation: the input's units
