@@ -242,7 +242,11 @@ def play_chunk(job: _Job) -> tuple[list[EpisodeOutcome], list[EpisodeRecord]]:
             for s in seats:
                 returns[e][s] += float(r[s])
             for s, st in steps.items():
-                flipped = not np.array_equal(st.actions[e], st.clean_actions[e])
+                flipped = (
+                    bool(st.flipped[e])
+                    if st.flipped is not None
+                    else not np.array_equal(st.actions[e], st.clean_actions[e])
+                )
                 flips[e][s] += int(flipped and bool(st.attacked[e]))
                 attacked[e][s] += int(st.attacked[e])
                 if job.record:

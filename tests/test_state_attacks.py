@@ -189,3 +189,14 @@ def test_a_normalising_victim_is_attacked_in_its_standard_deviations(obs, spec):
     assert (per_dim <= bound * (1 + 1e-5)).all() and (per_dim > 0.5 * bound).all()
     assert "standard deviations of each observation dimension" in attack.describe(victim)
     assert "/255" in attack.describe(TinyGaussian())  # no normalisation: the input's units
+
+
+def test_a_flip_is_a_changed_decision_not_sampling_noise(victim, obs):
+    """Sampled actions always differ from the clean mean; a flip needs the attack to move
+    the victim's mean action by more than its own noise σ."""
+    start = np.zeros(len(obs), bool)
+    tiny = parse_attack("mad:eps=0.0001").step(victim, obs, None, start, deterministic=False)
+    assert not np.array_equal(tiny.actions, tiny.clean_actions)  # sampled
+    assert not tiny.flipped.any()
+    big = parse_attack("mad:eps=1,steps=20").step(victim, obs, None, start, deterministic=False)
+    assert big.flipped.mean() > 0.5

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from agents.policies import Policy, TorchPolicy
+from agents.policies import Policy, TorchPolicy, distribution_mode
 
 Norm = Literal["linf", "l2", "l0"]
 
@@ -77,6 +77,11 @@ class AttackStep:
     """bool per environment: was δ applied at this step (timed attacks skip steps)."""
     state: Any = None
     """The victim's next recurrent state (``None`` for feed-forward victims)."""
+    flipped: np.ndarray | None = None
+    """bool per environment: the attack changed the victim's decision: its most likely
+    action (discrete), or its mean action by more than its own action noise σ in some
+    dimension (Gaussian; 10% of the action range where it has no σ). Sampling noise is
+    no flip: both sides are the victim's greedy choice."""
 
 
 class ObservationAttack(ABC):
@@ -168,6 +173,7 @@ class ObservationAttack(ABC):
                 adv_dist, new_state = clean_dist, clean_state
             adv = tv.sample(adv_dist, deterministic)
         return AttackStep(
+            flipped=decision_changed(clean_dist, adv_dist, tv).numpy(),
             actions=tv.to_actions(adv),
             clean_actions=tv.to_actions(clean),
             delta=((x_adv - x) * (scale if scale is not None else 1.0))
@@ -230,6 +236,28 @@ class CleanPassAttack(ObservationAttack):
 
 
 # ---------------------------------------------------------------- helpers for attacks
+
+
+def decision_changed(
+    clean: torch.distributions.Distribution,
+    adv: torch.distributions.Distribution,
+    victim: TorchPolicy,
+) -> torch.Tensor:
+    """bool per sample: ``AttackStep.flipped``."""
+    with torch.no_grad():
+        a, b = distribution_mode(clean), distribution_mode(adv)
+        if isinstance(clean, torch.distributions.Categorical):
+            return a != b
+        base = clean.base_dist if isinstance(clean, torch.distributions.Independent) else clean
+        if isinstance(base, torch.distributions.Normal):
+            tolerance = base.stddev
+        else:
+            low = np.asarray(getattr(victim.action_space, "low", -1.0))
+            high = np.asarray(getattr(victim.action_space, "high", 1.0))
+            span = torch.as_tensor(high - low, dtype=a.dtype)
+            tolerance = 0.1 * span
+        moved = (b - a).abs() > tolerance
+        return moved.reshape(moved.shape[0], -1).any(dim=1)
 
 
 def every_env(x: torch.Tensor) -> torch.Tensor:
