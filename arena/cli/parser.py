@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     _victims(sub)
     _run(sub)
     _grid(sub)
+    _scorecard(sub)
     return parser
 
 
@@ -339,3 +340,21 @@ def _grid(sub: Subparsers) -> None:
     )
     p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
     p.set_defaults(func=grid.cmd_grid)
+
+
+def _scorecard(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "scorecard", help="a victim's robustness verdict across the attack families and budgets"
+    )
+    p.add_argument("env_id", help="a game (see `arena envs`)")
+    p.add_argument("--victim", required=True, metavar="SEAT=SPEC", help="the victim and its seat")
+    p.add_argument(
+        "--opponent", action="append", metavar="SEAT=SPEC", help="the other seats' policies"
+    )
+    p.add_argument("--budget", choices=("quick", "full"), default="quick", help="the ε grid")
+    p.add_argument("--episodes", type=EPISODES, default=3, help="episodes per family and ε")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--out", help="the scorecard's directory (default: runs/scorecard/...)")
+    add_ray_option(p, "the games as grid cells")
+    p.add_argument("--json", action="store_true", help="last line of stdout: scorecard.json")
+    p.set_defaults(func=records.cmd_scorecard)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from arena.errors import UsageError
+from arena.errors import UsageError, check_output_dir
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -74,4 +74,44 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     page = write_report(args.run_dir, out=args.out, records=args.record or ())
     print(f"report written to {page}")
+    return 0
+
+
+def cmd_scorecard(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from arena.cli.options import pairs
+    from arena.rundir import run_name
+    from arena.scorecard import run_scorecard
+
+    victim = pairs([args.victim], "--victim")
+    ((seat, spec),) = victim.items()
+    opponents = pairs(args.opponent, "--opponent")
+    out = Path(args.out or Path("runs") / "scorecard" / run_name(args.env_id, args.seed))
+    check_output_dir(out, "--out")
+    card = run_scorecard(
+        args.env_id,
+        seat,
+        spec,
+        opponents=opponents,
+        budget=args.budget,
+        episodes=args.episodes,
+        seed=args.seed,
+        out=out,
+        ray=args.ray,
+    )
+    if args.json:
+        print(json.dumps(card.to_json(), sort_keys=True))
+        return 0
+    print(f"{card.env} {card.victim_seat}={card.victim}: {card.metric}, ε {card.units}")
+    print(f"  clean {card.clean.score:.3g} [{card.clean.ci95[0]:.3g}, {card.clean.ci95[1]:.3g}]")
+    for v in card.worst:
+        print(
+            f"  ε={v.eps:<8} worst {v.score:8.3g} [{v.ci95[0]:.3g}, {v.ci95[1]:.3g}]  ({v.family})"
+        )
+    print(f"  normalised area under the worst case: {card.normalised_area:.3f}")
+    for family, why in card.not_applicable.items():
+        print(f"  {family}: not applicable: {why}")
+    print(f"written to {out}")
     return 0

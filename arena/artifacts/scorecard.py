@@ -1,0 +1,185 @@
+"""``scorecard.json``: one victim's robustness across attack families and budgets.
+
+Schema (version 1)::
+
+    {"schema_version": 1, "kind": "scorecard",
+     "env", "victim_seat", "victim", "metric": "mean return" | "win rate",
+     "units": "...how ε is measured...", "budget": "quick" | "full",
+     "episodes", "seed",
+     "clean": ROW,
+     "rows": [ROW, ...],              # every family at every ε
+     "worst": [{"eps", "family", "score", "ci95"}, ...],   # the verdict per ε
+     "normalised_area": float,       # area under the worst case over ε, / (clean × ε_max)
+     "not_applicable": {family: why}}
+
+    ROW = {"family", "eps", "score", "ci95": [low, high], "flip_rate", "attacked_fraction"}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from arena.artifacts.base import ArtifactError, check_version, described, is_number
+
+
+class ScorecardError(ArtifactError):
+    """A scorecard file that is missing, corrupted or of another schema."""
+
+
+def _ci(value: Any, where: str) -> tuple[float, float]:
+    if not (isinstance(value, list) and len(value) == 2 and all(is_number(v) for v in value)):
+        raise ScorecardError(f"{where}: ci95 must be [low, high]")
+    return float(value[0]), float(value[1])
+
+
+def _text(data: dict[str, Any], key: str, where: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise ScorecardError(f"{where}: {key!r} must be a non-empty string")
+    return value
+
+
+@dataclass(frozen=True)
+class FamilyRow:
+    family: str
+    eps: str
+    """ε as written (``1/255``, ``0.1``): the grid's own spelling."""
+    score: float
+    ci95: tuple[float, float]
+    flip_rate: float | None = None
+    attacked_fraction: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "eps": self.eps,
+            "score": self.score,
+            "ci95": list(self.ci95),
+            "flip_rate": self.flip_rate,
+            "attacked_fraction": self.attacked_fraction,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> FamilyRow:
+        if not isinstance(data, dict):
+            raise ScorecardError(f"{where} must be an object, not {described(data)}")
+        if not is_number(data.get("score")):
+            raise ScorecardError(f"{where}: 'score' must be a number")
+        rates = {}
+        for key in ("flip_rate", "attacked_fraction"):
+            v = data.get(key)
+            if v is not None and not (is_number(v) and 0 <= v <= 1):
+                raise ScorecardError(f"{where}: {key!r} must be a fraction or null")
+            rates[key] = v
+        return cls(
+            _text(data, "family", where),
+            _text(data, "eps", where),
+            float(data["score"]),
+            _ci(data.get("ci95"), where),
+            **rates,
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    eps: str
+    family: str
+    score: float
+    ci95: tuple[float, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "eps": self.eps,
+            "family": self.family,
+            "score": self.score,
+            "ci95": list(self.ci95),
+        }
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    SCHEMA_VERSION: ClassVar[int] = 1
+    FILE: ClassVar[str] = "scorecard.json"
+
+    env: str
+    victim_seat: str
+    victim: str
+    metric: str
+    units: str
+    budget: str
+    episodes: int
+    seed: int
+    clean: FamilyRow
+    rows: tuple[FamilyRow, ...]
+    worst: tuple[Verdict, ...]
+    normalised_area: float
+    not_applicable: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.SCHEMA_VERSION,
+            "kind": "scorecard",
+            "env": self.env,
+            "victim_seat": self.victim_seat,
+            "victim": self.victim,
+            "metric": self.metric,
+            "units": self.units,
+            "budget": self.budget,
+            "episodes": self.episodes,
+            "seed": self.seed,
+            "clean": self.clean.to_json(),
+            "rows": [r.to_json() for r in self.rows],
+            "worst": [v.to_json() for v in self.worst],
+            "normalised_area": self.normalised_area,
+            "not_applicable": dict(self.not_applicable),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> Scorecard:
+        if not isinstance(data, dict) or data.get("kind") != "scorecard":
+            raise ScorecardError(f"{where}: not a scorecard")
+        check_version(data, (cls.SCHEMA_VERSION,), where, ScorecardError)
+        rows = data.get("rows")
+        if not isinstance(rows, list):
+            raise ScorecardError(f"{where}: 'rows' must be a list")
+        worst = data.get("worst")
+        if not isinstance(worst, list):
+            raise ScorecardError(f"{where}: 'worst' must be a list")
+        verdicts = []
+        for i, v in enumerate(worst):
+            at = f"{where}: worst[{i}]"
+            if not isinstance(v, dict) or not is_number(v.get("score")):
+                raise ScorecardError(f"{at}: must be an object with a numeric 'score'")
+            verdicts.append(
+                Verdict(
+                    _text(v, "eps", at),
+                    _text(v, "family", at),
+                    float(v["score"]),
+                    _ci(v.get("ci95"), at),
+                )
+            )
+        na = data.get("not_applicable", {})
+        if not isinstance(na, dict) or not all(isinstance(v, str) for v in na.values()):
+            raise ScorecardError(f"{where}: 'not_applicable' must map families to reasons")
+        for key in ("episodes", "seed"):
+            if not isinstance(data.get(key), int) or isinstance(data.get(key), bool):
+                raise ScorecardError(f"{where}: {key!r} must be an integer")
+        area = data.get("normalised_area")
+        if not isinstance(area, int | float) or isinstance(area, bool):
+            raise ScorecardError(f"{where}: 'normalised_area' must be a number")
+        return cls(
+            env=_text(data, "env", where),
+            victim_seat=_text(data, "victim_seat", where),
+            victim=_text(data, "victim", where),
+            metric=_text(data, "metric", where),
+            units=_text(data, "units", where),
+            budget=_text(data, "budget", where),
+            episodes=data["episodes"],
+            seed=data["seed"],
+            clean=FamilyRow.from_json(data.get("clean"), f"{where}: clean"),
+            rows=tuple(FamilyRow.from_json(r, f"{where}: rows[{i}]") for i, r in enumerate(rows)),
+            worst=tuple(verdicts),
+            normalised_area=float(area),
+            not_applicable={str(k): v for k, v in na.items()},
+        )

@@ -1,0 +1,271 @@
+"""``arena scorecard``: one robustness verdict per victim across the observation-attack
+families, each at every ε of a grid; the worst case over families is the verdict.
+
+The games run as the cells of a grid (``arena.grid``: one ``arena evaluate`` per
+family and ε, the clean game once), on this machine or on Ray, so a scorecard resumes
+and spreads like any grid. ε is on the victim's input: pixels on [0, 1], state vectors
+in standard deviations of each dimension as the victim normalises them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from arena.artifacts.scorecard import FamilyRow, Scorecard, Verdict
+from arena.errors import UsageError
+
+EPS_GRIDS = {
+    ("pixels", "quick"): ("0.0005", "0.001", "1/255", "2/255"),
+    ("pixels", "full"): ("0.0002", "0.0005", "0.001", "1/255", "2/255", "4/255", "8/255"),
+    ("state", "quick"): ("0.05", "0.1", "0.2", "0.5"),
+    ("state", "full"): ("0.02", "0.05", "0.1", "0.2", "0.3", "0.5", "1"),
+}
+"""ε per input kind and budget: pixels on [0, 1] (1/255 = one grey level); state
+vectors in the victim's standard deviations."""
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    spec: str
+    """The attack spec, ``{eps}`` for ε."""
+    applies: Callable[[Any, str], str | None]
+    """``(victim policy, input kind) -> why not`` (None: it applies)."""
+
+
+def _differentiable(victim: Any, kind: str) -> str | None:
+    from agents.policies import TorchPolicy
+
+    if not isinstance(victim, TorchPolicy):
+        return f"needs gradients; {type(victim).__name__} has none"
+    return None
+
+
+def _pixels(victim: Any, kind: str) -> str | None:
+    return _differentiable(victim, kind) or (
+        None if kind == "pixels" else "defined on images; this victim sees a state vector"
+    )
+
+
+def _discrete(victim: Any, kind: str) -> str | None:
+    from gymnasium import spaces
+
+    why = _differentiable(victim, kind)
+    if why is None and not isinstance(victim.action_space, spaces.Discrete):
+        why = "ranks discrete actions; this victim's actions are continuous"
+    return why
+
+
+def _value_head(victim: Any, kind: str) -> str | None:
+    why = _differentiable(victim, kind)
+    if why is None:
+        import torch
+
+        probe = torch.zeros((1, *victim.observation_space.shape))
+        if victim.value(victim.input_from_obs(probe.numpy())) is None:
+            why = "needs the victim's value head; it has none"
+    return why
+
+
+FAMILIES = (
+    Family("noise", "noise:eps={eps}", _differentiable),
+    Family("fgsm", "fgsm:eps={eps}", _differentiable),
+    Family("pgd", "pgd:eps={eps},steps=10", _differentiable),
+    Family("timed", "timed:eps={eps}", _discrete),
+    Family("universal", "universal:eps={eps},fit_steps=64", _pixels),
+    Family("mad", "mad:eps={eps},steps=10", _differentiable),
+    Family("critic", "critic:eps={eps},steps=10", _value_head),
+)
+
+
+def input_kind(observation_space: Any) -> str:
+    """``pixels`` for image observations (uint8 of rank ≥ 2), else ``state``."""
+    import numpy as np
+
+    shape = getattr(observation_space, "shape", ()) or ()
+    dtype = getattr(observation_space, "dtype", None)
+    return "pixels" if dtype == np.uint8 and len(shape) >= 2 else "state"
+
+
+def area(eps: list[float], clean: float, worst: list[float]) -> float:
+    """The area under the worst-case score over ε ∈ [0, ε_max] (trapezoids, the clean
+    score at ε = 0) over ``clean × ε_max``: 1 when no attack hurts."""
+    xs, ys = [0.0, *eps], [clean, *worst]
+    total = sum((xs[i + 1] - xs[i]) * (ys[i] + ys[i + 1]) / 2 for i in range(len(xs) - 1))
+    scale = clean * xs[-1]
+    return total / scale if scale else math.nan
+
+
+def plan(
+    env_id: str, victim_seat: str, victim: str, budget: str
+) -> tuple[str, list[Family], dict[str, str], tuple[str, ...]]:
+    """The input kind, the families that apply, why the others do not, and the ε grid."""
+    import envs
+    from agents import specs
+
+    game = envs.make(env_id)
+    game_spec = envs.spec(env_id)
+    game_spec.check_seat(victim_seat)
+    policy = specs.resolve(
+        victim,
+        game.observation_space(victim_seat),
+        game.action_space(victim_seat),
+        env_id=env_id,
+        seat=victim_seat,
+    )
+    kind = input_kind(game.observation_space(victim_seat))
+    if (kind, budget) not in EPS_GRIDS:
+        raise UsageError(f"--budget {budget!r}; valid: quick, full")
+    applies, why_not = [], {}
+    for family in FAMILIES:
+        why = family.applies(policy, kind)
+        if why is None:
+            applies.append(family)
+        else:
+            why_not[family.name] = why
+    why_not["patch"] = "an L0 sticker: its budget is its size in pixels, not an L∞ ε"
+    return kind, applies, why_not, EPS_GRIDS[(kind, budget)]
+
+
+def verdict(
+    eps: tuple[str, ...], clean: FamilyRow, rows: list[FamilyRow], metric: str
+) -> tuple[list[Verdict], float]:
+    """Per ε the worst family (lowest score) and the normalised area under that curve."""
+    from agents.numbers import parse_number
+
+    out = []
+    for text in eps:
+        at = [r for r in rows if r.eps == text]
+        if not at:
+            continue
+        worst = min(at, key=lambda r: r.score)
+        out.append(Verdict(text, worst.family, worst.score, worst.ci95))
+    values = [parse_number(v.eps, "eps") for v in out]
+    return out, area(values, clean.score, [v.score for v in out])
+
+
+def build(
+    env_id: str,
+    victim_seat: str,
+    victim: str,
+    metric: str,
+    kind: str,
+    budget: str,
+    episodes: int,
+    seed: int,
+    clean: FamilyRow,
+    rows: list[FamilyRow],
+    why_not: dict[str, str],
+    eps: tuple[str, ...],
+) -> Scorecard:
+    verdicts, normalised = verdict(eps, clean, rows, metric)
+    units = (
+        "L∞ on the [0, 1] pixel input (1/255 = one grey level)"
+        if kind == "pixels"
+        else "L∞ in standard deviations of each observation dimension (as the victim normalises it)"
+    )
+    return Scorecard(
+        env=env_id,
+        victim_seat=victim_seat,
+        victim=victim,
+        metric=metric,
+        units=units,
+        budget=budget,
+        episodes=episodes,
+        seed=seed,
+        clean=clean,
+        rows=tuple(rows),
+        worst=tuple(verdicts),
+        normalised_area=normalised,
+        not_applicable=dict(why_not),
+    )
+
+
+def summary_row(family: str, eps: str, seat_json: dict[str, Any], metric: str) -> FamilyRow:
+    """A cell's figures for the victim's seat (``MatchResult`` JSON) as a row."""
+    if metric == "win rate":
+        score, ci = seat_json["win_rate"], seat_json["win_rate_ci95"]
+    else:
+        score, ci = seat_json["mean_return"], seat_json["return_ci95"]
+    return FamilyRow(
+        family=family,
+        eps=eps,
+        score=float(score),
+        ci95=(float(ci[0]), float(ci[1])),
+        flip_rate=seat_json.get("flip_rate"),
+        attacked_fraction=seat_json.get("attacked_fraction"),
+    )
+
+
+def read_cell(run_dir: Path, seat: str) -> dict[str, Any]:
+    from arena.artifacts.base import read_json
+
+    data = read_json(run_dir / "results.json")
+    return dict(data["seats"][seat])
+
+
+def _slug(text: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def run_scorecard(
+    env_id: str,
+    victim_seat: str,
+    victim: str,
+    *,
+    opponents: dict[str, str] | None = None,
+    budget: str = "quick",
+    episodes: int = 3,
+    seed: int = 0,
+    out: Path,
+    ray: str | bool | None = None,
+) -> Scorecard:
+    """Score ``victim`` under every family that applies at every ε of the budget's grid
+    (the games as the cells of a grid in ``out/grid``); write ``out/scorecard.json``."""
+    import envs
+    from arena.artifacts.grid import GridSpec
+    from arena.grid.cells import GridDir
+    from arena.grid.driver import execute, plan_cells
+    from arena.io import write_json_atomic
+
+    kind, families, why_not, eps = plan(env_id, victim_seat, victim, budget)
+    seats = envs.spec(env_id).seats
+    metric = "mean return" if len(seats) == 1 else "win rate"
+    policies = {victim_seat: victim, **dict(opponents or {})}
+    base = {"env_id": env_id, "policy": policies, "episodes": episodes, "seed": seed}
+    cells: list[dict[str, Any]] = [dict(base)]
+    outs, labels = ["cells/clean"], [("clean", "0")]
+    for family in families:
+        for e in eps:
+            attack = family.spec.format(eps=e)
+            cells.append({**base, "attack": f"{victim_seat}={attack}"})
+            outs.append(f"cells/{family.name}__{_slug(e)}")
+            labels.append((family.name, e))
+    spec = GridSpec("evaluate", {}, 1.0, f"scorecard {env_id}:{victim_seat}", tuple(cells))
+    grid = GridDir(Path(out) / "grid")
+    manifest = plan_cells(spec, grid, outs)
+    summary = execute(manifest, grid, ray=ray)
+    if summary["failed"]:
+        bad = next(r for r in summary["results"] if r["state"] != "done")
+        raise UsageError(f"scorecard cell {bad['name']} failed: {bad.get('error', 'see its log')}")
+    rows: list[FamilyRow] = []
+    clean: FamilyRow | None = None
+    for (name, e), row in zip(labels, summary["results"], strict=True):
+        figures = read_cell(Path(row["run_dir"]), victim_seat)
+        entry = summary_row(name, e, figures, metric)
+        if name == "clean":
+            clean = entry
+        else:
+            rows.append(entry)
+    assert clean is not None
+    card = build(
+        env_id, victim_seat, victim, metric, kind, budget, episodes, seed, clean, rows, why_not, eps
+    )
+    write_json_atomic(Path(out) / Scorecard.FILE, card.to_json())
+    return card
