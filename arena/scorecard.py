@@ -101,9 +101,18 @@ def area(eps: list[float], clean: float, worst: list[float]) -> float:
 
 
 def plan(
-    env_id: str, victim_seat: str, victim: str, budget: str
+    env_id: str,
+    victim_seat: str,
+    victim: str,
+    budget: str,
+    only: tuple[str, ...] | None = None,
 ) -> tuple[str, list[Family], dict[str, str], tuple[str, ...]]:
-    """The input kind, the families that apply, why the others do not, and the ε grid."""
+    """The input kind, the families that apply (of ``only``, if given), why the others
+    do not, and the ε grid."""
+    valid = [f.name for f in FAMILIES] + ["patch"]
+    unknown = [f for f in only or () if f not in valid]
+    if unknown:
+        raise UsageError(f"unknown attack family {unknown[0]!r}; valid: {', '.join(valid)}")
     import envs
     from agents import specs
 
@@ -122,12 +131,15 @@ def plan(
         raise UsageError(f"--budget {budget!r}; valid: quick, full")
     applies, why_not = [], {}
     for family in FAMILIES:
+        if only is not None and family.name not in only:
+            continue
         why = family.applies(policy, kind)
         if why is None:
             applies.append(family)
         else:
             why_not[family.name] = why
-    why_not["patch"] = "an L0 sticker: its budget is its size in pixels, not an L∞ ε"
+    if only is None or "patch" in only:
+        why_not["patch"] = "an L0 sticker: its budget is its size in pixels, not an L∞ ε"
     return kind, applies, why_not, EPS_GRIDS[(kind, budget)]
 
 
@@ -225,6 +237,7 @@ def run_scorecard(
     seed: int = 0,
     out: Path,
     ray: str | bool | None = None,
+    families: tuple[str, ...] | None = None,
 ) -> Scorecard:
     """Score ``victim`` under every family that applies at every ε of the budget's grid
     (the games as the cells of a grid in ``out/grid``); write ``out/scorecard.json``."""
@@ -234,14 +247,14 @@ def run_scorecard(
     from arena.grid.driver import execute, plan_cells
     from arena.io import write_json_atomic
 
-    kind, families, why_not, eps = plan(env_id, victim_seat, victim, budget)
+    kind, chosen, why_not, eps = plan(env_id, victim_seat, victim, budget, families)
     seats = envs.spec(env_id).seats
     metric = "mean return" if len(seats) == 1 else "win rate"
     policies = {victim_seat: victim, **dict(opponents or {})}
     base = {"env_id": env_id, "policy": policies, "episodes": episodes, "seed": seed}
     cells: list[dict[str, Any]] = [dict(base)]
     outs, labels = ["cells/clean"], [("clean", "0")]
-    for family in families:
+    for family in chosen:
         for e in eps:
             attack = family.spec.format(eps=e)
             cells.append({**base, "attack": f"{victim_seat}={attack}"})
@@ -268,4 +281,69 @@ def run_scorecard(
         env_id, victim_seat, victim, metric, kind, budget, episodes, seed, clean, rows, why_not, eps
     )
     write_json_atomic(Path(out) / Scorecard.FILE, card.to_json())
+    write_json_atomic(Path(out) / "results.json", results_of(card).to_json())
     return card
+
+
+def results_of(card: Scorecard) -> Any:
+    """The scorecard as a run's ``results.json`` (``arena report`` renders it): the
+    verdict per ε first, every family's row, what does not apply; score vs ε."""
+    from agents.numbers import parse_number
+    from arena.artifacts.run import RunResults
+    from arena.artifacts.run_figures import LineChart, Series
+    from arena.artifacts.run_tables import Score, Table
+
+    clean = Score.of(card.clean.score, card.clean.ci95)
+    verdict = Table(
+        f"The worst case over attack families ({card.metric}; clean {clean.value:.3g})",
+        ("ε", "worst family", f"victim's {card.metric} [95% CI]"),
+        tuple((v.eps, v.family, Score.of(v.score, v.ci95)) for v in card.worst),
+        highlight=tuple(range(len(card.worst))),
+        caption=f"ε {card.units}; area under the worst case over ε, normalised by the clean "
+        f"score: {card.normalised_area:.3f}",
+    )
+    rows = Table(
+        "Every family at every ε",
+        ("family", "ε", f"{card.metric} [95% CI]", "action-flip rate", "attacked steps"),
+        tuple(
+            (r.family, r.eps, Score.of(r.score, r.ci95), r.flip_rate, r.attacked_fraction)
+            for r in card.rows
+        ),
+    )
+    na = Table(
+        "Families that do not apply",
+        ("family", "why"),
+        tuple(card.not_applicable.items()),
+    )
+    families = sorted({r.family for r in card.rows})
+    x = lambda e: float(parse_number(e, "eps"))  # noqa: E731
+    series = [
+        Series(
+            f,
+            (0.0, *(x(r.eps) for r in card.rows if r.family == f)),
+            (card.clean.score, *(r.score for r in card.rows if r.family == f)),
+            (card.clean.ci95, *(r.ci95 for r in card.rows if r.family == f)),
+        )
+        for f in families
+    ]
+    series.append(
+        Series(
+            "worst case",
+            (0.0, *(x(v.eps) for v in card.worst)),
+            (card.clean.score, *(v.score for v in card.worst)),
+        )
+    )
+    chart = LineChart(
+        f"{card.env}: the victim's {card.metric} under each attack family",
+        f"ε ({card.units})",
+        card.metric,
+        tuple(series),
+    )
+    return RunResults(
+        kind="scorecard",
+        title=f"robustness of {card.victim_seat} in {card.env}",
+        headline=verdict,
+        tables=(rows, na) if card.not_applicable else (rows,),
+        figures=(chart,),
+        extra={"scorecard": Scorecard.FILE},
+    )

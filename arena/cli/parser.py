@@ -352,6 +352,9 @@ def _scorecard(sub: Subparsers) -> None:
         "--opponent", action="append", metavar="SEAT=SPEC", help="the other seats' policies"
     )
     p.add_argument("--budget", choices=("quick", "full"), default="quick", help="the ε grid")
+    p.add_argument(
+        "--families", metavar="LIST", help="comma-separated attack families (default: all)"
+    )
     p.add_argument("--episodes", type=EPISODES, default=3, help="episodes per family and ε")
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--out", help="the scorecard's directory (default: runs/scorecard/...)")

@@ -100,6 +100,7 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
         seed=args.seed,
         out=out,
         ray=args.ray,
+        families=tuple(f.strip() for f in args.families.split(",")) if args.families else None,
     )
     if args.json:
         print(json.dumps(card.to_json(), sort_keys=True))

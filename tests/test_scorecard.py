@@ -1,0 +1,77 @@
+"""`arena scorecard`: the verdict is the worst family at each ε, with the right units,
+every family that does not apply said why (WIP of issue 12)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from conftest import ASSETS, assert_one_line_error
+
+from arena.artifacts.scorecard import FamilyRow, Scorecard
+from arena.scorecard import area, plan, verdict
+
+CATCH = f"sb3:{ASSETS / 'toy_catch_v0__player.zip'}"
+RUNNER = f"sb3:{ASSETS / 'toy_pass_v0__runner.zip'}"
+
+
+def row(family: str, eps: str, score: float) -> FamilyRow:
+    return FamilyRow(family, eps, score, (score - 1, score + 1))
+
+
+def test_the_verdict_is_the_worst_family_at_each_eps():
+    rows = [
+        row("fgsm", "0.1", 5),
+        row("pgd", "0.1", 3),
+        row("fgsm", "0.2", 1),
+        row("pgd", "0.2", 2),
+    ]
+    verdicts, normalised = verdict(("0.1", "0.2"), row("clean", "0", 10), rows, "mean return")
+    assert [(v.eps, v.family, v.score) for v in verdicts] == [("0.1", "pgd", 3), ("0.2", "fgsm", 1)]
+    # trapezoids: 0.1 * (10 + 3) / 2 + 0.1 * (3 + 1) / 2 = 0.85, over 10 * 0.2
+    assert math.isclose(normalised, 0.85 / 2.0)
+
+
+def test_area_is_one_when_nothing_hurts():
+    assert area([0.1, 0.2, 0.5], 7.0, [7.0, 7.0, 7.0]) == pytest.approx(1.0)
+
+
+def test_units_and_what_does_not_apply():
+    kind, families, why_not, eps = plan("toy_catch_v0", "player", CATCH, "quick")
+    assert kind == "pixels" and eps[2] == "1/255"
+    assert {"fgsm", "pgd", "timed", "universal", "mad"} <= {f.name for f in families}
+    assert "patch" in why_not
+    kind, families, why_not, eps = plan("toy_pass_v0", "runner", RUNNER, "quick")
+    assert kind == "state"
+    names = {f.name for f in families}
+    assert {"timed", "universal"} & names == set()
+    assert "continuous" in why_not["timed"] and "images" in why_not["universal"]
+
+
+def test_bad_input(cli, tmp_path):
+    assert_one_line_error(
+        cli("scorecard", "toy_catch_v0", "--victim", f"player={CATCH}", "--families", "warp"),
+        "unknown attack family 'warp'; valid: noise, fgsm",
+    )
+    assert_one_line_error(cli("scorecard", "toy_catch_v0", "--victim", "nobody=random"), "nobody")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_a_scorecard_of_the_toy_catcher(cli, tmp_path):
+    out = tmp_path / "card"
+    done = cli(
+        "scorecard", "toy_catch_v0", "--victim", f"player={CATCH}", "--families", "fgsm,pgd",
+        "--episodes", "2", "--out", out, "--json",
+    )  # fmt: skip
+    assert done.code == 0, done.err
+    card = Scorecard.from_json(json.loads(done.out.strip().splitlines()[-1]), "stdout")
+    assert card.metric == "mean return" and "pixel" in card.units
+    assert len(card.rows) == 2 * 4 and {r.family for r in card.rows} == {"fgsm", "pgd"}
+    for v in card.worst:
+        assert v.score == min(r.score for r in card.rows if r.eps == v.eps)
+    on_disk = Scorecard.from_json(json.loads((out / "scorecard.json").read_text()), "file")
+    assert on_disk == card
+    assert cli("report", out).code == 0
+    assert "The worst case over attack families" in (out / "report" / "index.html").read_text()
