@@ -9,13 +9,15 @@ in standard deviations of each dimension as the victim normalises them.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arena.artifacts.scorecard import FamilyRow, Scorecard, Verdict
+from arena.artifacts.scorecard import FamilyRow, OpponentRow, Scorecard, Verdict
 from arena.errors import UsageError
 
 EPS_GRIDS = {
@@ -220,6 +222,29 @@ def read_cell(run_dir: Path, seat: str) -> dict[str, Any]:
     return dict(data["seats"][seat])
 
 
+def opponent_specs(env_id: str, victim_seat: str, given: dict[str, str]) -> dict[str, str]:
+    """The opponents a two-player victim meets: the one given (else the game's default
+    or its zoo agent), ``random``, ``zero`` and the adversary shipped for that seat."""
+    import envs
+    from arena.pretrained import ASSETS_DIR, PretrainedError, zoo_spec
+
+    spec = envs.spec(env_id)
+    (other,) = [s for s in spec.seats if s != victim_seat]
+    out: dict[str, str] = {}
+    if other in given:
+        out["given"] = given[other]
+    elif other in spec.default_policies:
+        out["default"] = spec.default_policies[other]
+    else:
+        with contextlib.suppress(PretrainedError):
+            out["zoo"] = zoo_spec(env_id, other)
+    out["random"], out["zero"] = "random", "zero"
+    shipped = ASSETS_DIR / f"{env_id}__{other}"
+    if shipped.is_dir():
+        out["shipped adversary"] = f"run:{shipped}"
+    return out
+
+
 def _slug(text: str) -> str:
     import re
 
@@ -260,6 +285,16 @@ def run_scorecard(
             cells.append({**base, "attack": f"{victim_seat}={attack}"})
             outs.append(f"cells/{family.name}__{_slug(e)}")
             labels.append((family.name, e))
+    matchups: list[tuple[str, str, bool]] = []
+    if len(seats) == 2:
+        (other,) = [x for x in seats if x != victim_seat]
+        for label, opp in opponent_specs(env_id, victim_seat, dict(opponents or {})).items():
+            for masked in (False, True):
+                me = f"masked:{victim}" if masked else victim
+                cells.append({**base, "policy": {victim_seat: me, other: opp}})
+                outs.append(f"cells/vs_{_slug(label)}{'__masked' if masked else ''}")
+                labels.append(("opponent", label))
+                matchups.append((label, opp, masked))
     spec = GridSpec("evaluate", {}, 1.0, f"scorecard {env_id}:{victim_seat}", tuple(cells))
     grid = GridDir(Path(out) / "grid")
     manifest = plan_cells(spec, grid, outs)
@@ -268,18 +303,24 @@ def run_scorecard(
         bad = next(r for r in summary["results"] if r["state"] != "done")
         raise UsageError(f"scorecard cell {bad['name']} failed: {bad.get('error', 'see its log')}")
     rows: list[FamilyRow] = []
+    versus: list[OpponentRow] = []
     clean: FamilyRow | None = None
+    matches = iter(matchups)
     for (name, e), row in zip(labels, summary["results"], strict=True):
         figures = read_cell(Path(row["run_dir"]), victim_seat)
         entry = summary_row(name, e, figures, metric)
         if name == "clean":
             clean = entry
+        elif name == "opponent":
+            label, opp, masked = next(matches)
+            versus.append(OpponentRow(label, opp, masked, entry.score, entry.ci95))
         else:
             rows.append(entry)
     assert clean is not None
     card = build(
         env_id, victim_seat, victim, metric, kind, budget, episodes, seed, clean, rows, why_not, eps
     )
+    card = dataclasses.replace(card, opponents=tuple(versus))
     write_json_atomic(Path(out) / Scorecard.FILE, card.to_json())
     write_json_atomic(Path(out) / "results.json", results_of(card).to_json())
     return card
@@ -315,6 +356,24 @@ def results_of(card: Scorecard) -> Any:
         ("family", "why"),
         tuple(card.not_applicable.items()),
     )
+    tables = [rows, na] if card.not_applicable else [rows]
+    if card.opponents:
+        tables.insert(
+            0,
+            Table(
+                "The victim against each opponent, normal and masked",
+                ("opponent", "policy", "victim", f"{card.metric} [95% CI]"),
+                tuple(
+                    (
+                        o.opponent,
+                        o.spec,
+                        "masked" if o.masked else "normal",
+                        Score.of(o.score, o.ci95),
+                    )
+                    for o in card.opponents
+                ),
+            ),
+        )
     families = sorted({r.family for r in card.rows})
     x = lambda e: float(parse_number(e, "eps"))  # noqa: E731
     series = [
@@ -343,7 +402,7 @@ def results_of(card: Scorecard) -> Any:
         kind="scorecard",
         title=f"robustness of {card.victim_seat} in {card.env}",
         headline=verdict,
-        tables=(rows, na) if card.not_applicable else (rows,),
+        tables=tuple(tables),
         figures=(chart,),
         extra={"scorecard": Scorecard.FILE},
     )

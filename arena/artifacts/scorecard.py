@@ -10,7 +10,8 @@ Schema (version 1)::
      "rows": [ROW, ...],              # every family at every ε
      "worst": [{"eps", "family", "score", "ci95"}, ...],   # the verdict per ε
      "normalised_area": float,       # area under the worst case over ε, / (clean × ε_max)
-     "not_applicable": {family: why}}
+     "not_applicable": {family: why},
+     "opponents": [{"opponent", "spec", "masked", "score", "ci95"}, ...]}  # two-player games
 
     ROW = {"family", "eps", "score", "ci95": [low, high], "flip_rate", "attacked_fraction"}
 """
@@ -98,6 +99,41 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class OpponentRow:
+    """The victim (normal or masked) against one opponent of a two-player game."""
+
+    opponent: str
+    """``zoo``, ``random``, ``zero``, ``shipped adversary``, or the one given."""
+    spec: str
+    masked: bool
+    score: float
+    ci95: tuple[float, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "opponent": self.opponent,
+            "spec": self.spec,
+            "masked": self.masked,
+            "score": self.score,
+            "ci95": list(self.ci95),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> OpponentRow:
+        if not isinstance(data, dict) or not is_number(data.get("score")):
+            raise ScorecardError(f"{where}: must be an object with a numeric 'score'")
+        if not isinstance(data.get("masked"), bool):
+            raise ScorecardError(f"{where}: 'masked' must be true or false")
+        return cls(
+            _text(data, "opponent", where),
+            _text(data, "spec", where),
+            data["masked"],
+            float(data["score"]),
+            _ci(data.get("ci95"), where),
+        )
+
+
+@dataclass(frozen=True)
 class Scorecard:
     SCHEMA_VERSION: ClassVar[int] = 1
     FILE: ClassVar[str] = "scorecard.json"
@@ -115,6 +151,8 @@ class Scorecard:
     worst: tuple[Verdict, ...]
     normalised_area: float
     not_applicable: dict[str, str] = field(default_factory=dict)
+    opponents: tuple[OpponentRow, ...] = ()
+    """Two-player games: the victim against each opponent, normal and masked."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -133,6 +171,7 @@ class Scorecard:
             "worst": [v.to_json() for v in self.worst],
             "normalised_area": self.normalised_area,
             "not_applicable": dict(self.not_applicable),
+            "opponents": [o.to_json() for o in self.opponents],
         }
 
     @classmethod
@@ -182,4 +221,14 @@ class Scorecard:
             worst=tuple(verdicts),
             normalised_area=float(area),
             not_applicable={str(k): v for k, v in na.items()},
+            opponents=tuple(
+                OpponentRow.from_json(o, f"{where}: opponents[{i}]")
+                for i, o in enumerate(_list(data.get("opponents", []), f"{where}: opponents"))
+            ),
         )
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ScorecardError(f"{where} must be a list")
+    return value
