@@ -406,3 +406,60 @@ def results_of(card: Scorecard) -> Any:
         figures=(chart,),
         extra={"scorecard": Scorecard.FILE},
     )
+
+
+def compare(paths: list[Path]) -> tuple[list[Scorecard], Any]:
+    """Scorecards of one game, seat and ε grid, ranked: by the normalised area under the
+    worst case, then by the worst case at each ε (higher is more robust). ``UsageError``
+    on a directory without a scorecard, or cards that cannot be compared."""
+    from arena.artifacts.base import ArtifactError, read_json
+    from arena.artifacts.run import RunResults
+    from arena.artifacts.run_tables import Score, Table
+
+    if len(paths) < 2:
+        raise UsageError("--compare needs at least two scorecard directories")
+    cards = []
+    for path in paths:
+        file = Path(path) / Scorecard.FILE
+        try:
+            cards.append(Scorecard.from_json(read_json(file), str(file)))
+        except ArtifactError as exc:
+            raise UsageError(str(exc)) from None
+    first = cards[0]
+    for path, card in zip(paths[1:], cards[1:], strict=True):
+        for what in ("env", "victim_seat", "metric", "units"):
+            if getattr(card, what) != getattr(first, what):
+                raise UsageError(
+                    f"--compare {path}: its {what} is {getattr(card, what)!r}, not "
+                    f"{getattr(first, what)!r} as in {paths[0]}: not comparable"
+                )
+        if [v.eps for v in card.worst] != [v.eps for v in first.worst]:
+            raise UsageError(f"--compare {path}: another ε grid than {paths[0]}: not comparable")
+    ranked = sorted(
+        zip(paths, cards, strict=True),
+        key=lambda pc: (-pc[1].normalised_area, [-v.score for v in pc[1].worst]),
+    )
+    eps = [v.eps for v in first.worst]
+    table = Table(
+        f"Victims ranked by robustness on {first.env} ({first.victim_seat}, {first.metric})",
+        ("rank", "victim", "clean", "normalised area", *(f"worst at ε={e}" for e in eps)),
+        tuple(
+            (
+                i + 1,
+                card.victim,
+                Score.of(card.clean.score, card.clean.ci95),
+                card.normalised_area,
+                *(Score.of(v.score, v.ci95) for v in card.worst),
+            )
+            for i, (_, card) in enumerate(ranked)
+        ),
+        highlight=(0,),
+        caption=f"ε {first.units}; each victim's worst case over the attack families",
+    )
+    results = RunResults(
+        kind="leaderboard",
+        title=f"robustness leaderboard on {first.env}",
+        headline=table,
+        extra={"scorecards": [str(p) for p, _ in ranked]},
+    )
+    return [c for _, c in ranked], results

@@ -9,7 +9,7 @@ import math
 import pytest
 from conftest import ASSETS, assert_one_line_error
 
-from arena.artifacts.scorecard import FamilyRow, Scorecard
+from arena.artifacts.scorecard import FamilyRow, Scorecard, Verdict
 from arena.scorecard import area, plan, verdict
 
 CATCH = f"sb3:{ASSETS / 'toy_catch_v0__player.zip'}"
@@ -75,3 +75,52 @@ def test_a_scorecard_of_the_toy_catcher(cli, tmp_path):
     assert on_disk == card
     assert cli("report", out).code == 0
     assert "The worst case over attack families" in (out / "report" / "index.html").read_text()
+
+
+def _card(victim: str, area_: float, worst: list[float], env: str = "toy_catch_v0") -> Scorecard:
+    eps = ["0.001", "1/255"]
+    return Scorecard(
+        env=env, victim_seat="player", victim=victim, metric="mean return",
+        units="L∞ on the [0, 1] pixel input", budget="quick", episodes=2, seed=0,
+        clean=row("clean", "0", 10),
+        rows=tuple(row("pgd", e, w) for e, w in zip(eps, worst, strict=True)),
+        worst=tuple(
+            Verdict(e, "pgd", w, (w - 1, w + 1)) for e, w in zip(eps, worst, strict=True)
+        ),
+        normalised_area=area_,
+    )  # fmt: skip
+
+
+def test_compare_ranks_by_area_then_worst_case(cli, tmp_path):
+    from arena.io import write_json_atomic
+
+    for name, card in {
+        "weak": _card("weak", 0.2, [3, -5]),
+        "strong": _card("strong", 0.9, [9, 8]),
+        "middle": _card("middle", 0.5, [7, 1]),
+    }.items():
+        (tmp_path / name).mkdir()
+        write_json_atomic(tmp_path / name / "scorecard.json", card.to_json())
+    done = cli("scorecard", "--compare", *(tmp_path / n for n in ("weak", "strong", "middle")),
+               "--json", "--out", tmp_path / "board")  # fmt: skip
+    assert done.code == 0, done.err
+    ranking = json.loads(done.out.strip().splitlines()[-1])["ranking"]
+    assert [r["victim"] for r in ranking] == ["strong", "middle", "weak"]
+    board = json.loads((tmp_path / "board" / "results.json").read_text())
+    assert board["kind"] == "leaderboard" and board["headline"]["rows"][0][1] == "strong"
+    (tmp_path / "other").mkdir()
+    write_json_atomic(
+        tmp_path / "other" / "scorecard.json", _card("x", 0.5, [1, 1], env="toy_pass_v0").to_json()
+    )
+    assert_one_line_error(
+        cli("scorecard", "--compare", tmp_path / "weak", tmp_path / "other"), "not comparable"
+    )
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(
+        cli("scorecard", "--compare", tmp_path / "weak", tmp_path / "empty"), "scorecard.json"
+    )
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "scorecard.json").write_text('{"kind": "scorecard", "schema_version": 9}')
+    assert_one_line_error(
+        cli("scorecard", "--compare", tmp_path / "weak", tmp_path / "bad"), "schema_version"
+    )

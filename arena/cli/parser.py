@@ -346,8 +346,14 @@ def _scorecard(sub: Subparsers) -> None:
     p = sub.add_parser(
         "scorecard", help="a victim's robustness verdict across the attack families and budgets"
     )
-    p.add_argument("env_id", help="a game (see `arena envs`)")
-    p.add_argument("--victim", required=True, metavar="SEAT=SPEC", help="the victim and its seat")
+    p.add_argument("env_id", nargs="?", help="a game (see `arena envs`)")
+    p.add_argument("--victim", metavar="SEAT=SPEC", help="the victim and its seat")
+    p.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="DIR",
+        help="rank the scorecards in these directories instead (one game and ε grid)",
+    )
     p.add_argument(
         "--opponent", action="append", metavar="SEAT=SPEC", help="the other seats' policies"
     )

@@ -85,6 +85,10 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
     from arena.rundir import run_name
     from arena.scorecard import run_scorecard
 
+    if args.compare:
+        return _compare(args)
+    if not args.env_id or not args.victim:
+        raise UsageError("give ENV_ID and --victim SEAT=SPEC, or --compare DIR DIR ...")
     victim = pairs([args.victim], "--victim")
     ((seat, spec),) = victim.items()
     opponents = pairs(args.opponent, "--opponent")
@@ -115,4 +119,32 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
     for family, why in card.not_applicable.items():
         print(f"  {family}: not applicable: {why}")
     print(f"written to {out}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from arena.io import write_json_atomic
+    from arena.scorecard import compare
+
+    if args.env_id or args.victim:
+        raise UsageError("--compare takes only scorecard directories (and --out, --json)")
+    cards, results = compare([Path(p) for p in args.compare])
+    if args.out:
+        out = check_output_dir(args.out, "--out")
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "results.json", results.to_json())
+    if args.json:
+        rows = [
+            {"victim": c.victim, "normalised_area": c.normalised_area,
+             "worst": [v.to_json() for v in c.worst]}
+            for c in cards
+        ]  # fmt: skip
+        print(json.dumps({"env": cards[0].env, "ranking": rows}, sort_keys=True))
+        return 0
+    for i, c in enumerate(cards, 1):
+        worst = "  ".join(f"{v.eps}: {v.score:.3g}" for v in c.worst)
+        print(f"{i}. {c.victim}  area {c.normalised_area:.3f}  worst {worst}")
     return 0
