@@ -220,6 +220,10 @@ class AtariCNNPolicy(TorchPolicy):
     def value(self, x, state=None):
         return self.net(x)[1]
 
+    def interval_steps(self) -> list[Any]:
+        n = self.net
+        return [n.conv1, "relu", n.conv2, "relu", n.conv3, "relu", "flatten", n.fc, "relu", n.pi]
+
 
 def _describe(space: spaces.Space) -> str:
     if isinstance(space, spaces.Discrete):

@@ -131,6 +131,11 @@ class TorchPolicy(ABC):
     def input_from_obs(self, observation: np.ndarray) -> torch.Tensor:
         """Batched observations -> the network's float input tensor."""
 
+    def interval_steps(self) -> list[Any] | None:
+        """The steps from the input to the outputs that decide the action, for interval
+        bound propagation (``agents.certify``); None where the network is not listed."""
+        return None
+
     def input_scale(self) -> torch.Tensor | None:
         """What one unit of ε is, per element of the input: the standard deviation by
         which the policy normalises its observation (state vectors: the SA-PPO

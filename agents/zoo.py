@@ -228,6 +228,22 @@ class ZooPolicy(TorchPolicy):
     def input_scale(self) -> torch.Tensor:
         return self.obs_std
 
+    def interval_steps(self) -> list[Any] | None:
+        if self.recurrent:
+            return None  # an LSTM's state: not listed
+        from agents.certify import Affine, Clamp, Normalize
+
+        w = self.pi
+        return [
+            Normalize(self.obs_mean, self.obs_std),
+            Clamp(-OBS_CLIP, OBS_CLIP),
+            Affine(w[0], w[1]),
+            "tanh",
+            Affine(w[2], w[3]),
+            "tanh",
+            Affine(w[4], w[5]),
+        ]
+
     def initial_state(self, n: int) -> torch.Tensor:
         return torch.zeros(n, 2, LSTM_UNITS)
 

@@ -213,6 +213,16 @@ class InStdUnits(TorchPolicy):
     def value(self, x, state=None):
         return self.inner.value(x * self.scale, state)
 
+    def interval_steps(self):
+        from agents.certify import Normalize
+
+        steps = self.inner.interval_steps()
+        return (
+            None
+            if steps is None
+            else [Normalize(torch.zeros_like(self.scale), 1 / self.scale), *steps]
+        )
+
     def sample(self, dist, deterministic):
         return self.inner.sample(dist, deterministic)
 
