@@ -90,6 +90,35 @@ def propagate(
     return lo, hi
 
 
+def module_steps(modules: Sequence[nn.Module]) -> list[Any] | None:
+    """``modules`` (containers flattened in order) as steps; None if one has no rule."""
+    from stable_baselines3.common.torch_layers import FlattenExtractor, NatureCNN
+
+    from agents.networks import SmallCNN
+
+    steps: list[Any] = []
+    for module in modules:
+        if isinstance(module, FlattenExtractor):
+            steps.append("flatten")
+        elif isinstance(module, NatureCNN | SmallCNN):  # both: linear(cnn(x))
+            more = module_steps([module.cnn, module.linear])
+            if more is None:
+                return None
+            steps += more
+        elif isinstance(module, nn.Sequential):
+            more = module_steps(list(module))
+            if more is None:
+                return None
+            steps += more
+        elif isinstance(module, nn.Linear | nn.Conv2d):
+            steps.append(module)
+        elif isinstance(module, nn.ReLU | nn.Tanh | nn.Flatten):
+            steps.append({nn.ReLU: "relu", nn.Tanh: "tanh", nn.Flatten: "flatten"}[type(module)])
+        else:
+            return None
+    return steps
+
+
 def certified(
     victim: Any, x: torch.Tensor, eps: float, scale: torch.Tensor | None = None
 ) -> torch.Tensor | None:

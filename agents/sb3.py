@@ -449,6 +449,18 @@ class SB3TorchPolicy(TorchPolicy):
             return dist.distribution, torch.stack([h.transpose(0, 1), c.transpose(0, 1)], dim=1)
         return self.policy.get_distribution(obs).distribution, None
 
+    def interval_steps(self) -> list[Any] | None:
+        """SB3's networks as interval steps: the features extractor, the policy MLP and
+        the action head (DQN: its Q network); None where a layer has no rule here (an
+        image input is already on [0, 1]: SB3's own /255 undoes ``_features_input``)."""
+        from agents.certify import module_steps
+
+        p = self.policy
+        if hasattr(p, "q_net"):
+            return module_steps([p.q_net.features_extractor, p.q_net.q_net])
+        parts = [p.pi_features_extractor, p.mlp_extractor.policy_net, p.action_net]
+        return module_steps(parts)
+
     def value(self, x, state=None):
         if not hasattr(self.policy, "predict_values"):
             return None

@@ -55,6 +55,14 @@ class NormalizedPolicy(TorchPolicy):
     def input_scale(self) -> torch.Tensor | None:
         return self.std if self.enabled else None
 
+    def interval_steps(self) -> list[Any] | None:
+        from agents.certify import Clamp, Normalize
+
+        inner = self.inner.interval_steps() if isinstance(self.inner, TorchPolicy) else None
+        if inner is None or not self.enabled:
+            return inner
+        return [Normalize(self.mean, self.std), Clamp(-self.clip, self.clip), *inner]
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             return x

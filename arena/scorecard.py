@@ -245,6 +245,46 @@ def opponent_specs(env_id: str, victim_seat: str, given: dict[str, str]) -> dict
     return out
 
 
+def certified_fractions(
+    env_id: str, victim_seat: str, policies: dict[str, str], seed: int, eps: tuple[str, ...]
+) -> dict[str, float]:
+    """Per ε, the fraction of the states the victim visits in two clean episodes (at
+    most 512) whose decision IBP certifies; empty for a victim it cannot bound."""
+    import numpy as np
+
+    import envs
+    from agents import specs
+    from agents.certify import certified
+    from agents.numbers import parse_number
+    from arena.match import run_match
+    from arena.players import acting
+
+    game = envs.make(env_id)
+    victim = specs.resolve(
+        policies[victim_seat],
+        game.observation_space(victim_seat),
+        game.action_space(victim_seat),
+        env_id=env_id,
+        seat=victim_seat,
+    )
+    from agents.policies import TorchPolicy
+
+    if not isinstance(victim, TorchPolicy) or victim.interval_steps() is None:
+        return {}
+    _, records = run_match(
+        env_id, policies, n_episodes=2, seed=seed, record=True, deterministic=acting(policies)
+    )
+    frames = np.concatenate([r.observations[victim_seat] for r in records])[:512]
+    x = victim.input_from_obs(frames)
+    scale = victim.input_scale()
+    out = {}
+    for e in eps:
+        sure = certified(victim, x, float(parse_number(e, "eps")), scale)
+        assert sure is not None
+        out[e] = float(sure.float().mean())
+    return out
+
+
 def _slug(text: str) -> str:
     import re
 
@@ -320,7 +360,8 @@ def run_scorecard(
     card = build(
         env_id, victim_seat, victim, metric, kind, budget, episodes, seed, clean, rows, why_not, eps
     )
-    card = dataclasses.replace(card, opponents=tuple(versus))
+    sure = certified_fractions(env_id, victim_seat, policies, seed, eps)
+    card = dataclasses.replace(card, opponents=tuple(versus), certified=sure)
     write_json_atomic(Path(out) / Scorecard.FILE, card.to_json())
     write_json_atomic(Path(out) / "results.json", results_of(card).to_json())
     return card
@@ -337,8 +378,11 @@ def results_of(card: Scorecard) -> Any:
     clean = Score.of(card.clean.score, card.clean.ci95)
     verdict = Table(
         f"The worst case over attack families ({card.metric}; clean {clean.value:.3g})",
-        ("ε", "worst family", f"victim's {card.metric} [95% CI]"),
-        tuple((v.eps, v.family, Score.of(v.score, v.ci95)) for v in card.worst),
+        ("ε", "worst family", f"victim's {card.metric} [95% CI]", "certified decisions (IBP)"),
+        tuple(
+            (v.eps, v.family, Score.of(v.score, v.ci95), card.certified.get(v.eps))
+            for v in card.worst
+        ),
         highlight=tuple(range(len(card.worst))),
         caption=f"ε {card.units}; area under the worst case over ε, normalised by the clean "
         f"score: {card.normalised_area:.3f}",

@@ -83,3 +83,38 @@ def test_zoo_runner_certified_within_its_own_sigma(eps):
     step = parse_attack(f"mad:eps={eps},steps=20").step(runner, frames, None, None, True)
     assert sure is not None
     assert not (sure.numpy() & step.flipped).any()
+
+
+@pytest.mark.parametrize(
+    "env_id,seat,name,eps,attack",
+    [
+        ("toy_catch_v0", "player", "toy_catch_v0__player.zip", 0.05, "pgd:eps={eps},steps=20"),
+        ("toy_pass_v0", "runner", "toy_pass_v0__runner.zip", 0.3, "mad:eps={eps},steps=20"),
+    ],
+)
+def test_sb3_victims_are_certified_soundly(env_id, seat, name, eps, attack):
+    import envs
+    from agents import specs
+    from arena.pretrained import shipped
+
+    env = envs.make(env_id)
+    victim = specs.resolve(
+        f"sb3:{shipped(name)}", env.observation_space(seat), env.action_space(seat),
+        env_id=env_id, seat=seat,
+    )  # fmt: skip
+    assert victim.interval_steps() is not None
+    rng = np.random.default_rng(0)
+    obs, _ = env.reset(seed=0)
+    frames = []
+    for _ in range(40):
+        frames.append(obs[seat])
+        obs, _, term, trunc, _ = env.step(
+            {s: env.action_space(s).sample() for s in env.possible_agents}
+        )
+        if any(term.values()) or any(trunc.values()):
+            obs, _ = env.reset(seed=int(rng.integers(1000)))
+    frames = np.asarray(frames)
+    sure = certified(victim, victim.input_from_obs(frames), eps, victim.input_scale())
+    step = parse_attack(attack.format(eps=eps)).step(victim, frames, None, None, True)
+    assert sure is not None and not (sure.numpy() & step.flipped).any()
+    assert certified(victim, victim.input_from_obs(frames), 0.0, victim.input_scale()).all()

@@ -11,7 +11,8 @@ Schema (version 1)::
      "worst": [{"eps", "family", "score", "ci95"}, ...],   # the verdict per ε
      "normalised_area": float,       # area under the worst case over ε, / (clean × ε_max)
      "not_applicable": {family: why},
-     "opponents": [{"opponent", "spec", "masked", "score", "ci95"}, ...]}  # two-player games
+     "opponents": [{"opponent", "spec", "masked", "score", "ci95"}, ...],  # two-player games
+     "certified": {eps: fraction}}  # IBP-certified decisions on visited states
 
     ROW = {"family", "eps", "score", "ci95": [low, high], "flip_rate", "attacked_fraction"}
 """
@@ -153,6 +154,9 @@ class Scorecard:
     not_applicable: dict[str, str] = field(default_factory=dict)
     opponents: tuple[OpponentRow, ...] = ()
     """Two-player games: the victim against each opponent, normal and masked."""
+    certified: dict[str, float] = field(default_factory=dict)
+    """ε -> the fraction of visited states whose decision interval bound propagation
+    certifies not to change (victims whose network is listed; else empty)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -172,6 +176,7 @@ class Scorecard:
             "normalised_area": self.normalised_area,
             "not_applicable": dict(self.not_applicable),
             "opponents": [o.to_json() for o in self.opponents],
+            "certified": dict(self.certified),
         }
 
     @classmethod
@@ -221,11 +226,20 @@ class Scorecard:
             worst=tuple(verdicts),
             normalised_area=float(area),
             not_applicable={str(k): v for k, v in na.items()},
+            certified=_fractions(data.get("certified", {}), f"{where}: certified"),
             opponents=tuple(
                 OpponentRow.from_json(o, f"{where}: opponents[{i}]")
                 for i, o in enumerate(_list(data.get("opponents", []), f"{where}: opponents"))
             ),
         )
+
+
+def _fractions(value: Any, where: str) -> dict[str, float]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and is_number(v) and 0 <= v <= 1 for k, v in value.items()
+    ):
+        raise ScorecardError(f"{where} must map ε to fractions")
+    return {k: float(v) for k, v in value.items()}
 
 
 def _list(value: Any, where: str) -> list[Any]:
