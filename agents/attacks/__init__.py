@@ -68,12 +68,16 @@ def parse_attack(spec: str) -> ObservationAttack:
         valid = ", ".join(sorted(_ATTACKS)) or "(none installed)"
         raise AttackSpecError(f"unknown attack {name!r}; valid attacks: {valid}")
     params: dict[str, Any] = {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
+    factory, _ = _ATTACKS[name]
+    positional = getattr(factory, "positional", None)
+    for i, item in enumerate(filter(None, (p.strip() for p in rest.split(",")))):
+        if positional and i == 0 and "=" not in item:  # e.g. learned:DIR
+            params[positional] = item
+            continue
         key, eq, value = item.partition("=")
         if not eq or not key:
             raise AttackSpecError(f"attack parameter {item!r} is not key=value (in {spec!r})")
         params[key.strip()] = _parse_value(value)
-    factory, _ = _ATTACKS[name]
     try:
         return factory(**params)
     except TypeError as exc:

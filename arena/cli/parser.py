@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     _report(sub)
     _train_adversary(sub)
     _finetune_victim(sub)
+    _train_perturber(sub)
     _demo(sub)
     _victims(sub)
     _run(sub)
@@ -248,6 +249,48 @@ def _checkpoint_every(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="steps between checkpoints: a stopped run loses at most this many (default 50,000)",
     )
+
+
+def _train_perturber(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "train-perturber",
+        help="train a learned perturbation adversary (PA-AD) against a victim: learned:DIR",
+    )
+    p.add_argument("env_id", help="a game id (see `arena envs`)")
+    p.add_argument(
+        "--victim",
+        action="append",
+        required=True,
+        metavar="SEAT=SPEC",
+        help="the victim whose observations are perturbed",
+    )
+    p.add_argument(
+        "--opponent",
+        action="append",
+        default=[],
+        metavar="SEAT=SPEC",
+        help="the victim's opponent in a two-player game (default: the game's)",
+    )
+    p.add_argument(
+        "--eps",
+        type=float_arg("eps", low=0.0, high=1.0),
+        required=True,
+        help="the budget, as the attacks take it (pixels: k/255; state "
+        "vectors: standard deviations of each dimension)",
+    )
+    p.add_argument("--norm", choices=("linf", "l2"), default="linf")
+    p.add_argument(
+        "--steps",
+        type=int_arg("steps", low=1, high=1000),
+        default=10,
+        help="PGD steps of the actor per victim step (default 10)",
+    )
+    p.add_argument("--timesteps", type=TIMESTEPS, required=True)
+    p.add_argument("--out", required=True, help="the run directory (new, or with --resume)")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--envs", type=ENVS, default=8, help="parallel envs (default 8)")
+    p.add_argument("--resume", action="store_true", help="continue a stopped run")
+    p.set_defaults(func=train.cmd_train_perturber)
 
 
 def _finetune_victim(sub: Subparsers) -> None:

@@ -162,3 +162,41 @@ def cmd_finetune_victim(args: argparse.Namespace) -> int:
     print(json.dumps(results, sort_keys=True))
     print(f"the fine-tuned victim loads as run:{args.out}", file=sys.stderr)
     return 0
+
+
+def cmd_train_perturber(args: argparse.Namespace) -> int:
+    import envs
+    from arena.match import MissingPolicy, check_seats
+    from arena.perturber import train_perturber
+
+    victim = pairs(args.victim, "--victim")
+    if len(victim) != 1:
+        raise UsageError("--victim SEAT=SPEC: give exactly one victim")
+    ((seat, spec),) = victim.items()
+    envs.spec(args.env_id).check_seat(seat)
+    opponents = pairs(args.opponent, "--opponent")
+    if seat in opponents:
+        raise UsageError(f"--opponent {seat}=...: that is the victim's seat")
+    if not args.resume:
+        check_output_dir(args.out, "--out")
+    try:
+        seats = check_seats(args.env_id, opponents, learner=seat)
+    except MissingPolicy as exc:
+        raise UsageError(str(exc)) from None
+    results = train_perturber(
+        args.env_id,
+        seat,
+        spec,
+        {s: str(p) for s, p in seats.items()},
+        eps=args.eps,
+        norm=args.norm,
+        steps=args.steps,
+        timesteps=args.timesteps,
+        out=args.out,
+        seed=args.seed,
+        n_envs=args.envs,
+        resume=args.resume,
+    )
+    print(json.dumps(results, sort_keys=True))
+    print(f"the perturber attacks as learned:{args.out}", file=sys.stderr)
+    return 0

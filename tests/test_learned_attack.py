@@ -1,0 +1,104 @@
+"""The learned perturbation adversary: the actor moves the victim towards the director's
+target within ε; train-perturber trains, resumes and loads back as learned:DIR."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_one_line_error
+from gymnasium import spaces
+
+from agents.attacks import parse_attack
+from agents.attacks.base import PerturbationBudget
+from agents.attacks.learned import director_space, perturb_towards
+from agents.sb3 import sb3_victim
+
+
+@pytest.fixture(scope="module")
+def runner(runner_zip):
+    import envs
+
+    game = envs.make("toy_pass_v0")
+    return sb3_victim(runner_zip, game.observation_space("runner"), game.action_space("runner"))
+
+
+def test_the_actor_pulls_the_victim_towards_the_target_within_eps(runner):
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(-1, 1, (16, *runner.observation_space.shape)).astype(np.float32)
+    x = runner.input_from_obs(obs)
+    space = director_space(runner.action_space)
+    assert space.shape == runner.action_space.shape
+    target = np.tile(np.array([[1.0, -1.0]], np.float32), (16, 1))  # a corner of the box
+    budget = PerturbationBudget(eps=0.5)
+    x_adv = perturb_towards(runner, x, target, budget=budget, steps=20, generator=torch.Generator())
+    assert float((x_adv - x).abs().max()) <= 0.5 + 1e-6
+    with torch.no_grad():
+        before = runner.forward(x)[0].mean
+        after = runner.forward(x_adv)[0].mean
+    goal = torch.tensor([1.0, -1.0])  # the box is [-1, 1]^2
+    assert float(((after - goal) ** 2).sum(1).mean()) < float(((before - goal) ** 2).sum(1).mean())
+    same = perturb_towards(runner, x, target, budget=PerturbationBudget(eps=0.0), steps=5,
+                           generator=torch.Generator())  # fmt: skip
+    assert torch.equal(same, x)
+
+
+def test_discrete_directions_target_the_preferred_action():
+    assert director_space(spaces.Discrete(6)).shape == (6,)
+
+
+def test_train_perturber_trains_resumes_and_attacks(cli, tmp_path, runner_zip):
+    out = tmp_path / "pert"
+    args = ("train-perturber", "toy_pass_v0", "--victim", f"runner=sb3:{runner_zip}",
+            "--opponent", "blocker=zero", "--eps", "0.3", "--steps", "3", "--envs", "4",
+            "--out", out)  # fmt: skip
+    first = cli(*args, "--timesteps", "1024")
+    assert first.code == 0, first.err
+    marker = json.loads((out / "perturber_run.json").read_text())
+    assert (marker["eps"], marker["steps"], marker["opponents"]) == (0.3, 3, {"blocker": "zero"})
+    more = cli(*args, "--timesteps", "2048", "--resume")
+    assert more.code == 0, more.err
+    assert json.loads((out / "results.json").read_text())["timesteps"] >= 2048
+    attack = parse_attack(f"learned:{out}")
+    assert attack.budget.eps == 0.3 and attack.steps == 3
+    assert parse_attack(f"learned:{out},eps=0.1,steps=2").budget.eps == 0.1
+    played = cli("evaluate", "toy_pass_v0", "--policy", f"runner=sb3:{runner_zip}", "--policy",
+                 "blocker=zero", "--attack", f"runner=learned:{out}", "--episodes", "4",
+                 "--json", "--no-save")  # fmt: skip
+    assert played.code == 0, played.err
+    again = cli(*args, "--timesteps", "1024")
+    assert_one_line_error(again, "--out")
+
+
+def test_perturber_refusals(cli, tmp_path, runner_zip):
+    base = ("train-perturber", "toy_pass_v0", "--eps", "0.1", "--timesteps", "64")
+    assert_one_line_error(
+        cli(
+            *base,
+            "--victim",
+            "runner=random",
+            "--opponent",
+            "blocker=zero",
+            "--out",
+            tmp_path / "a",
+        ),
+        "no network to perturb",
+    )
+    assert not (tmp_path / "a").exists()
+    assert_one_line_error(
+        cli(*base, "--victim", f"nobody=sb3:{runner_zip}", "--out", tmp_path / "b"), "nobody"
+    )
+    assert_one_line_error(
+        cli(*base, "--victim", f"runner=sb3:{runner_zip}", "--eps", "2", "--out", tmp_path / "c"),
+        "eps",
+    )
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "fake" / "perturber_run.json").write_text('{"env": 1}')
+    with pytest.raises(Exception, match="must hold exactly the keys"):
+        parse_attack(f"learned:{tmp_path / 'fake'}")
+    with pytest.raises(Exception, match="not a train-perturber run"):
+        parse_attack(f"learned:{tmp_path}")
+    with pytest.raises(Exception, match="unknown parameter 'x'"):
+        parse_attack(f"learned:{tmp_path},x=1")
