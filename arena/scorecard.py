@@ -34,7 +34,8 @@ vectors in the victim's standard deviations."""
 class Family:
     name: str
     spec: str
-    """The attack spec, ``{eps}`` for ε."""
+    """The attack spec, ``{eps}`` for ε; ``{eps_l2}`` for the L2 radius ``ε·√d`` (d
+    input entries): the L2 ball whose root-mean-square change per entry is ε."""
     applies: Callable[[Any, str], str | None]
     """``(victim policy, input kind) -> why not`` (None: it applies)."""
 
@@ -77,6 +78,7 @@ FAMILIES = (
     Family("noise", "noise:eps={eps}", _differentiable),
     Family("fgsm", "fgsm:eps={eps}", _differentiable),
     Family("pgd", "pgd:eps={eps},steps=10", _differentiable),
+    Family("pgd-l2", "pgd:eps={eps_l2},steps=10,norm=l2", _differentiable),
     Family("timed", "timed:eps={eps}", _discrete),
     Family("universal", "universal:eps={eps},fit_steps=64", _pixels),
     Family("mad", "mad:eps={eps},steps=10", _differentiable),
@@ -181,7 +183,7 @@ def build(
         "L∞ on the [0, 1] pixel input (1/255 = one grey level)"
         if kind == "pixels"
         else "L∞ in standard deviations of each observation dimension (as the victim normalises it)"
-    )
+    ) + "; pgd-l2: the L2 ball of radius ε·√d (d input entries), an RMS change of ε per entry"
     return Scorecard(
         env=env_id,
         victim_seat=victim_seat,
@@ -285,6 +287,14 @@ def certified_fractions(
     return out
 
 
+def family_attack(family: Family, eps: str, d: int) -> str:
+    """The attack spec of ``family`` at ``eps`` for a victim input of ``d`` entries."""
+    from agents.numbers import parse_number
+
+    radius = f"{parse_number(eps, 'eps') * math.sqrt(d):.6g}"
+    return family.spec.format(eps=eps, eps_l2=radius)
+
+
 def _slug(text: str) -> str:
     import re
 
@@ -303,9 +313,12 @@ def run_scorecard(
     out: Path,
     ray: str | bool | None = None,
     families: tuple[str, ...] | None = None,
+    learned: str | None = None,
 ) -> Scorecard:
     """Score ``victim`` under every family that applies at every ε of the budget's grid
-    (the games as the cells of a grid in ``out/grid``); write ``out/scorecard.json``."""
+    (the games as the cells of a grid in ``out/grid``); write ``out/scorecard.json``.
+    ``learned`` (a ``train-perturber`` run of this game and seat) adds the learned
+    adversary as one more family, at every ε."""
     import envs
     from arena.artifacts.grid import GridSpec
     from arena.grid.cells import GridDir
@@ -319,9 +332,16 @@ def run_scorecard(
     base = {"env_id": env_id, "policy": policies, "episodes": episodes, "seed": seed}
     cells: list[dict[str, Any]] = [dict(base)]
     outs, labels = ["cells/clean"], [("clean", "0")]
+    import numpy as np
+
+    game = envs.make(env_id)
+    d = int(np.prod(game.observation_space(victim_seat).shape))
+    game.close()
+    if learned is not None:
+        chosen = [*chosen, Family("learned", f"learned:{learned},eps={{eps}}", _differentiable)]
     for family in chosen:
         for e in eps:
-            attack = family.spec.format(eps=e)
+            attack = family_attack(family, e, d)
             cells.append({**base, "attack": f"{victim_seat}={attack}"})
             outs.append(f"cells/{family.name}__{_slug(e)}")
             labels.append((family.name, e))

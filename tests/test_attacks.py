@@ -270,7 +270,10 @@ def test_universal_from_record(tmp_path, victim, frames):
 @pytest.mark.parametrize(
     ("spec", "words"),
     [
-        ("nope:eps=1", "valid attacks: critic, fgsm, mad, noise, patch, pgd, timed, universal"),
+        (
+            "nope:eps=1",
+            "valid attacks: critic, fgsm, learned, mad, noise, patch, pgd, timed, universal",
+        ),
         ("fgsm:eps=-0.1", "valid: 0 <= eps <= 1"),
         ("fgsm:eps=1.5", "valid: 0 <= eps <= 1"),
         ("fgsm:eps=abc", "eps must be a number"),

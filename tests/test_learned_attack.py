@@ -102,3 +102,27 @@ def test_perturber_refusals(cli, tmp_path, runner_zip):
         parse_attack(f"learned:{tmp_path}")
     with pytest.raises(Exception, match="unknown parameter 'x'"):
         parse_attack(f"learned:{tmp_path},x=1")
+
+
+def test_scorecard_families_l2_radius_and_the_learned_family(cli, tmp_path, runner_zip):
+    from agents.attacks import parse_attack
+    from arena.scorecard import FAMILIES, family_attack
+
+    l2 = next(f for f in FAMILIES if f.name == "pgd-l2")
+    spec = family_attack(l2, "1/255", 84 * 84 * 4)
+    assert spec == "pgd:eps=0.658824,steps=10,norm=l2"  # 168 / 255
+    assert parse_attack(spec).budget.norm == "l2"
+    with pytest.raises(Exception, match="0 <= eps <= 1"):
+        parse_attack("pgd:eps=1.5")  # L∞ stays on [0, 1]
+    out = tmp_path / "pert"
+    trained = cli("train-perturber", "toy_pass_v0", "--victim", f"runner=sb3:{runner_zip}",
+                  "--opponent", "blocker=zero", "--eps", "0.2", "--timesteps", "256",
+                  "--envs", "2", "--out", out)  # fmt: skip
+    assert trained.code == 0, trained.err
+    wrong = cli("scorecard", "toy_catch_v0", "--victim", "player=zero", "--learned", out,
+                "--out", tmp_path / "sc")  # fmt: skip
+    assert_one_line_error(wrong, "attacks toy_pass_v0 seat 'runner'")
+    assert not (tmp_path / "sc").exists()
+    missing = cli("scorecard", "toy_pass_v0", "--victim", f"runner=sb3:{runner_zip}",
+                  "--learned", tmp_path, "--out", tmp_path / "sc")  # fmt: skip
+    assert_one_line_error(missing, "--learned", "not a train-perturber run")

@@ -42,8 +42,9 @@ class PerturbationBudget:
     def __post_init__(self) -> None:
         if self.norm not in ("linf", "l2", "l0"):
             raise AttackSpecError(f"unknown norm {self.norm!r}; valid norms: linf, l2, l0")
-        if self.norm != "l0" and not 0.0 <= self.eps <= 1.0:
-            raise AttackSpecError(f"eps={self.eps} is out of range; valid: 0 <= eps <= 1")
+        most = 1000.0 if self.norm == "l2" else 1.0
+        if self.norm != "l0" and not 0.0 <= self.eps <= most:
+            raise AttackSpecError(f"eps={self.eps} is out of range; valid: 0 <= eps <= {most:g}")
         if self.norm == "l0" and self.eps < 0:
             raise AttackSpecError(f"eps={self.eps} is out of range; valid: eps >= 0")
 

@@ -14,6 +14,8 @@ from agents.attacks.base import AttackSpecError, PerturbationBudget
 from agents.numbers import parse_number
 
 NORMS = ("linf", "l2")
+MAX_L2 = 1000.0
+"""The largest L2 radius (an 84×84×4 frame changed by 1.0 everywhere is ~168)."""
 MAX_STEPS = 1000
 """The most optimization steps one attack may take per victim step."""
 MAX_ACTIONS = 100_000
@@ -45,9 +47,10 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
 
 
 def budget_from(eps: Any, norm: Any, allowed: tuple[str, ...] = NORMS) -> PerturbationBudget:
-    """``eps`` and ``norm`` as the budget (ε on the network input)."""
+    """``eps`` and ``norm`` as the budget (ε on the network input; an L2 radius may reach
+    ``MAX_L2``: a whole frame's worth of small changes)."""
     norm = check_choice("norm", norm, allowed)
-    eps = check_number("eps", eps, low=0.0, high=1.0)
+    eps = check_number("eps", eps, low=0.0, high=MAX_L2 if norm == "l2" else 1.0)
     return PerturbationBudget(eps=eps, norm=norm)
 
 

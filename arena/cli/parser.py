@@ -404,6 +404,11 @@ def _scorecard(sub: Subparsers) -> None:
     p.add_argument(
         "--families", metavar="LIST", help="comma-separated attack families (default: all)"
     )
+    p.add_argument(
+        "--learned",
+        metavar="DIR",
+        help="a train-perturber run against this victim: the learned adversary as one more family",
+    )
     p.add_argument("--episodes", type=EPISODES, default=3, help="episodes per family and ε")
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--out", help="the scorecard's directory (default: runs/scorecard/...)")

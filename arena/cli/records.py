@@ -94,6 +94,18 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
     opponents = pairs(args.opponent, "--opponent")
     out = Path(args.out or Path("runs") / "scorecard" / run_name(args.env_id, args.seed))
     check_output_dir(out, "--out")
+    if args.learned:
+        from arena.perturber import PerturberError, read_marker
+
+        try:
+            marker = read_marker(Path(args.learned))
+        except PerturberError as exc:
+            raise UsageError(f"--learned: {exc}") from None
+        if (marker["env"], marker["seat"]) != (args.env_id, seat):
+            raise UsageError(
+                f"--learned {args.learned} attacks {marker['env']} seat {marker['seat']!r}, "
+                f"not {args.env_id} seat {seat!r}"
+            )
     card = run_scorecard(
         args.env_id,
         seat,
@@ -105,6 +117,7 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
         out=out,
         ray=args.ray,
         families=tuple(f.strip() for f in args.families.split(",")) if args.families else None,
+        learned=args.learned,
     )
     if args.json:
         print(json.dumps(card.to_json(), sort_keys=True))
