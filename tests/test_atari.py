@@ -422,7 +422,7 @@ def pong_like_npz(tmp_path) -> dict[str, Path]:
         (
             "fits",
             "warp:eps=1",
-            ["unknown attack 'warp'", "valid attacks: critic, fgsm, mad, noise"],
+            ["unknown attack 'warp'", "valid attacks: critic, fgsm, learned, mad, noise"],
         ),
         ("fits", "fgsm:bogus=1", ["unknown parameter 'bogus'", "valid parameters: eps"]),
         ("fits", "fgsm:eps=-1/255", ["eps=", "valid: 0 <= eps <= 1"]),
