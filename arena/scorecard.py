@@ -329,6 +329,26 @@ def run_scorecard(
     seats = envs.spec(env_id).seats
     metric = "mean return" if len(seats) == 1 else "win rate"
     policies = {victim_seat: victim, **dict(opponents or {})}
+    if len(seats) > 1:
+        (other,) = [s for s in seats if s != victim_seat]
+        first = next(iter(opponent_specs(env_id, victim_seat, dict(opponents or {})).items()))
+        if first[0] == "random":
+            raise UsageError(
+                f"{env_id}: seat {other!r} has no default policy and no zoo agent was found "
+                f"(ARENA_ZOO_DIR); give one with --opponent {other}=SPEC"
+            )
+        policies.setdefault(other, first[1])  # the game's default or its zoo agent
+        from agents import specs
+
+        game = envs.make(env_id)
+        specs.resolve(  # a missing or unfit opponent: one line now, not from the first cell
+            policies[other],
+            game.observation_space(other),
+            game.action_space(other),
+            env_id=env_id,
+            seat=other,
+        )
+        game.close()
     base = {"env_id": env_id, "policy": policies, "episodes": episodes, "seed": seed}
     cells: list[dict[str, Any]] = [dict(base)]
     outs, labels = ["cells/clean"], [("clean", "0")]

@@ -58,6 +58,21 @@ def test_bad_input(cli, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_two_player_victim_without_an_opponent_meets_the_zoo_or_one_line(
+    cli, tmp_path, monkeypatch
+):
+    """No --opponent and no default in the game: the zoo agent of the other seat; without
+    the zoo, one line saying how to give one, before any game is played."""
+    monkeypatch.delenv("ARENA_ZOO_DIR", raising=False)
+    monkeypatch.setenv("ARENA_HOME", str(tmp_path / "home"))
+    out = tmp_path / "card"
+    args = ["scorecard", "you_shall_not_pass_v0", "--victim", "runner=random", "--out", out]
+    assert_one_line_error(cli(*args), "ARENA_ZOO_DIR")
+    assert not out.exists()
+    assert_one_line_error(cli(*args, "--opponent", "blocker=run:nowhere"), "nowhere")
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_a_scorecard_of_the_toy_catcher(cli, tmp_path):
     out = tmp_path / "card"
