@@ -124,6 +124,74 @@ class MaskedPolicy:
         return (action[0] if single else action), state
 
 
+class MaskedTorchPolicy(TorchPolicy):
+    """The masked victim of a differentiable policy whose input is its observation (state
+    vectors: zoo agents, SB3 ``MlpPolicy``s): the mask is applied to the network's input
+    inside ``forward``, so observation attacks reach it like any victim, and the entries
+    it freezes pass no gradient (perturbing them is in vain, as it should be).
+
+    The frozen entries are those of each environment's first step as the victim saw it
+    (perturbed, where an attack perturbed it). Acting gives the actions of
+    ``MaskedPolicy`` on the same observations."""
+
+    def __init__(self, inner: TorchPolicy, indices: tuple[int, ...]):
+        self.inner = inner
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self._index = torch.as_tensor(self.indices)
+        self.frozen: torch.Tensor | None = None
+        self.observation_space = inner.observation_space
+        self.action_space = inner.action_space
+        self.recurrent = inner.recurrent
+        self.input_low, self.input_high = inner.input_low, inner.input_high
+
+    @staticmethod
+    def fits(inner: Policy, observation_space: spaces.Space) -> bool:
+        """Whether ``inner`` is differentiable on an input of its observation's shape."""
+        if not isinstance(inner, TorchPolicy) or not isinstance(observation_space, spaces.Box):
+            return False
+        probe = np.zeros((1, *observation_space.shape), dtype=observation_space.dtype)
+        return tuple(inner.input_from_obs(probe).shape[1:]) == observation_space.shape
+
+    def reset(self, *, seed: int | None = None) -> None:
+        self.frozen = None
+        reset = getattr(self.inner, "reset", None)
+        if callable(reset):
+            reset(seed=seed)
+
+    def see(self, observations: Any) -> None:
+        from agents.whitebox import show
+
+        show(self.inner, observations)
+
+    def _masked_input(self, x: torch.Tensor, episode_start: Any, update: bool) -> torch.Tensor:
+        flat = x.reshape(x.shape[0], -1)
+        current = flat[:, self._index].detach()
+        frozen = self.frozen
+        if frozen is None or len(frozen) != len(flat):
+            frozen = current.clone()
+        elif episode_start is not None:
+            starts = torch.as_tensor(np.asarray(episode_start, dtype=bool).reshape(-1))
+            frozen = torch.where(starts[:, None], current, frozen)
+        if update:
+            self.frozen = frozen
+        return flat.index_copy(1, self._index, frozen).reshape(x.shape)
+
+    def input_from_obs(self, observation: np.ndarray) -> torch.Tensor:
+        return self.inner.input_from_obs(observation)
+
+    def obs_from_input(self, x: torch.Tensor) -> np.ndarray:
+        return self.inner.obs_from_input(x)
+
+    def input_scale(self) -> torch.Tensor | None:
+        return self.inner.input_scale()
+
+    def forward(self, x, state=None, episode_start=None):
+        return self.inner.forward(self._masked_input(x, episode_start, True), state, episode_start)
+
+    def value(self, x, state=None):
+        return self.inner.value(self._masked_input(x, None, False), state)
+
+
 def _mix(arg: str, observation_space, action_space, **context: Any) -> Policy:
     from agents.mixture import MixturePolicy
     from agents.specs import components

@@ -200,7 +200,8 @@ def _run(arg: str, observation_space: Any, action_space: Any, **context: Any) ->
 
 def _masked(arg: str, observation_space: Any, action_space: Any, **context: Any) -> Policy:
     import envs
-    from agents.wrappers import MaskedPolicy
+    from agents.policies import TorchPolicy
+    from agents.wrappers import MaskedPolicy, MaskedTorchPolicy
 
     env_id, seat = context.get("env_id"), context.get("seat")
     if env_id is None or seat is None:
@@ -213,6 +214,8 @@ def _masked(arg: str, observation_space: Any, action_space: Any, **context: Any)
             f"{', '.join(s.id for s in envs.list_specs() if s.opponent_obs)}"
         )
     inner = resolve(arg, observation_space, action_space, **context)
+    if isinstance(inner, TorchPolicy) and MaskedTorchPolicy.fits(inner, observation_space):
+        return MaskedTorchPolicy(inner, tuple(indices))
     return MaskedPolicy(inner, tuple(indices))
 
 

@@ -618,7 +618,7 @@ def _wb_cases() -> list[Any]:
         ("victim_directory", _victims({"runner": "sb3:/tmp"}), "/tmp"),
         ("victim_zoo_traversal", _victims({"runner": "zoo:../../../../etc/passwd"}), "zoo"),
         ("victim_mix", _victims({"runner": f"mix:0.5*{runner}|0.5*zero"}), "MixturePolicy"),
-        ("victim_masked", _victims({"runner": f"masked:{runner}"}), "MaskedPolicy"),
+        ("victim_masked", _victims({"runner": "masked:random"}), "MaskedPolicy"),
         ("victim_random", _victims({"runner": "random"}), "RandomPolicy"),
         ("victim_zero", _victims({"runner": "zero"}), "ZeroPolicy"),
         ("victim_unknown_kind", _victims({"runner": "bogus:x"}), "unknown policy kind"),
