@@ -4,6 +4,8 @@ gradient to the entries it freezes."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -79,3 +81,31 @@ def test_gradient_attacks_apply_to_a_masked_victim(attack):
     )
     seat = result.seats["runner"]
     assert seat.flip_rate is not None and seat.flip_rate > 0  # the attack moved decisions
+
+
+@pytest.mark.needs_data
+@pytest.mark.mujoco
+@pytest.mark.skipif(
+    not os.environ.get("ARENA_ZOO_DIR"), reason="set ARENA_ZOO_DIR to the agent zoo (../shared/zoo)"
+)
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_the_masked_zoo_runner_acts_as_before(deterministic):
+    """Sampled too: the same actions from the same random stream as ``MaskedPolicy``."""
+    env = "you_shall_not_pass_v0"
+    game = envs.make(env)
+    obs_space, act_space = game.observation_space("runner"), game.action_space("runner")
+    spec = "masked:zoo:you-shall-not-pass/agent2_parameters-v1.pkl"
+    masked = specs.resolve(spec, obs_space, act_space, env_id=env, seat="runner")
+    assert isinstance(masked, MaskedTorchPolicy)
+    plain = MaskedPolicy(masked.inner, tuple(masked.indices))
+    obs, _ = game.reset(seed=0)
+    rng = np.random.default_rng(1)
+    batch = np.stack([obs["runner"]] * 3) + rng.normal(0, 0.1, (6, 3, obs_space.shape[0]))
+    starts = np.zeros((6, 3), dtype=bool)
+    starts[0] = starts[3, 2] = True
+    for t in range(6):
+        torch.manual_seed(t)
+        a, _ = masked.predict(batch[t].astype(np.float32), None, starts[t], deterministic)
+        torch.manual_seed(t)
+        b, _ = plain.predict(batch[t].astype(np.float32), None, starts[t], deterministic)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
