@@ -364,9 +364,8 @@ def _prepare(req: MatchRequest, match: int) -> _Prepared:
     for _seat, p in filled.items():
         if isinstance(p, str):
             specs.parse(p)
-    for a in attacks.values():
-        if isinstance(a, str):
-            parse_attack(a)
+    for seat, a in attacks.items():
+        (parse_attack(a) if isinstance(a, str) else a).check_game(req.env_id, seat)
     seats = list(envs.spec(req.env_id).seats)
     deterministic = req.deterministic
     det = (

@@ -15,7 +15,6 @@ without unpickling, ``agents.sb3``), ``progress.csv`` and, while training,
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -38,6 +37,18 @@ SCHEMA_VERSION = 1
 
 class PerturberError(ArenaError):
     """A perturber run that cannot be trained or loaded (one line)."""
+
+
+def _director_kwargs(observation_space: gym.spaces.Space) -> dict[str, Any]:
+    """The director's network: SB3's MLP for state vectors, NatureCNN for frames of at
+    least 36×36 pixels and ``agents.networks.SmallCNN`` for smaller ones."""
+    kwargs: dict[str, Any] = {"log_std_init": math.log(0.5)}
+    shape = observation_space.shape or ()
+    if len(shape) == 3 and min(shape[1:]) < 36:
+        from agents.networks import SmallCNN
+
+        kwargs["features_extractor_class"] = SmallCNN
+    return kwargs
 
 
 class PerturberEnv(gym.Env):
@@ -117,14 +128,15 @@ def read_marker(directory: Path) -> dict[str, Any]:
     """``perturber_run.json``, checked key by key (``PerturberError`` otherwise)."""
     from agents.attacks.params import NORMS
     from agents.numbers import parse_number, parse_seed
+    from arena.artifacts.base import ArtifactError, is_int, read_json
 
     path = directory / MARKER
     if not path.is_file():
         raise PerturberError(f"{directory} is not a train-perturber run (no {MARKER})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise PerturberError(f"{path}: not readable JSON: {type(exc).__name__}") from None
+    try:  # capped in size; bad UTF-8, deep nesting, an integer of 5,000 digits: one line
+        data = read_json(path)
+    except ArtifactError as exc:
+        raise PerturberError(str(exc)) from None
     want = {
         "schema_version",
         "env",
@@ -139,7 +151,7 @@ def read_marker(directory: Path) -> dict[str, Any]:
     }
     if not isinstance(data, dict) or set(data) != want:
         raise PerturberError(f"{path}: must hold exactly the keys {', '.join(sorted(want))}")
-    if data["schema_version"] != SCHEMA_VERSION:
+    if not is_int(data["schema_version"]) or data["schema_version"] != SCHEMA_VERSION:
         raise PerturberError(
             f"{path}: schema_version {data['schema_version']!r} is not {SCHEMA_VERSION}"
         )
@@ -167,12 +179,29 @@ def read_marker(directory: Path) -> dict[str, Any]:
 
 
 def _files(directory: Path) -> tuple[Path, Path]:
-    final = (directory / "policy.zip", directory / "policy_norm.npz")
-    if final[0].is_file():
-        return final
-    ckpt = (directory / "checkpoint.zip", directory / "checkpoint_norm.npz")
-    if ckpt[0].is_file():
-        return ckpt
+    """The director's policy and normalisation: the final ones, else the checkpoint's;
+    both regular files inside ``directory`` (no link leading out). A policy without its
+    normalisation is refused: the director would see raw observations."""
+    from arena.artifacts.training_run import TrainingRunError, child_file
+
+    for model, norm in (
+        ("policy.zip", "policy_norm.npz"),
+        ("checkpoint.zip", "checkpoint_norm.npz"),
+    ):
+        if not os.path.lexists(directory / model):
+            continue
+        try:
+            paths = (
+                child_file(directory, model, str(directory)),
+                child_file(directory, norm, str(directory)),
+            )
+        except TrainingRunError as exc:
+            raise PerturberError(str(exc)) from None
+        for path in paths:
+            if not path.is_file():
+                why = "is not a regular file" if os.path.lexists(path) else "is missing"
+                raise PerturberError(f"{path} {why}; a director is {model} with {norm}")
+        return paths
     raise PerturberError(f"{directory}: no director yet (no policy.zip, no checkpoint.zip)")
 
 
@@ -185,13 +214,14 @@ def load_director(directory: Path) -> tuple[Policy, dict[str, Any]]:
     import envs
 
     try:
+        envs.spec(marker["env"]).check_seat(marker["seat"])
         game = envs.make(marker["env"])
         obs_space = game.observation_space(marker["seat"])
         act_space = director_space(game.action_space(marker["seat"]))
         game.close()
     except (ValueError, KeyError, TypeError) as exc:
         raise PerturberError(f"{directory}: its game and seat do not make a game: {exc}") from None
-    return load_trained(model, norm if norm.is_file() else None, obs_space, act_space), marker
+    return load_trained(model, norm, obs_space, act_space), marker
 
 
 def _make_learned(
@@ -212,7 +242,13 @@ def _make_learned(
         raise AttackSpecError(str(exc)) from None
     budget = budget_from(marker["eps"] if eps is None else eps, marker["norm"])
     n = marker["steps"] if steps is None else parse_steps(steps)
-    return Learned(budget, director, steps=n, source=f"learned:{directory}")
+    return Learned(
+        budget,
+        director,
+        steps=n,
+        source=f"learned:{directory}",
+        game=(marker["env"], marker["seat"]),
+    )
 
 
 _make_learned.positional = "directory"  # type: ignore[attr-defined]
@@ -270,7 +306,7 @@ def train_perturber(
                 f"--resume {out}: the run trains another recipe ({old['env']}, "
                 f"{old['victim']}, eps {old['eps']:g})"
             )
-    elif out.exists():
+    elif out.exists() and not (out.is_dir() and {p.name for p in out.iterdir()} <= {".lock"}):
         raise PerturberError(f"--out {out} exists; give a new directory or --resume")
     check_seats(env_id, {**opponents, seat: victim})
     budget = PerturbationBudget(eps=float(eps), norm=norm)  # type: ignore[arg-type]
@@ -290,51 +326,75 @@ def train_perturber(
     lock = try_lock(out / ".lock")
     if lock is None:
         raise PerturberError(f"{out} is being trained by another process")
-    write_json_atomic(out / MARKER, marker)
-    vector = len(first.observation_space.shape or ()) == 1
-    venv = VecNormalize(
-        VecMonitor(DummyVecEnv([make(i) for i in range(n_envs)])), norm_obs=vector, norm_reward=True
-    )
-    venv.seed(seed)
-    model = PPO(
-        "MlpPolicy" if vector else "CnnPolicy",
-        venv,
-        n_steps=max(16, 2048 // n_envs),
-        batch_size=256,
-        n_epochs=10,
-        learning_rate=3e-4,
-        policy_kwargs={"log_std_init": math.log(0.5)},
-        seed=seed,
-        device="cpu",
-        verbose=0,
-    )
-    done = 0
-    ckpt, ckpt_norm = out / "checkpoint.zip", out / "checkpoint_norm.npz"
-    if resume and ckpt.is_file():
-        from agents.sb3 import read_sb3_parameters
-
-        model.set_parameters(read_sb3_parameters(ckpt), exact_match=True, device="cpu")
-        NormStats.read(ckpt_norm).apply(venv)
-        done = int(json.loads((out / "checkpoint.json").read_text())["timesteps"])
-        model.num_timesteps = done
-    rows: list[str] = []
-    while done < timesteps:
-        chunk = min(checkpoint_every, timesteps - done)
-        model.learn(chunk, reset_num_timesteps=False, progress_bar=False)
-        done = int(model.num_timesteps)
-        save_atomic(model, ckpt)
-        NormStats.of(venv).write(ckpt_norm)
-        write_json_atomic(out / "checkpoint.json", {"timesteps": done})
-        episodes = [e["r"] for e in (model.ep_info_buffer or ())]
-        rows.append(f"{done},{np.mean(episodes) if episodes else float('nan'):.4f}\n")
-        with open(out / "progress.csv", "a", encoding="utf-8") as fh:
-            if fh.tell() == 0:
-                fh.write("timesteps,director_return\n")
-            fh.write(rows[-1])
-    save_atomic(model, out / "policy.zip", keep_optimizer=False)
-    NormStats.of(venv).write(out / "policy_norm.npz")
-    venv.close()
-    results = {"timesteps": done, "director": f"learned:{out}"}
-    write_json_atomic(out / "results.json", results)
-    os.close(lock)
+    try:
+        vector = len(first.observation_space.shape or ()) == 1
+        venv = VecNormalize(
+            VecMonitor(DummyVecEnv([make(i) for i in range(n_envs)])),
+            norm_obs=vector,
+            norm_reward=True,
+        )
+        venv.seed(seed)
+        model = PPO(
+            "MlpPolicy" if vector else "CnnPolicy",
+            venv,
+            n_steps=max(16, 2048 // n_envs),
+            batch_size=256,
+            n_epochs=10,
+            learning_rate=3e-4,
+            policy_kwargs=_director_kwargs(first.observation_space),
+            seed=seed,
+            device="cpu",
+            verbose=0,
+        )
+        done = 0
+        ckpt, ckpt_norm = out / "checkpoint.zip", out / "checkpoint_norm.npz"
+        if resume and ckpt.is_file():  # checked whole before anything is written
+            done = _resume_from(model, venv, out)
+            model.num_timesteps = done
+        write_json_atomic(out / MARKER, marker)
+        rows: list[str] = []
+        while done < timesteps:
+            chunk = min(checkpoint_every, timesteps - done)
+            model.learn(chunk, reset_num_timesteps=False, progress_bar=False)
+            done = int(model.num_timesteps)
+            save_atomic(model, ckpt)
+            NormStats.of(venv).write(ckpt_norm)
+            write_json_atomic(out / "checkpoint.json", {"timesteps": done})
+            episodes = [e["r"] for e in (model.ep_info_buffer or ())]
+            rows.append(f"{done},{np.mean(episodes) if episodes else float('nan'):.4f}\n")
+            with open(out / "progress.csv", "a", encoding="utf-8") as fh:
+                if fh.tell() == 0:
+                    fh.write("timesteps,director_return\n")
+                fh.write(rows[-1])
+        save_atomic(model, out / "policy.zip", keep_optimizer=False)
+        NormStats.of(venv).write(out / "policy_norm.npz")
+        venv.close()
+        results = {"timesteps": done, "director": f"learned:{out}"}
+        write_json_atomic(out / "results.json", results)
+    finally:
+        os.close(lock)
     return results
+
+
+def _resume_from(model: Any, venv: Any, out: Path) -> int:
+    """Load the checkpoint of the run in ``out`` into ``model`` and ``venv``: its steps
+    so far. A checkpoint that is unreadable or does not fit is one ``PerturberError``."""
+    from agents.sb3 import PolicyFileError, read_sb3_parameters
+    from arena.artifacts.base import ArtifactError, described, integer, read_json
+    from arena.artifacts.training_run import NormStats
+
+    ckpt, state_file = out / "checkpoint.zip", out / "checkpoint.json"
+    try:
+        state = read_json(state_file)
+        if not isinstance(state, dict):
+            raise ArtifactError(f"{state_file} must be an object, not {described(state)}")
+        done = integer(state, "timesteps", str(state_file), ArtifactError)
+        stats = NormStats.read(out / "checkpoint_norm.npz", venv.observation_space.shape)
+        model.set_parameters(read_sb3_parameters(ckpt), exact_match=True, device="cpu")
+        stats.apply(venv)
+    except (ArtifactError, PolicyFileError) as exc:
+        raise PerturberError(f"--resume {out}: {exc}") from None
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        message = " ".join(str(exc).split())[:200]
+        raise PerturberError(f"--resume {out}: {ckpt} does not fit this run: {message}") from None
+    return done

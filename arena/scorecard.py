@@ -519,9 +519,26 @@ def compare(paths: list[Path]) -> tuple[list[Scorecard], Any]:
                 )
         if [v.eps for v in card.worst] != [v.eps for v in first.worst]:
             raise UsageError(f"--compare {path}: another ε grid than {paths[0]}: not comparable")
-    ranked = sorted(
+    from agents.numbers import parse_number
+
+    for path, card in zip(paths, cards, strict=True):  # the area is derived: recomputed
+        xs = [float(parse_number(v.eps, "eps")) for v in card.worst]
+        derived = area(xs, card.clean.score, [v.score for v in card.worst])
+        claimed = card.normalised_area
+        if not (math.isnan(derived) and math.isnan(claimed)) and not math.isclose(
+            derived, claimed, rel_tol=1e-9, abs_tol=1e-12
+        ):
+            raise UsageError(
+                f"--compare {path}: its normalised area {claimed!r} is not the area under "
+                f"its own worst case ({derived:.6g}): refused"
+            )
+    ranked = sorted(  # a NaN area (a clean score of 0) last, whatever the order given
         zip(paths, cards, strict=True),
-        key=lambda pc: (-pc[1].normalised_area, [-v.score for v in pc[1].worst]),
+        key=lambda pc: (
+            math.isnan(pc[1].normalised_area),
+            0.0 if math.isnan(pc[1].normalised_area) else -pc[1].normalised_area,
+            [-v.score for v in pc[1].worst],
+        ),
     )
     eps = [v.eps for v in first.worst]
     table = Table(

@@ -54,6 +54,8 @@ def test_train_perturber_trains_resumes_and_attacks(cli, tmp_path, runner_zip):
     args = ("train-perturber", "toy_pass_v0", "--victim", f"runner=sb3:{runner_zip}",
             "--opponent", "blocker=zero", "--eps", "0.3", "--steps", "3", "--envs", "4",
             "--out", out)  # fmt: skip
+    out.mkdir()
+    (out / ".lock").touch()  # what a run that failed to start leaves: it may start again
     first = cli(*args, "--timesteps", "1024")
     assert first.code == 0, first.err
     marker = json.loads((out / "perturber_run.json").read_text())
@@ -126,3 +128,18 @@ def test_scorecard_families_l2_radius_and_the_learned_family(cli, tmp_path, runn
     missing = cli("scorecard", "toy_pass_v0", "--victim", f"runner=sb3:{runner_zip}",
                   "--learned", tmp_path, "--out", tmp_path / "sc")  # fmt: skip
     assert_one_line_error(missing, "--learned", "not a train-perturber run")
+
+
+def test_a_director_for_small_frames(cli, tmp_path):
+    """A pixel victim of 24×24 frames (too small for NatureCNN): the director gets the
+    small CNN, trains, and plays as ``learned:DIR``."""
+    from conftest import ASSETS
+
+    out = tmp_path / "catch"
+    victim = f"player=sb3:{ASSETS / 'toy_catch_v0__player.zip'}"
+    done = cli("train-perturber", "toy_catch_v0", "--victim", victim, "--eps", "0.05",
+               "--steps", "2", "--envs", "2", "--timesteps", "256", "--out", out)  # fmt: skip
+    assert done.code == 0, done.err
+    played = cli("evaluate", "toy_catch_v0", "--policy", victim, "--attack",
+                 f"player=learned:{out}", "--episodes", "1", "--no-save")  # fmt: skip
+    assert played.code == 0, played.err

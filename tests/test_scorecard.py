@@ -3,6 +3,7 @@ every family that does not apply said why (WIP of issue 12)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -92,7 +93,7 @@ def test_a_scorecard_of_the_toy_catcher(cli, tmp_path):
     assert "The worst case over attack families" in (out / "report" / "index.html").read_text()
 
 
-def _card(victim: str, area_: float, worst: list[float], env: str = "toy_catch_v0") -> Scorecard:
+def _card(victim: str, worst: list[float], env: str = "toy_catch_v0") -> Scorecard:
     eps = ["0.001", "1/255"]
     return Scorecard(
         env=env, victim_seat="player", victim=victim, metric="mean return",
@@ -102,7 +103,7 @@ def _card(victim: str, area_: float, worst: list[float], env: str = "toy_catch_v
         worst=tuple(
             Verdict(e, "pgd", w, (w - 1, w + 1)) for e, w in zip(eps, worst, strict=True)
         ),
-        normalised_area=area_,
+        normalised_area=area([0.001, 1 / 255], 10, worst),
     )  # fmt: skip
 
 
@@ -110,9 +111,9 @@ def test_compare_ranks_by_area_then_worst_case(cli, tmp_path):
     from arena.io import write_json_atomic
 
     for name, card in {
-        "weak": _card("weak", 0.2, [3, -5]),
-        "strong": _card("strong", 0.9, [9, 8]),
-        "middle": _card("middle", 0.5, [7, 1]),
+        "weak": _card("weak", [3, -5]),
+        "strong": _card("strong", [9, 8]),
+        "middle": _card("middle", [7, 1]),
     }.items():
         (tmp_path / name).mkdir()
         write_json_atomic(tmp_path / name / "scorecard.json", card.to_json())
@@ -125,7 +126,7 @@ def test_compare_ranks_by_area_then_worst_case(cli, tmp_path):
     assert board["kind"] == "leaderboard" and board["headline"]["rows"][0][1] == "strong"
     (tmp_path / "other").mkdir()
     write_json_atomic(
-        tmp_path / "other" / "scorecard.json", _card("x", 0.5, [1, 1], env="toy_pass_v0").to_json()
+        tmp_path / "other" / "scorecard.json", _card("x", [1, 1], env="toy_pass_v0").to_json()
     )
     assert_one_line_error(
         cli("scorecard", "--compare", tmp_path / "weak", tmp_path / "other"), "not comparable"
@@ -133,6 +134,15 @@ def test_compare_ranks_by_area_then_worst_case(cli, tmp_path):
     (tmp_path / "empty").mkdir()
     assert_one_line_error(
         cli("scorecard", "--compare", tmp_path / "weak", tmp_path / "empty"), "scorecard.json"
+    )
+    forged = _card("forged", [3, -5])  # a weak victim that claims the best area
+    (tmp_path / "forged").mkdir()
+    write_json_atomic(
+        tmp_path / "forged" / "scorecard.json",
+        dataclasses.replace(forged, normalised_area=0.99).to_json(),
+    )
+    assert_one_line_error(
+        cli("scorecard", "--compare", tmp_path / "weak", tmp_path / "forged"), "not the area"
     )
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "scorecard.json").write_text('{"kind": "scorecard", "schema_version": 9}')

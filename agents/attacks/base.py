@@ -115,6 +115,11 @@ class ObservationAttack(ABC):
         """Re-seed the attack's own randomness (random starts, noise)."""
         self.generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
 
+    def check_game(self, env_id: str, seat: str) -> None:
+        """Refuse a game and seat the attack was not made for (``learned:DIR``: its
+        director's own); any here."""
+        return None
+
     def check_victim(self, victim: Policy) -> TorchPolicy:
         if not isinstance(victim, TorchPolicy):
             need = (

@@ -105,9 +105,39 @@ class Learned(CleanPassAttack):
 
     name = "learned"
 
-    def __init__(self, budget: PerturbationBudget, director: Policy, *, steps: int, source: str):
+    def __init__(
+        self,
+        budget: PerturbationBudget,
+        director: Policy,
+        *,
+        steps: int,
+        source: str,
+        game: tuple[str, str] | None = None,
+    ):
         super().__init__(budget)
         self.director, self.steps, self.source = director, steps, source
+        self.game = game
+        """The game and seat the director was trained on (``None``: any that fits)."""
+
+    def check_game(self, env_id: str, seat: str) -> None:
+        if self.game is not None and self.game != (env_id, seat):
+            raise AttackSpecError(
+                f"{self.source} was trained against {self.game[0]} seat {self.game[1]!r}; "
+                f"it cannot attack {env_id} seat {seat!r}"
+            )
+
+    def check_victim(self, victim: Policy) -> TorchPolicy:
+        tv = super().check_victim(victim)
+        sees = getattr(self.director, "observation_space", None)
+        does = getattr(self.director, "action_space", None)
+        if getattr(tv.observation_space, "shape", None) != getattr(sees, "shape", None) or (
+            director_space(tv.action_space) != does
+        ):
+            raise AttackSpecError(
+                f"{self.source}: the director takes {sees} -> {does}; this victim has "
+                f"{tv.observation_space} -> {tv.action_space}"
+            )
+        return tv
 
     def _perturb_step(self, victim, x, state, episode_start):
         with torch.no_grad():

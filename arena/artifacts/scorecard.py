@@ -19,6 +19,7 @@ Schema (version 1)::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -29,9 +30,23 @@ class ScorecardError(ArtifactError):
     """A scorecard file that is missing, corrupted or of another schema."""
 
 
+def _finite(value: Any) -> bool:
+    """A number that is a finite float (not NaN, not ±inf, not an integer beyond it)."""
+    try:
+        return is_number(value) and math.isfinite(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return False
+
+
+def _score(data: dict[str, Any], where: str) -> float:
+    if not _finite(data.get("score")):
+        raise ScorecardError(f"{where}: 'score' must be a finite number")
+    return float(data["score"])
+
+
 def _ci(value: Any, where: str) -> tuple[float, float]:
-    if not (isinstance(value, list) and len(value) == 2 and all(is_number(v) for v in value)):
-        raise ScorecardError(f"{where}: ci95 must be [low, high]")
+    if not (isinstance(value, list) and len(value) == 2 and all(_finite(v) for v in value)):
+        raise ScorecardError(f"{where}: ci95 must be [low, high], finite numbers")
     return float(value[0]), float(value[1])
 
 
@@ -66,8 +81,7 @@ class FamilyRow:
     def from_json(cls, data: Any, where: str) -> FamilyRow:
         if not isinstance(data, dict):
             raise ScorecardError(f"{where} must be an object, not {described(data)}")
-        if not is_number(data.get("score")):
-            raise ScorecardError(f"{where}: 'score' must be a number")
+        score = _score(data, where)
         rates = {}
         for key in ("flip_rate", "attacked_fraction"):
             v = data.get(key)
@@ -77,7 +91,7 @@ class FamilyRow:
         return cls(
             _text(data, "family", where),
             _text(data, "eps", where),
-            float(data["score"]),
+            score,
             _ci(data.get("ci95"), where),
             **rates,
         )
@@ -121,15 +135,16 @@ class OpponentRow:
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> OpponentRow:
-        if not isinstance(data, dict) or not is_number(data.get("score")):
-            raise ScorecardError(f"{where}: must be an object with a numeric 'score'")
+        if not isinstance(data, dict):
+            raise ScorecardError(f"{where}: must be an object, not {described(data)}")
+        score = _score(data, where)
         if not isinstance(data.get("masked"), bool):
             raise ScorecardError(f"{where}: 'masked' must be true or false")
         return cls(
             _text(data, "opponent", where),
             _text(data, "spec", where),
             data["masked"],
-            float(data["score"]),
+            score,
             _ci(data.get("ci95"), where),
         )
 
@@ -193,13 +208,13 @@ class Scorecard:
         verdicts = []
         for i, v in enumerate(worst):
             at = f"{where}: worst[{i}]"
-            if not isinstance(v, dict) or not is_number(v.get("score")):
-                raise ScorecardError(f"{at}: must be an object with a numeric 'score'")
+            if not isinstance(v, dict):
+                raise ScorecardError(f"{at}: must be an object, not {described(v)}")
             verdicts.append(
                 Verdict(
                     _text(v, "eps", at),
                     _text(v, "family", at),
-                    float(v["score"]),
+                    _score(v, at),
                     _ci(v.get("ci95"), at),
                 )
             )
@@ -209,9 +224,10 @@ class Scorecard:
         for key in ("episodes", "seed"):
             if not isinstance(data.get(key), int) or isinstance(data.get(key), bool):
                 raise ScorecardError(f"{where}: {key!r} must be an integer")
-        area = data.get("normalised_area")
-        if not isinstance(area, int | float) or isinstance(area, bool):
-            raise ScorecardError(f"{where}: 'normalised_area' must be a number")
+        area: Any = data.get("normalised_area")
+        if not (_finite(area) or (isinstance(area, float) and math.isnan(area))):
+            # NaN is the area of a victim whose clean score is 0
+            raise ScorecardError(f"{where}: 'normalised_area' must be a finite number or NaN")
         return cls(
             env=_text(data, "env", where),
             victim_seat=_text(data, "victim_seat", where),

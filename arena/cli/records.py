@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from arena.errors import UsageError, check_output_dir
 
@@ -92,14 +93,20 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
     victim = pairs([args.victim], "--victim")
     ((seat, spec),) = victim.items()
     opponents = pairs(args.opponent, "--opponent")
+    if seat in opponents:
+        raise UsageError(f"--opponent {seat}=...: that is the victim's seat")
     out = Path(args.out or Path("runs") / "scorecard" / run_name(args.env_id, args.seed))
     check_output_dir(out, "--out")
-    if args.learned:
-        from arena.perturber import PerturberError, read_marker
+    _check_results_kind(out, "scorecard")
+    if args.learned is not None:
+        from agents.attacks import parse_attack
+        from arena.errors import USER_ERRORS
+        from arena.perturber import read_marker
 
-        try:
+        try:  # the director whole, as its cells will load it, before any game is played
+            parse_attack(f"learned:{args.learned}")
             marker = read_marker(Path(args.learned))
-        except PerturberError as exc:
+        except USER_ERRORS as exc:
             raise UsageError(f"--learned: {exc}") from None
         if (marker["env"], marker["seat"]) != (args.env_id, seat):
             raise UsageError(
@@ -116,7 +123,11 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
         seed=args.seed,
         out=out,
         ray=args.ray,
-        families=tuple(f.strip() for f in args.families.split(",")) if args.families else None,
+        families=(
+            tuple(f.strip() for f in args.families.split(","))
+            if args.families is not None
+            else None
+        ),
         learned=args.learned,
     )
     if args.json:
@@ -142,11 +153,27 @@ def _compare(args: argparse.Namespace) -> int:
     from arena.io import write_json_atomic
     from arena.scorecard import compare
 
-    if args.env_id or args.victim:
-        raise UsageError("--compare takes only scorecard directories (and --out, --json)")
+    given = [
+        flag
+        for flag, value in (
+            ("ENV_ID", args.env_id),
+            ("--victim", args.victim),
+            ("--opponent", args.opponent),
+            ("--families", args.families),
+            ("--learned", args.learned),
+            ("--ray", args.ray),
+        )
+        if value is not None
+    ]
+    if given:
+        raise UsageError(
+            f"--compare takes only scorecard directories (and --out, --json), not {given[0]}"
+        )
+    if args.out:
+        _check_results_kind(check_output_dir(args.out, "--out"), "leaderboard")
     cards, results = compare([Path(p) for p in args.compare])
     if args.out:
-        out = check_output_dir(args.out, "--out")
+        out = Path(args.out).expanduser()
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "results.json", results.to_json())
     if args.json:
@@ -161,3 +188,22 @@ def _compare(args: argparse.Namespace) -> int:
         worst = "  ".join(f"{v.eps}: {v.score:.3g}" for v in c.worst)
         print(f"{i}. {c.victim}  area {c.normalised_area:.3f}  worst {worst}")
     return 0
+
+
+def _check_results_kind(out: Path, kind: str) -> None:
+    """Refuse an ``--out`` whose ``results.json`` belongs to another kind of run (a
+    scorecard, a training run): writing there would replace it."""
+    from arena.artifacts.base import ArtifactError, read_json
+
+    path = out / "results.json"
+    if not (path.exists() or path.is_symlink()):
+        return
+    try:
+        found = read_json(path)
+    except ArtifactError:
+        found = None
+    if not isinstance(found, dict) or found.get("kind") != kind:
+        raise UsageError(
+            f"--out {out} holds the results.json of another run; give a new directory "
+            f"(or one of a {kind})"
+        )
