@@ -6,7 +6,7 @@ per step, exactly the calls ``arena.match.play_chunk`` makes: ``predict`` when c
 reset and go on. Only the stepping is timed, not env creation. The modes are
 interleaved over ``--repeats`` rounds and the median rate of each is reported, so a
 busy machine slows all three alike. Targets
-(issue 3): FGSM at >= 40% of the clean rate, PGD-10 at >= 10%.
+(issue 12): FGSM at >= 50% of the clean rate, PGD-10 at >= 12%.
 
 The victim is ``$ARENA_ATARI_DIR/pong_ppo.npz`` or ``--victim PATH``; without one,
 random weights of the same network (identical cost; the scores are meaningless).
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 MODES = {"clean": None, "fgsm": "fgsm:eps=1/255", "pgd10": "pgd:eps=1/255,steps=10"}
-TARGETS = {"fgsm": 0.40, "pgd10": 0.10}
+TARGETS = {"fgsm": 0.50, "pgd10": 0.12}
 
 
 def victim_path(arg: str | None, tmp: Path) -> tuple[str, str]:
