@@ -93,6 +93,7 @@ class PerturberEnv(gym.Env):
         self.action_space = director_space(self.game.action_space)
         self.generator = torch.Generator().manual_seed(0)
         self._obs: Any = None
+        self._pending: Any = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -101,19 +102,26 @@ class PerturberEnv(gym.Env):
         self._obs, info = self.game.reset(seed=seed, options=options)
         return self._obs, info
 
-    def step(self, action):
-        x = self.victim.input_from_obs(np.asarray(self._obs)[None])
+    def victim_actions(self, observations: np.ndarray, directions: np.ndarray) -> np.ndarray:
+        """The victim's actions on a batch of its observations, each perturbed towards
+        the director's direction of the same row."""
+        x = self.victim.input_from_obs(observations)
         x_adv = perturb_towards(
             self.victim,
             x,
-            np.asarray(action)[None],
+            directions,
             budget=self.budget,
             steps=self.steps,
             generator=self.generator,
         )
         with torch.no_grad():
             dist, _ = self.victim.forward(x_adv)
-            act = self.victim.to_actions(self.victim.sample(dist, self.deterministic))[0]
+            return self.victim.to_actions(self.victim.sample(dist, self.deterministic))
+
+    def step(self, action):
+        act, self._pending = self._pending, None  # computed with the batch (BatchedPerturbers)
+        if act is None:
+            act = self.victim_actions(np.asarray(self._obs)[None], np.asarray(action)[None])[0]
         self._obs, reward, term, trunc, info = self.game.step(act)
         info = dict(info)
         if "outcome" in info:  # the director wins what the victim loses
@@ -122,6 +130,25 @@ class PerturberEnv(gym.Env):
 
     def close(self):
         self.game.close()
+
+
+def batched_perturbers(thunks: list[Any]) -> Any:
+    """SB3's ``DummyVecEnv`` of ``PerturberEnv``s whose actor runs once per step for the
+    whole batch (one PGD on ``n`` rows instead of ``n`` PGDs on one): the same game,
+    several times faster."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    class BatchedPerturbers(DummyVecEnv):
+        def step_wait(self):
+            games: list[PerturberEnv] = [e.unwrapped for e in self.envs]  # type: ignore[misc]
+            first = games[0]
+            observations = np.stack([np.asarray(g._obs) for g in games])
+            acts = first.victim_actions(observations, np.asarray(self.actions))
+            for game, act in zip(games, acts, strict=True):
+                game._pending = act
+            return super().step_wait()
+
+    return BatchedPerturbers(thunks)
 
 
 def read_marker(directory: Path) -> dict[str, Any]:
@@ -277,7 +304,7 @@ def train_perturber(
 ) -> dict[str, Any]:
     """Train the director into ``out`` (new, or ``resume``: from its checkpoint)."""
     from stable_baselines3 import PPO
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize
+    from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
     from arena.artifacts.training_run import NormStats
     from arena.io import try_lock, write_json_atomic
@@ -329,7 +356,7 @@ def train_perturber(
     try:
         vector = len(first.observation_space.shape or ()) == 1
         venv = VecNormalize(
-            VecMonitor(DummyVecEnv([make(i) for i in range(n_envs)])),
+            VecMonitor(batched_perturbers([make(i) for i in range(n_envs)])),
             norm_obs=vector,
             norm_reward=True,
         )

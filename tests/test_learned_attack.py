@@ -143,3 +143,47 @@ def test_a_director_for_small_frames(cli, tmp_path):
     played = cli("evaluate", "toy_catch_v0", "--policy", victim, "--attack",
                  f"player=learned:{out}", "--episodes", "1", "--no-save")  # fmt: skip
     assert played.code == 0, played.err
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.3])
+def test_the_batched_actor_plays_the_same_game(runner_zip, monkeypatch, eps):
+    """``batched_perturbers`` runs the actor once per step on every environment's row;
+    with no budget the games are those of SB3's own ``DummyVecEnv`` step for step,
+    resets, rewards and outcomes included (to float rounding: the victim runs on a batch)."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from arena.perturber import PerturberEnv, batched_perturbers
+
+    budget = PerturbationBudget(eps=eps)
+
+    def thunk():
+        return PerturberEnv("toy_pass_v0", "runner", f"sb3:{runner_zip}", {"blocker": "random"},
+                            budget, 3, deterministic=True)  # fmt: skip
+
+    calls: list[int] = []
+    actions = PerturberEnv.victim_actions
+
+    def spy(self, observations, directions):
+        calls.append(len(observations))
+        return actions(self, observations, directions)
+
+    monkeypatch.setattr(PerturberEnv, "victim_actions", spy)
+    batched, plain = batched_perturbers([thunk] * 3), DummyVecEnv([thunk] * 3)
+    for venv in (batched, plain):
+        venv.seed(5)
+    a, b = batched.reset(), plain.reset()
+    rng = np.random.default_rng(0)
+    dones = 0
+    for _ in range(60):
+        directions = rng.uniform(-1, 1, (3, *batched.action_space.shape)).astype(np.float32)
+        calls.clear()
+        a, ra, da, ia = batched.step(directions)
+        assert calls == [3]  # one actor call for the three games
+        b, rb, db, ib = plain.step(directions)
+        if eps == 0.0:
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)  # a batch of 3 vs 1 row
+            np.testing.assert_allclose(ra, rb, rtol=0, atol=1e-5)
+            np.testing.assert_array_equal(da, db)
+            assert [i.get("outcome") for i in ia] == [i.get("outcome") for i in ib]
+        dones += int(da.sum())
+    assert dones > 0  # resets were crossed
