@@ -370,8 +370,10 @@ def run_scorecard(
     matchups: list[tuple[str, str, bool]] = []
     if len(seats) == 2:
         (other,) = [x for x in seats if x != victim_seat]
+        # a masked victim is already masked: it meets each opponent once
+        variants = (False,) if victim.startswith("masked:") else (False, True)
         for label, opp in opponent_specs(env_id, victim_seat, dict(opponents or {})).items():
-            for masked in (False, True):
+            for masked in variants:
                 me = f"masked:{victim}" if masked else victim
                 cells.append({**base, "policy": {victim_seat: me, other: opp}})
                 outs.append(f"cells/vs_{_slug(label)}{'__masked' if masked else ''}")

@@ -149,3 +149,16 @@ def test_compare_ranks_by_area_then_worst_case(cli, tmp_path):
     assert_one_line_error(
         cli("scorecard", "--compare", tmp_path / "weak", tmp_path / "bad"), "schema_version"
     )
+
+
+@pytest.mark.slow
+def test_a_masked_victim_meets_each_opponent_once(cli, tmp_path):
+    """The masked victim's scorecard: observation families through the mask (it is
+    differentiable), and each opponent once, not masked twice."""
+    out = tmp_path / "card"
+    done = cli("scorecard", "toy_pass_v0", "--victim", f"runner=masked:{RUNNER}", "--families",
+               "pgd", "--episodes", "1", "--out", out, "--json")  # fmt: skip
+    assert done.code == 0, done.err
+    card = Scorecard.from_json(json.loads(done.out.strip().splitlines()[-1]), "stdout")
+    assert {r.family for r in card.rows} == {"pgd"} and len(card.worst) == 4
+    assert card.opponents and not any(o.masked for o in card.opponents)
