@@ -65,6 +65,19 @@ def _discrete(victim: Any, kind: str) -> str | None:
     return why
 
 
+def _categorical(victim: Any, kind: str) -> str | None:
+    from gymnasium import spaces
+
+    why = _differentiable(victim, kind)
+    if why is None and not isinstance(victim.action_space, spaces.Discrete):
+        why = (
+            "its gradient is zero at the clean input for a continuous victim (the clean "
+            "action is the Gaussian's mode): one step from there moves nothing; pgd's "
+            "random start and mad apply"
+        )
+    return why
+
+
 def _value_head(victim: Any, kind: str) -> str | None:
     why = _differentiable(victim, kind)
     if why is None:
@@ -78,7 +91,7 @@ def _value_head(victim: Any, kind: str) -> str | None:
 
 FAMILIES = (
     Family("noise", "noise:eps={eps}", _differentiable),
-    Family("fgsm", "fgsm:eps={eps}", _differentiable),
+    Family("fgsm", "fgsm:eps={eps}", _categorical),
     Family("pgd", "pgd:eps={eps},steps=10", _differentiable),
     Family("pgd-l2", "pgd:eps={eps_l2},steps=10,norm=l2", _differentiable),
     Family("timed", "timed:eps={eps}", _discrete),

@@ -48,6 +48,7 @@ def test_units_and_what_does_not_apply():
     names = {f.name for f in families}
     assert {"timed", "universal"} & names == set()
     assert "continuous" in why_not["timed"] and "images" in why_not["universal"]
+    assert "zero at the clean input" in why_not["fgsm"]  # a Gaussian's mode: no gradient
 
 
 def test_bad_input(cli, tmp_path):

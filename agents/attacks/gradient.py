@@ -222,7 +222,9 @@ class FGSM(GradientAttack):
     Norm: L∞ (``x + ε·sign(∇)``) or L2 (``x + ε·∇/‖∇‖₂``), ε on the victim's network
     input (pixels on [0, 1]: ``eps=1/255`` is one gray level), then clamped to the
     valid input range. Shapes: ``x`` is the batched network input ``(B, ...)``; the
-    result has the same shape; every environment of the batch is attacked.
+    result has the same shape; every environment of the batch is attacked. For a
+    Gaussian victim the untargeted gradient is zero at the clean input (the clean action
+    is the mode), so FGSM moves nothing there: use PGD (random start) or MAD.
 
     Example::
 
