@@ -187,3 +187,26 @@ def test_the_batched_actor_plays_the_same_game(runner_zip, monkeypatch, eps):
             assert [i.get("outcome") for i in ia] == [i.get("outcome") for i in ib]
         dones += int(da.sum())
     assert dones > 0  # resets were crossed
+
+
+@pytest.mark.slow
+def test_the_shipped_director_is_stronger_than_pgd_and_mad_on_the_catcher():
+    """The learned adversary shipped for the toy catcher (ε = 0.05, 150k steps) against
+    PGD-10 and MAD-10 at the same ε, same games: the catcher scores least under it."""
+    from conftest import ASSETS
+
+    from arena.match import run_match
+
+    victim = {"player": f"sb3:{ASSETS / 'toy_catch_v0__player.zip'}"}
+    director = ASSETS / "perturbers" / "toy_catch_v0__player"
+    scores = {
+        name: run_match("toy_catch_v0", victim, n_episodes=20, attacks={"player": spec})[0]
+        .seats["player"]
+        .mean_return
+        for name, spec in {
+            "learned": f"learned:{director}",
+            "pgd": "pgd:eps=0.05,steps=10",
+            "mad": "mad:eps=0.05,steps=10",
+        }.items()
+    }
+    assert scores["learned"] < scores["pgd"] - 1 and scores["learned"] < scores["mad"] - 1, scores
