@@ -79,7 +79,7 @@ def _evaluate(cli, directory: Path | str, env: str = "toy_pass_v0", seat: str = 
                "--episodes", "1", "--no-save")  # fmt: skip
 
 
-def _refused(cli, directory: Path, *fragments: str) -> None:
+def assert_refused(cli, directory: Path, *fragments: str) -> None:
     """``learned:DIR`` refused by the API and, as one line, by the CLI."""
     with pytest.raises(USER_ERRORS) as caught:
         parse_attack(f"learned:{directory}")
@@ -191,7 +191,7 @@ def test_gadgets_in_the_director_run_nothing(director, tmp_path, cli, place, gad
         run = _copy(director, tmp_path)
         blob = _blobs(_CANARY)[gadget]
         _with_members(director / "policy.zip", run / "policy.zip", _serialized(place, blob))
-        _refused(cli, run, "policy.zip")
+        assert_refused(cli, run, "policy.zip")
         assert not _CANARY.exists(), "the file's code ran"
     finally:
         _CANARY.unlink(missing_ok=True)
@@ -213,7 +213,7 @@ def test_gadgets_in_the_director_weights_run_nothing(director, tmp_path, cli, me
             director / "policy.zip", run / "policy.zip", **{member: _torch_bytes(payload)}
         )
         if member == "policy.pth":
-            _refused(cli, run, "policy.zip")
+            assert_refused(cli, run, "policy.zip")
         else:  # never read: the director loads, and nothing ran
             parse_attack(f"learned:{run}")
         assert not _CANARY.exists(), "the file's code ran"
@@ -297,7 +297,7 @@ def test_hostile_markers_are_one_line(director, tmp_path, cli, case):
     edit, fragment = _MARKERS[case]
     run = _copy(director, tmp_path)
     edit(run)
-    _refused(cli, run, fragment)
+    assert_refused(cli, run, fragment)
 
 
 def test_an_integer_of_5000_digits_in_the_marker_is_one_line(director, tmp_path, cli):
@@ -306,14 +306,14 @@ def test_an_integer_of_5000_digits_in_the_marker_is_one_line(director, tmp_path,
     run = _copy(director, tmp_path)
     text = (run / "perturber_run.json").read_text()
     (run / "perturber_run.json").write_text(text.replace('"seed": 0', '"seed": ' + "9" * 5000))
-    _refused(cli, run, "perturber_run.json is not valid JSON")
+    assert_refused(cli, run, "perturber_run.json is not valid JSON")
 
 
 def test_a_boolean_schema_version_is_refused(director, tmp_path, cli):
     """Was a bug: ``true == 1`` in Python, so ``"schema_version": true`` passed."""
     run = _copy(director, tmp_path)
     _marker_edit(schema_version=True)(run)
-    _refused(cli, run, "schema_version True is not 1")
+    assert_refused(cli, run, "schema_version True is not 1")
 
 
 def test_a_seat_the_game_lacks_is_refused_naming_the_seats(director, tmp_path, cli):
@@ -321,7 +321,7 @@ def test_a_seat_the_game_lacks_is_refused_naming_the_seats(director, tmp_path, c
     seat the game lacks loaded."""
     run = _copy(director, tmp_path)
     _marker_edit(seat="nobody")(run)
-    _refused(cli, run, "unknown seat 'nobody' for toy_pass_v0; valid seats: runner, blocker")
+    assert_refused(cli, run, "unknown seat 'nobody' for toy_pass_v0; valid seats: runner, blocker")
 
 
 def test_a_policy_link_leading_out_of_the_run_is_refused(director, tmp_path, cli):
@@ -332,7 +332,7 @@ def test_a_policy_link_leading_out_of_the_run_is_refused(director, tmp_path, cli
         run = _copy(director, tmp_path, f"run_{name}")
         (run / name).unlink()
         (run / name).symlink_to(elsewhere / name)
-        _refused(cli, run, f"'{name}' leads outside")
+        assert_refused(cli, run, f"'{name}' leads outside")
 
 
 @pytest.mark.parametrize("name", ["policy.zip", "policy_norm.npz"])
@@ -343,7 +343,7 @@ def test_links_to_system_files_are_one_line(director, tmp_path, cli, name, targe
     run = _copy(director, tmp_path)
     (run / name).unlink()
     (run / name).symlink_to(target)
-    _refused(cli, run, "leads outside")
+    assert_refused(cli, run, "leads outside")
 
 
 def test_a_policy_that_is_a_directory_is_refused_not_passed_over(director, tmp_path, cli):
@@ -351,7 +351,7 @@ def test_a_policy_that_is_a_directory_is_refused_not_passed_over(director, tmp_p
     run = _copy(director, tmp_path)
     (run / "policy.zip").unlink()
     (run / "policy.zip").mkdir()
-    _refused(cli, run, "policy.zip is not a regular file")
+    assert_refused(cli, run, "policy.zip is not a regular file")
 
 
 @pytest.mark.parametrize("norm", ["policy_norm.npz", "checkpoint_norm.npz"])
@@ -363,7 +363,7 @@ def test_a_director_without_its_normalisation_is_refused(director, tmp_path, cli
         (run / "policy.zip").unlink()
         (run / "policy_norm.npz").unlink()
     (run / norm).unlink()
-    _refused(cli, run, f"{norm} is missing")
+    assert_refused(cli, run, f"{norm} is missing")
 
 
 def _npz_edit(**arrays: Any):
@@ -407,7 +407,7 @@ def test_missing_or_corrupted_files_are_one_line(director, tmp_path, cli, case):
     edit, fragment = _FILES[case]
     run = _copy(director, tmp_path)
     edit(run)
-    _refused(cli, run, fragment)
+    assert_refused(cli, run, fragment)
 
 
 def test_a_run_for_another_game_is_refused(director, cli):
