@@ -8,7 +8,7 @@ episode (``agents.mixture``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import torch
@@ -75,20 +75,16 @@ class NormalizedPolicy(TorchPolicy):
         return self.inner.value(self.normalize(x), state)
 
 
-class MaskedPolicy:
-    """Gleave et al.'s masked victim: the opponent's part of the observation is frozen
-    at its value at the start of the episode, so the victim cannot react to it.
+class _Masking:
+    """What both masked victims share: the inner policy, the frozen entries (forgotten on
+    ``reset``) and the observations every seat shows it."""
 
-    ``indices`` are the observation entries describing the opponent (declared by the
-    game's ``EnvSpec.opponent_obs``). Works on any Policy; recurrent state passes through.
-    """
+    frozen: Any = None
 
-    def __init__(self, inner: Policy, indices: tuple[int, ...]):
+    def __init__(self, inner: Any, indices: tuple[int, ...]):
         self.inner = inner
         self.indices = np.asarray(indices, dtype=np.int64)
-        self.frozen: np.ndarray | None = None
-        self.observation_space = getattr(inner, "observation_space", None)
-        self.action_space = getattr(inner, "action_space", None)
+        self.frozen = None
 
     def reset(self, *, seed: int | None = None) -> None:
         self.frozen = None
@@ -100,6 +96,20 @@ class MaskedPolicy:
         from agents.whitebox import show
 
         show(self.inner, observations)
+
+
+class MaskedPolicy(_Masking):
+    """Gleave et al.'s masked victim: the opponent's part of the observation is frozen
+    at its value at the start of the episode, so the victim cannot react to it.
+
+    ``indices`` are the observation entries describing the opponent (declared by the
+    game's ``EnvSpec.opponent_obs``). Works on any Policy; recurrent state passes through.
+    """
+
+    def __init__(self, inner: Policy, indices: tuple[int, ...]):
+        super().__init__(inner, indices)
+        self.observation_space = getattr(inner, "observation_space", None)
+        self.action_space = getattr(inner, "action_space", None)
 
     def mask(self, observation: np.ndarray, episode_start: np.ndarray | None) -> np.ndarray:
         obs = np.array(observation, copy=True)
@@ -124,7 +134,7 @@ class MaskedPolicy:
         return (action[0] if single else action), state
 
 
-class MaskedTorchPolicy(TorchPolicy):
+class MaskedTorchPolicy(_Masking, TorchPolicy):
     """The masked victim of a differentiable policy whose input is its observation (state
     vectors: zoo agents, SB3 ``MlpPolicy``s): the mask is applied to the network's input
     inside ``forward``, so observation attacks reach it like any victim, and the entries
@@ -135,33 +145,20 @@ class MaskedTorchPolicy(TorchPolicy):
     ``MaskedPolicy`` on the same observations."""
 
     def __init__(self, inner: TorchPolicy, indices: tuple[int, ...]):
-        self.inner = inner
-        self.indices = np.asarray(indices, dtype=np.int64)
+        super().__init__(inner, indices)
         self._index = torch.as_tensor(self.indices)
-        self.frozen: torch.Tensor | None = None
         self.observation_space = inner.observation_space
         self.action_space = inner.action_space
         self.recurrent = inner.recurrent
         self.input_low, self.input_high = inner.input_low, inner.input_high
 
     @staticmethod
-    def fits(inner: Policy, observation_space: spaces.Space) -> bool:
+    def fits(inner: Policy, observation_space: spaces.Space) -> TypeGuard[TorchPolicy]:
         """Whether ``inner`` is differentiable on an input of its observation's shape."""
         if not isinstance(inner, TorchPolicy) or not isinstance(observation_space, spaces.Box):
             return False
         probe = np.zeros((1, *observation_space.shape), dtype=observation_space.dtype)
         return tuple(inner.input_from_obs(probe).shape[1:]) == observation_space.shape
-
-    def reset(self, *, seed: int | None = None) -> None:
-        self.frozen = None
-        reset = getattr(self.inner, "reset", None)
-        if callable(reset):
-            reset(seed=seed)
-
-    def see(self, observations: Any) -> None:
-        from agents.whitebox import show
-
-        show(self.inner, observations)
 
     def _masked_input(self, x: torch.Tensor, episode_start: Any, update: bool) -> torch.Tensor:
         flat = x.reshape(x.shape[0], -1)

@@ -200,7 +200,6 @@ def _run(arg: str, observation_space: Any, action_space: Any, **context: Any) ->
 
 def _masked(arg: str, observation_space: Any, action_space: Any, **context: Any) -> Policy:
     import envs
-    from agents.policies import TorchPolicy
     from agents.wrappers import MaskedPolicy, MaskedTorchPolicy
 
     env_id, seat = context.get("env_id"), context.get("seat")
@@ -214,7 +213,7 @@ def _masked(arg: str, observation_space: Any, action_space: Any, **context: Any)
             f"{', '.join(s.id for s in envs.list_specs() if s.opponent_obs)}"
         )
     inner = resolve(arg, observation_space, action_space, **context)
-    if isinstance(inner, TorchPolicy) and MaskedTorchPolicy.fits(inner, observation_space):
+    if MaskedTorchPolicy.fits(inner, observation_space):
         return MaskedTorchPolicy(inner, tuple(indices))
     return MaskedPolicy(inner, tuple(indices))
 
