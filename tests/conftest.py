@@ -54,6 +54,17 @@ def catch_zip() -> Path:
     return ASSETS / "toy_catch_v0__player.zip"
 
 
+def seat_policy(env_id: str, seat: str, spec: str):
+    """``spec`` resolved for ``seat`` of ``env_id``, as a match resolves it."""
+    import envs
+    from agents import specs
+
+    game = envs.make(env_id)
+    return specs.resolve(
+        spec, game.observation_space(seat), game.action_space(seat), env_id=env_id, seat=seat
+    )
+
+
 def assert_one_line_error(result, *fragments):
     """``result`` (the ``cli`` fixture's) failed with one ``arena: error:`` line, exit 2,
     no traceback, naming every fragment."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import seat_policy
 from gymnasium import spaces
 
 from agents.atari_cnn import AtariCNN, AtariCNNPolicy
@@ -62,16 +63,11 @@ def test_zero_radius_certifies_every_strict_decision(pixel_victim, frames):
 @pytest.mark.parametrize("eps", [0.01, 0.05, 0.2])
 def test_zoo_runner_certified_within_its_own_sigma(eps):
     import envs
-    from agents import specs
     from arena.pretrained import zoo_spec
 
     env = envs.make("you_shall_not_pass_v0")
-    runner = specs.resolve(
-        zoo_spec("you_shall_not_pass_v0", "runner"),
-        env.observation_space("runner"),
-        env.action_space("runner"),
-        env_id="you_shall_not_pass_v0",
-        seat="runner",
+    runner = seat_policy(
+        "you_shall_not_pass_v0", "runner", zoo_spec("you_shall_not_pass_v0", "runner")
     )
     obs, _ = env.reset(seed=0)
     frames = []
@@ -94,14 +90,10 @@ def test_zoo_runner_certified_within_its_own_sigma(eps):
 )
 def test_sb3_victims_are_certified_soundly(env_id, seat, name, eps, attack):
     import envs
-    from agents import specs
     from arena.pretrained import shipped
 
     env = envs.make(env_id)
-    victim = specs.resolve(
-        f"sb3:{shipped(name)}", env.observation_space(seat), env.action_space(seat),
-        env_id=env_id, seat=seat,
-    )  # fmt: skip
+    victim = seat_policy(env_id, seat, f"sb3:{shipped(name)}")
     assert victim.interval_steps() is not None
     rng = np.random.default_rng(0)
     obs, _ = env.reset(seed=0)

@@ -9,10 +9,9 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import ASSETS
+from conftest import ASSETS, seat_policy
 
 import envs
-from agents import specs
 from agents.wrappers import MaskedPolicy, MaskedTorchPolicy
 from arena.match import run_match
 
@@ -21,11 +20,7 @@ ENV = "toy_pass_v0"
 
 
 def _runner(spec: str):
-    game = envs.make(ENV)
-    return specs.resolve(
-        spec, game.observation_space("runner"), game.action_space("runner"), env_id=ENV,
-        seat="runner",
-    )  # fmt: skip
+    return seat_policy(ENV, "runner", spec)
 
 
 def _observations(n_envs: int = 3, steps: int = 12) -> tuple[np.ndarray, np.ndarray]:
@@ -93,9 +88,9 @@ def test_the_masked_zoo_runner_acts_as_before(deterministic):
     """Sampled too: the same actions from the same random stream as ``MaskedPolicy``."""
     env = "you_shall_not_pass_v0"
     game = envs.make(env)
-    obs_space, act_space = game.observation_space("runner"), game.action_space("runner")
+    obs_space = game.observation_space("runner")
     spec = "masked:zoo:you-shall-not-pass/agent2_parameters-v1.pkl"
-    masked = specs.resolve(spec, obs_space, act_space, env_id=env, seat="runner")
+    masked = seat_policy(env, "runner", spec)
     assert isinstance(masked, MaskedTorchPolicy)
     plain = MaskedPolicy(masked.inner, tuple(masked.indices))
     obs, _ = game.reset(seed=0)

@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import seat_policy
 from gymnasium import spaces
 from torch import distributions as D
 from torch import nn
@@ -138,16 +139,11 @@ def test_on_the_zoo_runner():
     """The zoo runner's value and action distribution, moved within ε = 0.05 of its raw
     observation, more than a random sign perturbation of the same size moves them."""
     import envs
-    from agents import specs
     from arena.pretrained import zoo_spec
 
     env = envs.make("you_shall_not_pass_v0")
-    runner = specs.resolve(
-        zoo_spec("you_shall_not_pass_v0", "runner"),
-        env.observation_space("runner"),
-        env.action_space("runner"),
-        env_id="you_shall_not_pass_v0",
-        seat="runner",
+    runner = seat_policy(
+        "you_shall_not_pass_v0", "runner", zoo_spec("you_shall_not_pass_v0", "runner")
     )
     frames = []
     obs, _ = env.reset(seed=0)
