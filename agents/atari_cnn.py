@@ -18,6 +18,7 @@ default; sampled from the categorical with ``--stochastic``.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from torch import nn
 
 from agents.npz import NpzError
 from agents.npz import read_npz as _read_npz
-from agents.policies import TorchPolicy
+from agents.policies import TorchPolicy, native_bfloat16
 from agents.specs import PolicySpecError, register_kind
 
 _LAYERS = ("conv1", "conv2", "conv3", "fc", "pi", "v")
@@ -198,9 +199,11 @@ class AtariCNNPolicy(TorchPolicy):
 
     input_low = 0.0
     input_high = 1.0
+    search_resolution = 2.0**-8  # bfloat16's spacing on [0.5, 1): 1/256 of a pixel's range
 
     def __init__(self, net: AtariCNN, observation_space: spaces.Space, action_space: spaces.Space):
         self.net = net
+        self._search_net: AtariCNN | None = None  # bfloat16 copy for search_forward, lazily
         self.observation_space = observation_space
         self.action_space = action_space
 
@@ -216,6 +219,19 @@ class AtariCNNPolicy(TorchPolicy):
     def forward(self, x, state=None, episode_start=None):
         logits, _ = self.net(x)
         return D.Categorical(logits=logits), None
+
+    def search_forward(self, x, state=None, episode_start=None):
+        """``forward`` through a bfloat16 copy of the network where the CPU computes
+        bfloat16 natively (``native_bfloat16``): a PGD step's gradient in about 0.6 of the
+        float32 time, its sign agreeing on ~99% of the pixels. The gradient reaches ``x``
+        in float32. Attacks use it for ε >= ``search_resolution`` only; elsewhere (or
+        with ``precision=fp32`` on the attack) it is ``forward``."""
+        if not native_bfloat16():
+            return self.forward(x, state, episode_start)
+        if self._search_net is None:
+            self._search_net = copy.deepcopy(self.net).to(torch.bfloat16)
+        logits, _ = self._search_net(x.to(torch.bfloat16))
+        return D.Categorical(logits=logits.float()), None
 
     def value(self, x, state=None):
         return self.net(x)[1]

@@ -296,6 +296,103 @@ def test_atari_victim_attack_step(tmp_path):
     assert np.abs(result.delta).max() <= 1 / 255 + 1e-7 and result.attacked.all()
 
 
+class _Counting(AtariCNNPolicy):
+    """The Atari victim, counting the passes an attack makes through each forward."""
+
+    def __init__(self, inner: AtariCNNPolicy):
+        super().__init__(inner.net, inner.observation_space, inner.action_space)
+        self.calls = {"forward": 0, "search": 0}
+
+    def forward(self, x, state=None, episode_start=None):
+        self.calls["forward"] += 1
+        return super().forward(x, state, episode_start)
+
+    def search_forward(self, x, state=None, episode_start=None):
+        self.calls["search"] += 1
+        return super().search_forward(x, state, episode_start)
+
+
+def _counted(spec: str, obs: np.ndarray) -> tuple[dict, object]:
+    from agents.atari_cnn import build_network
+
+    net = build_network(random_weights(seed=5))
+    victim = _Counting(AtariCNNPolicy(net, SEAT_OBS, SEAT_ACT))
+    result = parse_attack(spec).step(victim, obs, deterministic=True)
+    return victim.calls, result
+
+
+@pytest.mark.parametrize(
+    ("spec", "search", "forward"),
+    [
+        # random start: a clean pass, 10 search passes, the attacked decision
+        ("pgd:eps=1/255,steps=10", 10, 2),
+        ("pgd:eps=4/255,steps=3", 3, 2),
+        # without a random start the first step is the clean pass itself
+        ("pgd:eps=1/255,steps=10,random_start=false", 9, 2),
+        # below the search resolution, and with precision=fp32: float32 throughout
+        ("pgd:eps=0.001,steps=10", 0, 12),
+        ("pgd:eps=1/255,steps=10,precision=fp32", 0, 12),
+        # FGSM's only gradient is the clean pass
+        ("fgsm:eps=1/255", 0, 2),
+    ],
+)
+def test_pgd_searches_through_search_forward_only_where_it_resolves_eps(
+    spec, search, forward, monkeypatch
+):
+    from agents import atari_cnn
+
+    monkeypatch.setattr(atari_cnn, "native_bfloat16", lambda: True)  # as on any CPU
+    obs = np.random.default_rng(0).integers(0, 256, (3, 4, 84, 84), dtype=np.uint8)
+    calls, _ = _counted(spec, obs)
+    assert calls == {"forward": forward, "search": search}
+
+
+def test_search_precision_never_reaches_the_victims_decisions(monkeypatch):
+    """Clean actions are the float32 victim's; the attacked actions are the float32
+    victim's on the returned input; the perturbation stays in the ball."""
+    from agents import atari_cnn
+
+    monkeypatch.setattr(atari_cnn, "native_bfloat16", lambda: True)
+    obs = np.random.default_rng(1).integers(0, 256, (8, 4, 84, 84), dtype=np.uint8)
+    _, auto = _counted("pgd:eps=2/255,steps=5", obs)
+    _, fp32 = _counted("pgd:eps=2/255,steps=5,precision=fp32", obs)
+    assert np.array_equal(auto.clean_actions, fp32.clean_actions)
+    from agents.atari_cnn import build_network
+
+    victim = AtariCNNPolicy(build_network(random_weights(seed=5)), SEAT_OBS, SEAT_ACT)
+    x = victim.input_from_obs(obs)
+    acted, _ = victim.act_on_input(x + torch.as_tensor(auto.delta), deterministic=True)
+    assert np.array_equal(acted, auto.actions)
+    assert np.abs(auto.delta).max() <= 2 / 255 + 1e-6
+    clean, _ = victim.act_on_input(x, deterministic=True)
+    assert np.array_equal(clean, auto.clean_actions)
+
+
+def test_search_forward_is_bfloat16_only_where_the_cpu_has_it(monkeypatch):
+    from agents import atari_cnn
+    from agents.atari_cnn import build_network
+
+    victim = AtariCNNPolicy(build_network(random_weights(seed=6)), SEAT_OBS, SEAT_ACT)
+    x = torch.rand((2, 4, 84, 84)).contiguous(memory_format=torch.channels_last)
+    monkeypatch.setattr(atari_cnn, "native_bfloat16", lambda: False)
+    plain, _ = victim.search_forward(x)
+    exact, _ = victim.forward(x)
+    assert torch.equal(plain.logits, exact.logits) and victim._search_net is None
+    monkeypatch.setattr(atari_cnn, "native_bfloat16", lambda: True)
+    low, _ = victim.search_forward(x.requires_grad_(True))
+    assert victim._search_net is not None
+    assert next(victim._search_net.parameters()).dtype == torch.bfloat16
+    assert next(victim.net.parameters()).dtype == torch.float32  # the victim is untouched
+    (grad,) = torch.autograd.grad(low.logits[:, 0].sum(), x)
+    assert grad.dtype == torch.float32 and grad.abs().max() > 0
+    assert torch.allclose(low.probs, exact.probs, atol=0.05)
+
+
+def test_unknown_precision_names_the_valid_ones():
+    with pytest.raises(ValueError, match="precision 'fp16'; valid: auto, fp32"):
+        parse_attack("pgd:eps=1/255,precision=fp16")
+
+
 # ---------------------------------------------------------------- sb3: CNN victims
 
 
