@@ -566,7 +566,7 @@ def compare(paths: list[Path]) -> tuple[list[Scorecard], Any]:
                 i + 1,
                 card.victim,
                 Score.of(card.clean.score, card.clean.ci95),
-                card.normalised_area,
+                "n/a (clean 0)" if math.isnan(card.normalised_area) else card.normalised_area,
                 *(Score.of(v.score, v.ci95) for v in card.worst),
             )
             for i, (_, card) in enumerate(ranked)

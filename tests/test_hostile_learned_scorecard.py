@@ -644,6 +644,38 @@ def test_compare_ranks_a_nan_area_last_whatever_the_order(cli, tmp_path):
         assert [line.split()[1] for line in result.out.splitlines()] == ["good", "zero"]
 
 
+def _strict_json(text: str) -> Any:
+    """``json.loads`` that refuses NaN and Infinity, which standard JSON does not have."""
+
+    def refuse(token: str) -> Any:
+        raise AssertionError(f"not standard JSON: {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_clean_score_of_zero_writes_standard_json(cli, tmp_path):
+    """Was a bug: the area of a victim whose clean score is 0 was written as NaN, which
+    standard JSON (and every non-Python reader) refuses. It is null now, read as NaN."""
+    from arena.artifacts.scorecard import Scorecard
+
+    card = _card("zero", clean_score=0.0, worst=(0.0, 0.0))
+    assert card["normalised_area"] is None
+    text = json.dumps(card)
+    assert _strict_json(text)["normalised_area"] is None
+    assert math.isnan(Scorecard.from_json(json.loads(text), "zero").normalised_area)
+    legacy = dict(card, normalised_area=math.nan)  # written before: still read
+    assert math.isnan(Scorecard.from_json(legacy, "legacy").normalised_area)
+    zero = _put(tmp_path, "zero", card)
+    good = _put(tmp_path, "good", _card("good"))
+    out = tmp_path / "board"
+    result = cli("scorecard", "--compare", zero, good, "--json", "--out", out)
+    assert result.code == 0, result.err
+    ranking = _strict_json(result.out.strip().splitlines()[-1])["ranking"]
+    assert [r["victim"] for r in ranking] == ["good", "zero"]
+    for path in out.rglob("*.json"):
+        _strict_json(path.read_text())
+
+
 def _edited(**changes: Any):
     return _card("forged", **changes)
 

@@ -9,7 +9,8 @@ Schema (version 1)::
      "clean": ROW,
      "rows": [ROW, ...],              # every family at every ε
      "worst": [{"eps", "family", "score", "ci95"}, ...],   # the verdict per ε
-     "normalised_area": float,       # area under the worst case over ε, / (clean × ε_max)
+     "normalised_area": float|null,  # area under the worst case over ε, / (clean × ε_max);
+                                     # null where the clean score is 0 (nothing to scale by)
      "not_applicable": {family: why},
      "opponents": [{"opponent", "spec", "masked", "score", "ci95"}, ...],  # two-player games
      "certified": {eps: fraction}}  # IBP-certified decisions on visited states
@@ -188,7 +189,8 @@ class Scorecard:
             "clean": self.clean.to_json(),
             "rows": [r.to_json() for r in self.rows],
             "worst": [v.to_json() for v in self.worst],
-            "normalised_area": self.normalised_area,
+            # standard JSON has no NaN: a clean score of 0 leaves no area, written null
+            "normalised_area": None if math.isnan(self.normalised_area) else self.normalised_area,
             "not_applicable": dict(self.not_applicable),
             "opponents": [o.to_json() for o in self.opponents],
             "certified": dict(self.certified),
@@ -225,9 +227,10 @@ class Scorecard:
             if not isinstance(data.get(key), int) or isinstance(data.get(key), bool):
                 raise ScorecardError(f"{where}: {key!r} must be an integer")
         area: Any = data.get("normalised_area")
+        if area is None:  # a victim whose clean score is 0 (older files wrote NaN)
+            area = math.nan
         if not (_finite(area) or (isinstance(area, float) and math.isnan(area))):
-            # NaN is the area of a victim whose clean score is 0
-            raise ScorecardError(f"{where}: 'normalised_area' must be a finite number or NaN")
+            raise ScorecardError(f"{where}: 'normalised_area' must be a finite number or null")
         return cls(
             env=_text(data, "env", where),
             victim_seat=_text(data, "victim_seat", where),

@@ -80,6 +80,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_scorecard(args: argparse.Namespace) -> int:
     import json
+import math
     from pathlib import Path
 
     from arena.cli.options import pairs
@@ -177,16 +178,16 @@ def _compare(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "results.json", results.to_json())
     if args.json:
-        rows = [
-            {"victim": c.victim, "normalised_area": c.normalised_area,
-             "worst": [v.to_json() for v in c.worst]}
+        rows = [  # the cards' own JSON form: a clean score of 0 leaves the area null
+            {key: c.to_json()[key] for key in ("victim", "normalised_area", "worst")}
             for c in cards
-        ]  # fmt: skip
+        ]
         print(json.dumps({"env": cards[0].env, "ranking": rows}, sort_keys=True))
         return 0
     for i, c in enumerate(cards, 1):
         worst = "  ".join(f"{v.eps}: {v.score:.3g}" for v in c.worst)
-        print(f"{i}. {c.victim}  area {c.normalised_area:.3f}  worst {worst}")
+        area = "n/a (clean 0)" if math.isnan(c.normalised_area) else f"{c.normalised_area:.3f}"
+        print(f"{i}. {c.victim}  area {area}  worst {worst}")
     return 0
 
 
