@@ -4,6 +4,7 @@ episodes; write a run's HTML page."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -80,7 +81,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_scorecard(args: argparse.Namespace) -> int:
     import json
-import math
     from pathlib import Path
 
     from arena.cli.options import pairs
@@ -179,8 +179,7 @@ def _compare(args: argparse.Namespace) -> int:
         write_json_atomic(out / "results.json", results.to_json())
     if args.json:
         rows = [  # the cards' own JSON form: a clean score of 0 leaves the area null
-            {key: c.to_json()[key] for key in ("victim", "normalised_area", "worst")}
-            for c in cards
+            {key: c.to_json()[key] for key in ("victim", "normalised_area", "worst")} for c in cards
         ]
         print(json.dumps({"env": cards[0].env, "ranking": rows}, sort_keys=True))
         return 0
