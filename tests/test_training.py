@@ -317,6 +317,32 @@ def test_action_std_sets_the_initial_spread_and_is_part_of_the_recipe(cli, tmp_p
     assert_one_line_error(again, "--resume continues the run with its own recipe", "--action-std")
 
 
+def test_anneal_sets_how_long_the_dense_terms_last_and_is_part_of_the_recipe(
+    cli, tmp_path, runner_zip
+):
+    from conftest import assert_one_line_error
+
+    base = ("train-adversary", "toy_pass_v0", "--victim", f"runner=sb3:{runner_zip}",
+            "--timesteps", "6144", "--shaping", "5")  # fmt: skip
+    weights = {}
+    for anneal in ("0", "0.5"):
+        out = tmp_path / f"a{anneal}"
+        done = cli(*base, "--out", out, "--anneal", anneal)
+        assert done.code == 0, done.err
+        config = json.loads((out / "adversary_run.json").read_text())["config"]
+        assert config["anneal_fraction"] == float(anneal)
+        rows = (out / "progress.csv").read_text().splitlines()
+        column = rows[0].split(",").index("shaping")
+        weights[anneal] = [float(r.split(",")[column]) for r in rows[1:]]
+    assert len(weights["0"]) == 3 and set(weights["0"]) == {5.0}  # never annealed
+    assert weights["0.5"][0] < 5.0 and weights["0.5"][-1] == 0.0  # gone by half-way
+    for bad in ("-0.1", "1.5", "nan"):
+        refused = cli(*base, "--out", tmp_path / "bad", "--anneal", bad)
+        assert_one_line_error(refused, "--anneal")
+    again = cli(*base, "--out", tmp_path / "a0", "--resume", "--anneal", "0.5")
+    assert_one_line_error(again, "--resume continues the run with its own recipe", "--anneal")
+
+
 def test_ppo_settings_are_checked_and_part_of_the_recipe(cli, tmp_path, runner_zip):
     from conftest import assert_one_line_error
 

@@ -197,6 +197,13 @@ def _train_adversary(sub: Subparsers) -> None:
         "distillation; IMAP's state coverage), annealed",
     )
     p.add_argument(
+        "--anneal",
+        type=float_arg("anneal", low=0.0, high=1.0),
+        metavar="F",
+        help="the dense reward terms fall linearly to 0 over this fraction of the training "
+        "(default 0.5; 0: never annealed, they stay at their weight)",
+    )
+    p.add_argument(
         "--action-std",
         type=float_arg("action-std", low=1e-3, high=5.0),
         metavar="S",

@@ -84,6 +84,7 @@ def cmd_train_adversary(args: argparse.Namespace) -> int:
         "--envs": args.envs,
         "--white-box": args.white_box,
         "--action-std": args.action_std,
+        "--anneal": args.anneal,
         "--ppo": args.ppo,
     } | {"--" + t.replace("_", "-"): getattr(args, t) for t in REWARD_TERMS}
     changes = runtime(args, flags)
@@ -91,6 +92,8 @@ def cmd_train_adversary(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, **weights)
     if args.white_box:
         config = dataclasses.replace(config, white_box=True)
+    if args.anneal is not None:
+        config = dataclasses.replace(config, anneal_fraction=args.anneal)
     if args.action_std is not None:
         ppo = dataclasses.replace(config.ppo, log_std_init=math.log(args.action_std))
         config = dataclasses.replace(config, ppo=ppo)
