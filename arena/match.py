@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -71,6 +72,9 @@ class EpisodeOutcome:
     outcomes: dict[str, str]
     flips: dict[str, int] = field(default_factory=dict)
     attacked: dict[str, int] = field(default_factory=dict)
+    end: str | None = None
+    """How the episode ended, where the game says (``info["end"]``: ``"goal"``,
+    ``"both down"``, ``"step limit"``...)."""
 
 
 @dataclass(frozen=True)
@@ -85,9 +89,16 @@ class MatchResult:
     def lengths(self) -> list[int]:
         return [o.length for o in self.outcomes]
 
+    @property
+    def ends(self) -> dict[str, int]:
+        """How many episodes ended each way the game names, most frequent first (empty
+        for games that do not say)."""
+        counts = Counter(o.end for o in self.outcomes if o.end is not None)
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
     def to_json(self) -> dict[str, Any]:
         lengths = self.lengths
-        return {
+        out = {
             "env": self.env,
             "episodes": self.episodes,
             "seed": self.seed,
@@ -95,6 +106,9 @@ class MatchResult:
             "mean_length": float(np.mean(lengths)),
             "lengths": lengths,
         }
+        if self.ends:
+            out["ends"] = self.ends
+        return out
 
 
 @dataclass(frozen=True)
@@ -213,6 +227,7 @@ def play_chunk(job: _Job) -> tuple[list[EpisodeOutcome], list[EpisodeRecord]]:
     returns = [dict.fromkeys(seats, 0.0) for _ in range(n)]
     lengths = [0] * n
     outcomes: list[dict[str, str]] = [{} for _ in range(n)]
+    ends: list[str | None] = [None] * n
     flips = [dict.fromkeys(attacks, 0) for _ in range(n)]
     attacked = [dict.fromkeys(attacks, 0) for _ in range(n)]
     traj: list[dict[str, dict[str, list]]] = [
@@ -262,9 +277,13 @@ def play_chunk(job: _Job) -> tuple[list[EpisodeOutcome], list[EpisodeRecord]]:
             if any(term.values()) or any(trunc.values()):
                 alive[e] = False
                 outcomes[e] = {s: outcome_of(info.get(s, {}), s, returns[e]) for s in seats}
+                said = [info[s]["end"] for s in seats if info.get(s, {}).get("end")]
+                ends[e] = str(said[0]) if said else None
 
     results = [
-        EpisodeOutcome(idx, seeds[e], lengths[e], returns[e], outcomes[e], flips[e], attacked[e])
+        EpisodeOutcome(
+            idx, seeds[e], lengths[e], returns[e], outcomes[e], flips[e], attacked[e], ends[e]
+        )
         for e, idx in enumerate(job.indices)
     ]
     records = []

@@ -119,6 +119,85 @@ def test_sumo_scoring_default_is_gleave_and_contact_rule_is_an_option():
     assert set(finish(contact_required=True).values()) == {"tie"}  # they never touched
 
 
+def _end_after(env_id: str, arrange=None, seed: int = 0, **kwargs) -> tuple[str, dict]:
+    """Play zero controls (after ``arrange(env)`` moves the state) to the end: how it
+    ended, and each seat's outcome."""
+    env = envs.make(env_id, **kwargs)
+    env.reset(seed=seed)
+    if arrange is not None:
+        arrange(env)
+        mujoco.mj_forward(env.model, env.data)
+    steps = 0
+    while env.agents:
+        *_, infos = env.step({s: np.zeros(env.action_space(s).shape) for s in env.agents})
+        steps += 1
+        if env.agents:
+            assert all("end" not in infos[s] for s in env.possible_agents)
+    ends = {infos[s]["end"] for s in env.possible_agents}
+    assert len(ends) == 1, ends  # every seat is told the same
+    return ends.pop(), {s: infos[s]["outcome"] for s in env.possible_agents}
+
+
+def _ball(x, y, vx=0.0):
+    def arrange(env):
+        env.data.qpos[0:3] = [x, y, 0.35]
+        env.data.qvel[0:6] = [vx, 0, 0, 0, 0, 0]
+
+    return arrange
+
+
+def _keeper_at(x):
+    def arrange(env):
+        env.data.qpos[env._seat[1].qpos.start] = x
+
+    return arrange
+
+
+@pytest.mark.parametrize(
+    ("arrange", "end", "kicker"),
+    [
+        (_ball(4.3, 0.0, vx=2.0), "goal", "win"),
+        (_ball(4.3, 3.8, vx=2.0), "ball wide of the goal", "loss"),
+        (_ball(0.0, 0.0, vx=-3.0), "ball sent back", "loss"),
+        (_keeper_at(1.2), "keeper foul", "tie"),
+    ],
+)
+def test_kick_and_defend_says_how_each_episode_ended(arrange, end, kicker):
+    said, outcomes = _end_after("kick_and_defend_v0", arrange)
+    assert (said, outcomes["kicker"]) == (end, kicker)
+
+
+def test_games_say_how_their_episodes_end():
+    # motionless humanoids fall: both down ends kick-and-defend for the keeper
+    said, outcomes = _end_after("kick_and_defend_v0", seed=2)
+    assert said in ("both down", "keeper foul") and outcomes["kicker"] != "win"
+    said, outcomes = _end_after("you_shall_not_pass_v0")
+    assert (said, outcomes["blocker"]) == ("runner fell", "win")
+    said, outcomes = _end_after("sumo_humans_v0", seed=1)
+    loser = [s for s, o in outcomes.items() if o == "loss"]
+    assert said == f"{loser[0]} fell"
+    said, _ = _end_after("run_to_goal_humans_v0")
+    assert said == "both fell"
+    said, _ = _end_after("sumo_ants_v0", max_steps=5)
+    assert said == "step limit"
+
+
+def test_evaluate_counts_how_the_episodes_ended(cli):
+    import json
+
+    done = cli("evaluate", "you_shall_not_pass_v0", "--policy", "runner=zero",
+               "--policy", "blocker=zero", "--episodes", "3", "--no-save")  # fmt: skip
+    assert done.code == 0, done.err
+    assert "ended: runner fell 3" in done.out
+    done = cli("evaluate", "you_shall_not_pass_v0", "--policy", "runner=zero",
+               "--policy", "blocker=zero", "--episodes", "3", "--no-save", "--json")  # fmt: skip
+    assert json.loads(done.out.strip().splitlines()[-1])["ends"] == {"runner fell": 3}
+    toy = cli("evaluate", "toy_catch_v0", "--policy", "player=random", "--episodes", "2",
+              "--no-save", "--json")  # fmt: skip
+    assert toy.code == 0, toy.err
+    assert "ends" not in json.loads(toy.out.strip().splitlines()[-1])  # the toy does not say
+
+
 def test_bad_actions_and_agents_give_one_line_errors():
     env = envs.make("sumo_ants_v0")
     env.reset(seed=0)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -220,30 +221,37 @@ def test_finetune_and_masked_victims(tmp_path, cli, runner_zip):
     assert bad.code == 2 and "declares no opponent observation" in bad.err
 
 
-@pytest.mark.mujoco
-def test_the_shipped_you_shall_not_pass_adversary_loads_and_plays(cli):
-    from pathlib import Path
+_ASSETS = Path(__file__).parent.parent / "arena" / "assets"
+SHIPPED_ADVERSARIES = sorted(
+    p.name for p in _ASSETS.iterdir() if p.is_dir() and (p / "adversary_run.json").is_file()
+)
 
-    shipped = Path(__file__).parent.parent / "arena" / "assets" / "you_shall_not_pass_v0__blocker"
-    size = sum(p.stat().st_size for p in shipped.iterdir())
-    assert size < 2_000_000
+
+def test_the_mujoco_games_have_shipped_adversaries():
+    for name in ("you_shall_not_pass_v0__blocker", "kick_and_defend_v0__keeper"):
+        assert name in SHIPPED_ADVERSARIES
+
+
+@pytest.mark.mujoco
+@pytest.mark.parametrize("name", SHIPPED_ADVERSARIES)
+def test_a_shipped_adversary_loads_and_plays_its_own_seat(cli, name):
+    """Each ``arena/assets/<game>__<seat>``: under 2 MB, its configuration and training
+    curve beside it, a ``run:DIR`` that plays its own seat against a zero opponent."""
+    shipped = _ASSETS / name
+    env_id, seat = name.split("__")
+    assert sum(p.stat().st_size for p in shipped.iterdir()) < 2_000_000
     run = json.loads((shipped / "adversary_run.json").read_text())
-    assert run["env"] == "you_shall_not_pass_v0" and run["adversary_seat"] == "blocker"
+    assert run["env"] == env_id and run["adversary_seat"] == seat
+    rows = (shipped / "progress.csv").read_text().splitlines()
+    assert rows[0].startswith("timesteps,") and int(rows[-1].split(",")[0]) > 1_000_000
+    (other,) = [s for s in envs.spec(env_id).seats if s != seat]
     done = cli(
-        "evaluate",
-        "you_shall_not_pass_v0",
-        "--policy",
-        "runner=zero",
-        "--policy",
-        f"blocker=run:{shipped}",
-        "--episodes",
-        "2",
-        "--json",
-        "--no-save",
-    )
+        "evaluate", env_id, "--policy", f"{other}=zero", "--policy", f"{seat}=run:{shipped}",
+        "--episodes", "2", "--json", "--no-save",
+    )  # fmt: skip
     assert done.code == 0, done.err
     seats = json.loads(done.out.strip().splitlines()[-1])["seats"]
-    assert seats["blocker"]["wins"] + seats["blocker"]["losses"] + seats["blocker"]["ties"] == 2
+    assert seats[seat]["wins"] + seats[seat]["losses"] + seats[seat]["ties"] == 2
 
 
 def test_evaluation_curve_and_runtime_flags_across_a_resume(tmp_path):

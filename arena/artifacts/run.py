@@ -150,6 +150,9 @@ class RunResults:
         attacks = dict(attacks or {})
         det = deterministic if isinstance(deterministic, bool) else dict(deterministic)
         n = len(result.lengths)
+        caption = f"mean episode length {sum(result.lengths) / n:.1f} steps" if n else ""
+        if result.ends:
+            caption += "; ended: " + ", ".join(f"{how} {k}" for how, k in result.ends.items())
         return cls(
             kind="evaluate",
             title=f"scores on {result.env} over {result.episodes} episodes (seed {result.seed})",
@@ -158,7 +161,7 @@ class RunResults:
                 "seat",
                 result.seats,
                 highlight=[s for s in result.seats if s in attacks],
-                caption=f"mean episode length {sum(result.lengths) / n:.1f} steps" if n else "",
+                caption=caption,
             ),
             figures=seat_figures(result.seats),
             records=(str(Path(record).resolve()),) if record is not None else (),

@@ -55,6 +55,8 @@ def format_table(result: Any) -> str:
             if r.attacked_fraction is not None and r.attacked_fraction < 1.0:
                 extra += f", attacked {r.attacked_fraction:.1%} of steps"
             lines.append(extra)
+    if result.ends:
+        lines.append("ended: " + ", ".join(f"{how} {n}" for how, n in result.ends.items()))
     return "\n".join(lines)
 
 
@@ -152,7 +154,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             write_json_atomic(tmp / "results.json", results.to_json())
         print(f"run saved to {final}", file=sys.stderr)
     if args.json:
-        slim = {k: payload[k] for k in ("env", "episodes", "seed", "seats")}
+        slim = {k: payload[k] for k in ("env", "episodes", "seed", "seats", "ends") if k in payload}
         print(json.dumps(slim, sort_keys=True))
     else:
         print(format_table(result))

@@ -266,11 +266,14 @@ class CompetitionEnv(ParallelEnv):
         self.t += 1
         move, agent_done = self._move_rewards(acts, before)
         finite = bool(np.isfinite(self._qpos).all() and np.isfinite(self._qvel).all())
+        self._end = None
         goal, winner, shaping, done = self._rules(agent_done)
         timeout = self.t >= self.max_steps
         if not finite:
             goal, winner, done = [0.0, 0.0], None, True
+            self._end = "physics diverged"
         done = done or timeout
+        end = (self._end or "step limit") if done else None
         rewards, infos = {}, {}
         for name, k in self._phys.items():
             rewards[name] = float(goal[k] + self.shaping * move[k])
@@ -282,6 +285,7 @@ class CompetitionEnv(ParallelEnv):
             }
             if done:
                 info["outcome"] = "tie" if winner is None else "win" if winner == k else "loss"
+                info["end"] = end
             infos[name] = info
         obs = {name: self._observe(k) for name, k in self._phys.items()}
         truncated = done and timeout and not self._decided
@@ -293,6 +297,9 @@ class CompetitionEnv(ParallelEnv):
 
     _decided = False
     """Set by ``_rules`` when the episode ended by a rule rather than the step limit."""
+    _end: str | None = None
+    """Set by ``_rules`` when it ends the episode: how (``info["end"]``, e.g. ``"goal"``);
+    an episode that ends otherwise ended at the ``"step limit"``."""
 
     def _progress_x(self) -> np.ndarray:
         """Per-seat x that the forward-progress reward differentiates."""
@@ -524,11 +531,15 @@ class RunToGoalEnv(_WalkerRewards, CompetitionEnv):
         scored = [x[0] > 4.0, x[1] < -4.0]
         self._decided = any(scored) or all(agent_done)
         if scored[0] and scored[1]:
+            self._end = "both scored"
             return [0.0, 0.0], None, [0.0, 0.0], True
         for k in range(2):
             if scored[k]:
+                self._end = f"{self.seats[k]} scored"
                 goal = [GOAL_REWARD if j == k else -GOAL_REWARD for j in range(2)]
                 return goal, k, [0.0, 0.0], True
+        if all(agent_done):
+            self._end = "both fell"
         return [0.0, 0.0], None, [0.0, 0.0], all(agent_done)
 
 
@@ -590,10 +601,10 @@ class YouShallNotPassEnv(_WalkerRewards, CompetitionEnv):
         shaping = [abs(float(self._own_qpos[1][0]) + 4.0), 0.0]
         self._decided = False
         if runner_x < -4.0:
-            self._decided = True
+            self._decided, self._end = True, "runner passed"
             return [-GOAL_REWARD, GOAL_REWARD], 1, shaping, True
         if self._z(1) <= 0.3:
-            self._decided = True
+            self._decided, self._end = True, "runner fell"
             blocker = GOAL_REWARD if self._z(0) > 0.3 else 0.0
             return [blocker, -GOAL_REWARD], 0, shaping, True
         if self.t >= self.max_steps:
@@ -663,8 +674,10 @@ class SumoEnv(CompetitionEnv):
         fallen = [self._height(k) <= self.fall_margin for k in range(2)]
         out = [self._radii[k] > self.radius for k in range(2)]
         self._decided = True
-        for lost in (fallen, out):
+        for lost, how in ((fallen, "fell"), (out, "pushed out")):
             if any(lost):
+                who = " and ".join(self.seats[k] for k in range(2) if lost[k])
+                self._end = f"{who} {how}"
                 goal, winner = [0.0, 0.0], None
                 for k in range(2):
                     if lost[k]:
@@ -792,17 +805,25 @@ class KickAndDefendEnv(CompetitionEnv):
         shaping = [-dist, dist]
         self._decided = True
         if ball[0] > self.goal_x and abs(ball[1]) <= 3.0:
+            self._end = "goal"
             return [GOAL_REWARD, -GOAL_REWARD], 0, shaping, True
-        done = (
-            self.t >= self.max_steps
-            or ball[0] > self.goal_x
-            or (vel[0] < 0 and math.sqrt(vel.dot(vel)) > 1.0)
-        )
+        back = vel[0] < 0 and math.sqrt(vel.dot(vel)) > 1.0
+        done = self.t >= self.max_steps or ball[0] > self.goal_x or back
         if done or all(agent_done):
             self._decided = self.t < self.max_steps
+            self._end = (
+                "step limit"
+                if self.t >= self.max_steps
+                else "ball wide of the goal"
+                if ball[0] > self.goal_x
+                else "ball sent back"
+                if back
+                else "both down"
+            )
             keeper = GOAL_REWARD + 500.0 * self._touched + 500.0 * (self._z(1) > 0.8)
             return [-GOAL_REWARD, keeper], 1, shaping, True
         if abs(self.goal_x - float(self._xy(1)[0])) > 2.5:
+            self._end = "keeper foul"
             return [0.0, -GOAL_REWARD], None, shaping, True
         self._decided = False
         return [0.0, 0.0], None, shaping, False
