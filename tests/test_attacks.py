@@ -327,3 +327,21 @@ def test_budget_describes_units():
     assert "rounded to valid pixels" in parse_attack("fgsm:eps=0.001,round=true").describe()
     assert "L2" in parse_attack("pgd:eps=0.5,norm=l2").describe()
     assert "pixels L0" in parse_attack("patch:size=4").describe()
+
+
+def test_fgsm_refuses_a_continuous_victim_where_it_would_move_nothing(cli):
+    """Was silent: FGSM's one step starts at a Gaussian's mode, where the untargeted
+    gradient is zero, so ``evaluate`` reported an attack that never perturbed anything."""
+    from conftest import assert_one_line_error
+
+    from arena.pretrained import shipped
+
+    runner = f"runner=sb3:{shipped('toy_pass_v0__runner.zip')}"
+    for spec in ("fgsm", "fgsm:eps=0.3,norm=l2"):
+        refused = cli("evaluate", "toy_pass_v0", "--policy", runner, "--policy", "blocker=zero",
+                      "--attack", f"runner={spec}", "--episodes", "1", "--no-save")  # fmt: skip
+        assert_one_line_error(refused, "fgsm moves nothing on a victim with continuous actions",
+                              "pgd (random start), mad, critic, noise")  # fmt: skip
+    done = cli("evaluate", "toy_pass_v0", "--policy", runner, "--policy", "blocker=zero",
+               "--attack", "runner=pgd:eps=0.3", "--episodes", "1", "--no-save")  # fmt: skip
+    assert done.code == 0, done.err

@@ -272,7 +272,7 @@ def test_an_endless_attacked_sample_is_dropped_too(tmp_path, monkeypatch):
     recipe = SampleRecipe(
         "toy_pass_v0",
         {"runner": f"sb3:{RUNNER}", "blocker": "zero"},
-        attacks={"runner": "fgsm:eps=0.1"},
+        attacks={"runner": "noise:eps=0.1"},
         env_kwargs={"max_steps": 10**6},
     )
     files = PageFiles(tmp_path, root=tmp_path)

@@ -49,7 +49,7 @@ def _evaluate(cli, tmp_path: Path, *extra: str) -> Path:
         "--policy",
         "blocker=random",
         "--attack",
-        "runner=fgsm:eps=0.1",
+        "runner=noise:eps=0.1",
         "--episodes",
         "4",
         "--runs",
@@ -97,7 +97,7 @@ def _match(episodes: int = 2):
         {"runner": f"sb3:{RUNNER}", "blocker": "random"},
         n_episodes=episodes,
         seed=3,
-        attacks={"runner": "fgsm:eps=0.1"},
+        attacks={"runner": "noise:eps=0.1"},
     )
     return result
 
@@ -106,7 +106,7 @@ def test_run_results_of_a_match_round_trip():
     result = _match()
     policies = {"runner": f"sb3:{RUNNER}", "blocker": "random"}
     typed = RunResults.from_match(
-        result, policies=policies, attacks={"runner": "fgsm:eps=0.1"}, record="rec"
+        result, policies=policies, attacks={"runner": "noise:eps=0.1"}, record="rec"
     )
     data = json.loads(json.dumps(typed.to_json()))
     assert data["schema_version"] == 1 and data["seats"] == result.to_json()["seats"]
@@ -117,7 +117,7 @@ def test_run_results_of_a_match_round_trip():
     win = headline.rows[0][1]
     assert isinstance(win, Score) and win.ci95 == result.seats["runner"].win_rate_ci95
     (sample,) = typed.samples
-    assert sample.policies == policies and sample.attacks == {"runner": "fgsm:eps=0.1"}
+    assert sample.policies == policies and sample.attacks == {"runner": "noise:eps=0.1"}
     assert sample.seed == 3 and sample.deterministic is True
     assert typed.records == (str(Path("rec").resolve()),)
 
@@ -195,7 +195,7 @@ def test_legacy_evaluate_results_take_their_recipe_from_the_config():
     config = {
         "env": "toy_pass_v0",
         "policies": {"runner": {"spec": f"sb3:{RUNNER}", "sha256": "x"}, "blocker": "random"},
-        "attacks": {"runner": "fgsm:eps=0.1"},
+        "attacks": {"runner": "noise:eps=0.1"},
         "seed": 3,
         "deterministic": False,
         "record": "/somewhere/rec",
@@ -329,7 +329,7 @@ def test_evaluate_run_with_record(cli, tmp_path):
     # then the configuration and metadata, folded, keys in words
     assert page.index("<h3>Plots</h3>") < page.index("<details>")
     assert "<details><summary>Configuration (config.json)</summary>" in page
-    assert "<details open" not in page and "fgsm:eps=0.1" in page
+    assert "<details open" not in page and "noise:eps=0.1" in page
     assert '<th scope="row">env kwargs</th>' not in page  # {}: a value the run did not use
 
 

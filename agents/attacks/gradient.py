@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from gymnasium import spaces
 from torch import distributions as D
 
 from agents.attacks import register_attack
@@ -257,6 +258,18 @@ class FGSM(GradientAttack):
     """
 
     name = "fgsm"
+
+    def check_victim(self, victim: Any) -> TorchPolicy:
+        """Refuse a victim with continuous actions, where FGSM would silently move
+        nothing (its one step starts where the gradient is zero)."""
+        tv = super().check_victim(victim)
+        if not isinstance(tv.action_space, spaces.Discrete):
+            raise AttackSpecError(
+                "fgsm moves nothing on a victim with continuous actions: its gradient is "
+                "zero at the clean input (the clean action is the Gaussian's mode); "
+                "attacks that apply: pgd (random start), mad, critic, noise"
+            )
+        return tv
 
     def __init__(
         self,
