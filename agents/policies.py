@@ -108,6 +108,23 @@ def distribution_mode(dist: D.Distribution) -> torch.Tensor:
     raise TypeError(f"no mode for {type(dist).__name__}")
 
 
+def restarted(state: Any, episode_start: Any) -> Any:
+    """``state`` (a recurrent policy's, batched on its first axis) with the rows where
+    ``episode_start`` is true set to zeros: what the policy carries into the first
+    observation of a new episode. ``None`` stays ``None``; a state of another shape is
+    returned as it is unless every row restarts (then ``None``)."""
+    if state is None or episode_start is None:
+        return state
+    starts = np.asarray(episode_start, dtype=bool).reshape(-1)
+    if not starts.any():
+        return state
+    if isinstance(state, np.ndarray | torch.Tensor) and len(state) == len(starts):
+        out = torch.as_tensor(state).clone()
+        out[torch.as_tensor(starts)] = 0.0
+        return out
+    return None if starts.all() else state
+
+
 @functools.cache
 def native_bfloat16() -> bool:
     """Whether this CPU computes bfloat16 natively (AMX tiles or AVX-512 BF16), where a

@@ -431,6 +431,20 @@ class SB3TorchPolicy(TorchPolicy):
             state[:, 1].transpose(0, 1).contiguous(),
         )
 
+    def _critic_state(self, n: int, state: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """The critic LSTM's (hidden, cell): rows 2 and 3 of the state; zeros when the
+        state is None or carries the actor's only."""
+        lstm = self.policy.lstm_critic
+        assert lstm is not None
+        if state is None or torch.as_tensor(state).shape[1] < 4:
+            zeros = torch.zeros(lstm.num_layers, n, lstm.hidden_size)
+            return zeros, zeros.clone()
+        state = torch.as_tensor(state, dtype=torch.float32)
+        return (
+            state[:, 2].transpose(0, 1).contiguous(),
+            state[:, 3].transpose(0, 1).contiguous(),
+        )
+
     @staticmethod
     def _starts(n: int, episode_start: Any) -> torch.Tensor:
         if episode_start is None:
@@ -445,8 +459,23 @@ class SB3TorchPolicy(TorchPolicy):
         if self.recurrent:
             n = obs.shape[0]
             hidden = self._lstm_state(n, state)
-            dist, (h, c) = self.policy.get_distribution(obs, hidden, self._starts(n, episode_start))
-            return dist.distribution, torch.stack([h.transpose(0, 1), c.transpose(0, 1)], dim=1)
+            starts = self._starts(n, episode_start)
+            dist, (h, c) = self.policy.get_distribution(obs, hidden, starts)
+            rows = [h.transpose(0, 1), c.transpose(0, 1)]
+            critic = self.policy.lstm_critic
+            if critic is not None:  # the critic's own LSTM takes the step too, as in training
+                from stable_baselines3.common.policies import BaseModel
+
+                with torch.no_grad():
+                    p = self.policy
+                    features = BaseModel.extract_features(  # as sb3-contrib's critic does
+                        p, obs.detach(), p.vf_features_extractor
+                    )
+                    _, (hc, cc) = p._process_sequence(
+                        features, self._critic_state(n, state), starts, critic
+                    )
+                rows += [hc.transpose(0, 1), cc.transpose(0, 1)]
+            return dist.distribution, torch.stack(rows, dim=1)
         return self.policy.get_distribution(obs).distribution, None
 
     def interval_steps(self) -> list[Any] | None:
@@ -465,13 +494,13 @@ class SB3TorchPolicy(TorchPolicy):
         if not hasattr(self.policy, "predict_values"):
             return None
         obs = self._features_input(x)
-        if self.recurrent:  # the critic's own LSTM from a fresh state (as for zoo LSTMs)
+        if self.recurrent:  # the critic's LSTM state as carried (its own, or the actor's)
             n = obs.shape[0]
-            critic = self.policy.lstm_critic or self.policy.lstm_actor
-            zeros = torch.zeros(critic.num_layers, n, critic.hidden_size)
-            return self.policy.predict_values(obs, (zeros, zeros.clone()), torch.ones(n)).squeeze(
-                -1
-            )
+            if self.policy.lstm_critic is not None:
+                hidden = self._critic_state(n, state)
+            else:
+                hidden = self._lstm_state(n, state)
+            return self.policy.predict_values(obs, hidden, torch.zeros(n)).squeeze(-1)
         return self.policy.predict_values(obs).squeeze(-1)
 
 

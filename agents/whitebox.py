@@ -24,7 +24,7 @@ import torch
 from gymnasium import spaces
 from torch import distributions as D
 
-from agents.policies import Policy, TorchPolicy, distribution_mode
+from agents.policies import Policy, TorchPolicy, distribution_mode, restarted
 from agents.specs import PolicySpecError
 
 
@@ -118,7 +118,7 @@ def victim_features(
                 if not isinstance(dist, D.Categorical):
                     raise WhiteBoxError(f"victim {seat!r}: no probabilities in {dist!r}")
                 act = dist.probs.reshape(len(obs), -1).numpy()
-            value = model.value(x, None if state is None else state)
+            value = model.value(x, restarted(state, starts))
             v = (
                 np.zeros((len(obs), 1))
                 if value is None

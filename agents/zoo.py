@@ -145,10 +145,12 @@ class ZooPolicy(TorchPolicy):
     """A zoo victim: observation normalization, MLP or LSTM, diagonal Gaussian.
 
     ``forward(x, state, episode_start)`` takes raw observations ``(N, D)``; for the
-    LSTM the state is a tensor ``(N, 2, 128)`` (cell, hidden) of the policy branch,
-    zeros where ``episode_start`` is true. ``value(x, state)`` evaluates the
-    value branch (for the LSTM from a zero state: the file's value branch has its
-    own recurrent state that acting does not track).
+    LSTM the state is a tensor ``(N, 4, 128)``: (cell, hidden) of the policy branch,
+    then (cell, hidden) of the value branch, which has its own LSTM; both advance on
+    every observation, as in the original agent, and are zeros where
+    ``episode_start`` is true. ``value(x, state)`` is the value branch's estimate for
+    ``x`` after the observations ``state`` has seen (the carried value LSTM: a zero
+    state at every step estimates as if each observation began an episode).
     """
 
     def __init__(
@@ -212,7 +214,9 @@ class ZooPolicy(TorchPolicy):
         with torch.no_grad():  # a neutral observation: outputs that overflow are refused
             z = self.normalize(torch.zeros(1, d))
             if self.recurrent:
-                out = [self._lstm(w, z, self.initial_state(1))[0] for w in (self.pi, self.vf)]
+                out = [
+                    self._lstm(w, z, torch.zeros(1, 2, LSTM_UNITS))[0] for w in (self.pi, self.vf)
+                ]
             else:
                 out = [self._mlp(w, z) for w in (self.pi, self.vf)]
             if not all(bool(torch.isfinite(o).all()) for o in out):
@@ -245,12 +249,18 @@ class ZooPolicy(TorchPolicy):
         ]
 
     def initial_state(self, n: int) -> torch.Tensor:
-        return torch.zeros(n, 2, LSTM_UNITS)
+        """Zeros ``(n, 4, 128)``: the policy LSTM's (cell, hidden), then the value LSTM's."""
+        return torch.zeros(n, 4, LSTM_UNITS)
 
     def _state(self, n: int, state: Any, episode_start: np.ndarray | None) -> torch.Tensor:
         if state is None:
             return self.initial_state(n)
         state = torch.as_tensor(state, dtype=torch.float32)
+        if state.ndim != 3 or state.shape[1:] != (4, LSTM_UNITS) or state.shape[0] != n:
+            raise ValueError(
+                f"a zoo LSTM state is ({n}, 4, {LSTM_UNITS}) (policy then value LSTM), "
+                f"got {tuple(state.shape)}"
+            )
         if episode_start is not None:
             start = torch.as_tensor(np.asarray(episode_start, dtype=bool).reshape(-1))
             state = torch.where(start[:, None, None], torch.zeros_like(state), state)
@@ -266,6 +276,14 @@ class ZooPolicy(TorchPolicy):
         h_new = torch.tanh(c_new) * torch.sigmoid(o)
         return h_new @ w[4] + w[5], torch.stack([c_new, h_new], dim=1)
 
+    def _advance(self, z: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The policy's output on ``z`` and the next state: both LSTMs take the step (the
+        value branch without a graph: nothing acts on it)."""
+        mean, pi_state = self._lstm(self.pi, z, state[:, :2])
+        with torch.no_grad():
+            _, vf_state = self._lstm(self.vf, z.detach(), state[:, 2:].detach())
+        return mean, torch.cat([pi_state, vf_state], dim=1)
+
     @staticmethod
     def _mlp(w: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         h = torch.tanh(x @ w[0] + w[1])
@@ -277,7 +295,7 @@ class ZooPolicy(TorchPolicy):
     ) -> tuple[D.Distribution, Any]:
         z = self.normalize(x)
         if self.recurrent:
-            mean, new_state = self._lstm(self.pi, z, self._state(x.shape[0], state, episode_start))
+            mean, new_state = self._advance(z, self._state(x.shape[0], state, episode_start))
         else:
             mean, new_state = self._mlp(self.pi, z), None
         std = torch.exp(self.log_std).expand_as(mean)
@@ -302,7 +320,7 @@ class ZooPolicy(TorchPolicy):
             z = self.normalize(x)
             if self.recurrent:
                 st = self._state(x.shape[0], state, episode_start)
-                mean, new_state = self._lstm(self.pi, z, st)
+                mean, new_state = self._advance(z, st)
             else:
                 mean, new_state = self._mlp(self.pi, z), None
             if not deterministic:
@@ -314,7 +332,8 @@ class ZooPolicy(TorchPolicy):
     def value(self, x: torch.Tensor, state: Any = None) -> torch.Tensor | None:
         z = self.normalize(x)
         if self.recurrent:
-            return self._lstm(self.vf, z, self.initial_state(x.shape[0]))[0][:, 0]
+            st = self._state(x.shape[0], state, None)
+            return self._lstm(self.vf, z, st[:, 2:])[0][:, 0]
         return self._mlp(self.vf, z)[:, 0]
 
     def __repr__(self) -> str:

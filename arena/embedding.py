@@ -172,6 +172,13 @@ class EmbeddedVecEnv(VecEnv):
         self._starts = np.ones(n_envs, dtype=bool)
         self._actions: np.ndarray | None = None
 
+    def victim_state(self, seat: str) -> Any:
+        """The state the frozen victim of ``seat`` carries into its observation
+        ``obs[seat]`` (zeros where an episode just began)."""
+        from agents.policies import restarted
+
+        return restarted(self.states[seat], self._starts)
+
     def reset(self) -> np.ndarray:
         seeds = [s if s is not None else self.base_seed + i for i, s in enumerate(self._seeds)]
         self._reset_seeds()

@@ -139,7 +139,8 @@ class VictimValue(RewardTerm):
                 value = getattr(policy, "value", None)
                 if not callable(value) or not hasattr(policy, "input_from_obs"):
                     continue
-                v = value(policy.input_from_obs(self.game.obs[seat]), self.game.states[seat])
+                x = policy.input_from_obs(self.game.obs[seat])
+                v = value(x, self.game.victim_state(seat))
                 if v is not None:
                     values.append(np.asarray(v, dtype=np.float64).reshape(-1))
         return -np.mean(values, axis=0) if values else np.zeros(self.num_envs)

@@ -134,3 +134,52 @@ def test_finetuning_an_lstm_victim_trains_resumes_and_plays(cli, tmp_path):
     assert played.code == 0, played.err
     verified = cli("replay", tmp_path / "rec", "--verify")
     assert verified.code == 0 and "verified" in verified.out, verified.out + verified.err
+
+
+def test_a_recurrent_sb3_victims_value_carries_its_critic_lstm(tmp_path):
+    """Was a bug: the value of a RecurrentPPO victim (a fine-tuned kicker) came from a
+    zero critic state at every step. It now equals sb3-contrib's own value with the
+    critic's LSTM carried through the episode, restarts included; actions unchanged."""
+    import gymnasium
+    from sb3_contrib import RecurrentPPO
+    from sb3_contrib.common.recurrent.type_aliases import RNNStates
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from agents.policies import restarted
+
+    obs_space = spaces.Box(-5, 5, (3,), np.float32)
+    act_space = spaces.Box(-1, 1, (2,), np.float32)
+
+    class _Env(gymnasium.Env):
+        observation_space = obs_space
+        action_space = act_space
+
+    kwargs = {**sb3_lstm_kwargs(), "lstm_hidden_size": 8, "n_lstm_layers": 1}
+    model = RecurrentPPO("MlpLstmPolicy", DummyVecEnv([_Env]), policy_kwargs=kwargs, seed=0)
+    with torch.no_grad():  # a critic that is not a constant
+        for p in model.policy.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    model.save(tmp_path / "rec.zip")
+    victim = sb3_victim(tmp_path / "rec.zip", obs_space, act_space)
+    policy = victim.policy
+    rng = np.random.default_rng(0)
+    zeros = torch.zeros(1, 2, 8)
+    theirs = RNNStates((zeros, zeros.clone()), (zeros.clone(), zeros.clone()))
+    state, values, fresh = None, [], []
+    for t in range(8):
+        start = np.array([t in (0, 5), False])  # env 0 restarts at t = 5
+        obs = torch.as_tensor(rng.normal(size=(2, 3)), dtype=torch.float32)
+        x = victim.input_from_obs(obs.numpy())
+        ours = victim.value(x, restarted(state, start))
+        with torch.no_grad():
+            actions, value, _, theirs = policy.forward(
+                obs, theirs, torch.as_tensor(start, dtype=torch.float32), deterministic=True
+            )
+        assert torch.allclose(ours, value.squeeze(-1), atol=1e-5)
+        dist, state = victim.forward(x, state, start)
+        assert torch.allclose(dist.mean, actions, atol=1e-5)  # acting is unchanged
+        zero = torch.zeros(1, 2, 8)
+        fresh.append(policy.predict_values(obs, (zero, zero.clone()), torch.ones(2)).squeeze(-1))
+        values.append(ours)
+    assert state.shape == (2, 4, 1, 8)  # actor (hidden, cell), then critic (hidden, cell)
+    assert not torch.allclose(torch.stack(values[1:5]), torch.stack(fresh[1:5]), atol=1e-4)

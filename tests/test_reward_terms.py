@@ -115,3 +115,20 @@ def test_victim_novelty_falls_as_the_victim_sees_the_same_states(runner_zip):
         )
         seen = float(((vec.predictor(x) - vec.target(x)) ** 2).mean())
     assert new > 10 * seen
+
+
+def test_the_victim_value_sees_the_state_its_victim_carries_restarted_at_new_episodes():
+    """The victim-value term asks for V(o) with the state the victim carries into o:
+    zeros where the episode just began (its observation is the next episode's first)."""
+    game = EmbeddedVecEnv("toy_pass_v0", "blocker", {"runner": "random"}, n_envs=3)
+    game.reset()
+    assert game.victim_state("runner") is None
+    carried = torch.ones(3, 4, 5)
+    game.states["runner"] = carried
+    game._starts = np.array([False, True, False])
+    seen = game.victim_state("runner")
+    assert seen[1].abs().sum() == 0 and torch.equal(seen[[0, 2]], carried[[0, 2]])
+    assert carried.sum() == 60  # the victim's own state is untouched
+    game._starts = np.zeros(3, dtype=bool)
+    assert game.victim_state("runner") is carried
+    game.close()

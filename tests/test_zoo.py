@@ -90,11 +90,66 @@ def test_lstm_state_is_batched_and_resets_at_episode_start(tmp_path):
     policy = ZooPolicy(flat, obs, act)
     x = torch.as_tensor(rng.normal(size=(2, 4)), dtype=torch.float32)
     d0, s1 = policy.forward(x, None, np.array([True, True]))
-    assert s1.shape == (2, 2, 128)
+    assert s1.shape == (2, 4, 128)  # the policy LSTM's (cell, hidden), then the value LSTM's
     d1, s2 = policy.forward(x, s1, np.array([False, False]))
     assert not torch.allclose(d0.mean, d1.mean)  # the state matters
     d2, _ = policy.forward(x, s2, np.array([True, False]))
     assert torch.allclose(d2.mean[0], d0.mean[0]) and not torch.allclose(d2.mean[1], d0.mean[1])
+
+
+def _lstm_policy(seed: int = 3):
+    rng = np.random.default_rng(seed)
+    flat = rng.normal(0, 0.3, lstm_size(4, 3)).astype(np.float32)
+    flat[3:7], flat[7:11], flat[11] = 0.0, 10.0, 10.0  # obs mean 0, sum of squares 10, count 10
+    obs, act = _spaces(4, 3, high=1.0)
+    return ZooPolicy(flat, obs, act), rng
+
+
+def test_the_value_lstm_carries_its_own_state_and_acting_is_unchanged():
+    """Was a bug: the value of an LSTM victim was computed from a zero state at every
+    step, so the victim-value reward and the critic attack saw an estimate as if each
+    observation began an episode. The value branch's LSTM now advances on every
+    observation, as the policy's does, and never touches the actions."""
+    policy, rng = _lstm_policy()
+    xs = [torch.as_tensor(rng.normal(size=(2, 4)), dtype=torch.float32) for _ in range(6)]
+    state, pi_ref, vf_ref = None, torch.zeros(2, 2, 128), torch.zeros(2, 2, 128)
+    for t, x in enumerate(xs):
+        z = policy.normalize(x)
+        value = policy.value(x, state)
+        expected, vf_ref = ZooPolicy._lstm(policy.vf, z, vf_ref)
+        assert torch.allclose(value, expected[:, 0], atol=1e-6)
+        fresh = ZooPolicy._lstm(policy.vf, z, torch.zeros(2, 2, 128))[0][:, 0]
+        if t == 0:
+            assert torch.allclose(value, fresh, atol=1e-6)
+        else:
+            assert not torch.allclose(value, fresh, atol=1e-3)  # the history matters
+        carried = state
+        dist, state = policy.forward(x, carried, np.array([t == 0, t == 0]))
+        mean, pi_ref = ZooPolicy._lstm(policy.pi, z, pi_ref)
+        assert torch.allclose(dist.mean, mean, atol=1e-6)  # the policy branch alone acts
+        acted, acted_state = policy.predict(x.numpy(), carried, None, True)
+        assert np.allclose(acted, np.clip(mean.numpy(), -1, 1), atol=1e-6)
+        assert torch.allclose(acted_state, state, atol=1e-6)
+
+
+def test_a_zoo_lstm_state_of_another_shape_is_refused():
+    policy, _ = _lstm_policy()
+    x = torch.zeros(2, 4)
+    for bad in (torch.zeros(2, 2, 128), torch.zeros(3, 4, 128), torch.zeros(2, 4, 64)):
+        with pytest.raises(ValueError, match=r"a zoo LSTM state is \(2, 4, 128\)"):
+            policy.forward(x, bad)
+
+
+def test_restarted_zeroes_the_rows_of_new_episodes():
+    from agents.policies import restarted
+
+    state = torch.ones(3, 4, 5)
+    out = restarted(state, np.array([False, True, False]))
+    assert out[1].abs().sum() == 0 and out[0].sum() == 20 and out[2].sum() == 20
+    assert state.sum() == 60  # a copy: the carried state is not changed
+    assert restarted(None, np.array([True])) is None
+    assert restarted(state, np.zeros(3, dtype=bool)) is state
+    assert restarted((state, state), np.ones(3, dtype=bool)) is None
 
 
 @pytest.mark.parametrize("arch", ["mlp", "lstm"])

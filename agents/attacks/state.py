@@ -22,7 +22,7 @@ from agents.attacks import register_attack
 from agents.attacks.base import AttackSpecError, CleanPassAttack, PerturbationBudget, clamp_input
 from agents.attacks.gradient import ascent_direction, project, random_start
 from agents.attacks.params import NORMS, budget_from, parse_step_size, parse_steps
-from agents.policies import TorchPolicy
+from agents.policies import TorchPolicy, restarted
 
 Objective = Callable[[TorchPolicy, torch.Tensor], torch.Tensor]
 """Per-sample quantity the attack increases, at the perturbed input."""
@@ -135,6 +135,7 @@ class Critic(_StateAttack):
         super().__init__(budget, steps=steps, step_size=step_size)
 
     def objective(self, victim, x, state, episode_start):
+        state = restarted(state, episode_start)  # the value LSTM's, as the policy's restarts
         with torch.no_grad():
             if victim.value(x, state) is None:
                 raise AttackSpecError(
