@@ -22,7 +22,7 @@ def _show(x: float) -> str:
         return f"an integer of {x.bit_length()} bits"
     if float(x).is_integer() and abs(x) >= 10_000:
         return f"{int(x):,}"
-    return f"{x:g}"
+    return f"{x:.15g}"  # the value given, not rounded into the range (1.0000001, not 1)
 
 
 def valid_range(
@@ -92,6 +92,8 @@ def parse_number(
     if isinstance(value, str):
         text = value.strip()
         try:
+            if "_" in text:  # Python's digit separators: 0.0_1 is no number a user means
+                raise ValueError(text)
             if "/" in text:
                 number = Fraction(text)
             elif integer and text.lstrip("+-").isdigit():
@@ -102,6 +104,12 @@ def parse_number(
             raise error(f"{name} must be {need}, got {value!r:.60}") from None
     else:
         number = value
+    if (
+        isinstance(value, str)
+        and number == 0
+        and any(c in "123456789" for c in value.lower().partition("e")[0])
+    ):
+        raise error(f"{name}={value.strip()[:40]} is too small to tell from 0; valid: {valid}")
     if isinstance(number, float) and not math.isfinite(number):
         raise error(f"{name}={str(value)[:40]} is not a finite number; valid: {valid}")
     if integer and number != int(number):

@@ -364,6 +364,12 @@ def run_scorecard(
             seat=other,
         )
         game.close()
+    if not chosen and learned is None:  # nothing would be attacked: no card to write
+        by_reason: dict[str, list[str]] = {}
+        for name, why in why_not.items():
+            by_reason.setdefault(why, []).append(name)
+        reasons = "; ".join(f"{', '.join(names)}: {why}" for why, names in by_reason.items())
+        raise UsageError(f"no attack family applies to this victim ({reasons})")
     base = {"env_id": env_id, "policy": policies, "episodes": episodes, "seed": seed}
     cells: list[dict[str, Any]] = [dict(base)]
     outs, labels = ["cells/clean"], [("clean", "0")]
@@ -542,6 +548,11 @@ def compare(paths: list[Path]) -> tuple[list[Scorecard], Any]:
         xs = [float(parse_number(v.eps, "eps")) for v in card.worst]
         derived = area(xs, card.clean.score, [v.score for v in card.worst])
         claimed = card.normalised_area
+        if math.isnan(derived) and card.clean.score != 0:
+            raise UsageError(
+                f"--compare {path}: its area cannot be computed from its own figures "
+                f"(clean score {card.clean.score:g}): refused"
+            )
         if not (math.isnan(derived) and math.isnan(claimed)) and not math.isclose(
             derived, claimed, rel_tol=1e-9, abs_tol=1e-12
         ):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -256,7 +257,8 @@ def adversary_env(
             venv.close()
             raise TrainingError(str(exc)) from None
     venv = VecMonitor(venv)
-    anneal = int(config.anneal_fraction * timesteps)
+    # 0 never anneals; any positive fraction anneals over at least one step
+    anneal = math.ceil(config.anneal_fraction * timesteps) if config.anneal_fraction > 0 else 0
     if config.shaping:
         venv = rewards.GameShaping(
             venv,
@@ -380,8 +382,15 @@ def _train(run: TrainingRun, seat: str, timesteps: int, progress: bool) -> dict[
             finally:
                 torch.set_num_threads(before)
 
+    # the dense terms anneal over the run's first budget: a resume to a larger one does
+    # not stretch the schedule and bring a finished term back
     venv = adversary_env(
-        env_id, seat, marker.victims, config, seed=marker.seed, timesteps=timesteps
+        env_id,
+        seat,
+        marker.victims,
+        config,
+        seed=marker.seed,
+        timesteps=marker.timesteps or timesteps,
     )
     model = _ppo(config.ppo, venv, marker.seed, cls=_PPO)
     latest = run.latest()

@@ -47,6 +47,8 @@ def _lstm(path: Path):
 
 
 def test_features_carry_the_victims_recurrent_state_as_the_victim_does(tiny_lstm):
+    from agents.policies import restarted
+
     victim = _lstm(tiny_lstm)
     models = {"kicker": victim}
     assert feature_size(models) == 3
@@ -64,7 +66,8 @@ def test_features_carry_the_victims_recurrent_state_as_the_victim_does(tiny_lstm
         )
         np.testing.assert_allclose(feats[:, :2], action, rtol=1e-5, atol=1e-6)
         x = victim.input_from_obs(obs_seq[t])
-        value = victim.value(x, victim_state).numpy()
+        # the value from the state carried into this observation (zeros at a new episode)
+        value = victim.value(x, restarted(victim_state, starts[t])).numpy()
         np.testing.assert_allclose(feats[:, 2], value, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(feats_state["kicker"], new_state, rtol=1e-6)
         victim_state = new_state

@@ -63,6 +63,10 @@ def _parse_value(text: str) -> Any:
 def parse_attack(spec: str) -> ObservationAttack:
     """Build an attack from ``name[:key=value,...]``; errors list the valid choices."""
     _load()
+    if not isinstance(spec, str):
+        raise AttackSpecError(
+            f"an attack spec is text (name:key=value,...), not {type(spec).__name__}"
+        )
     name, _, rest = spec.partition(":")
     if name not in _ATTACKS:
         valid = ", ".join(sorted(_ATTACKS)) or "(none installed)"
@@ -77,6 +81,8 @@ def parse_attack(spec: str) -> ObservationAttack:
         key, eq, value = item.partition("=")
         if not eq or not key:
             raise AttackSpecError(f"attack parameter {item!r} is not key=value (in {spec!r})")
+        if key.strip() in params:
+            raise AttackSpecError(f"attack parameter {key.strip()!r} is given twice (in {spec!r})")
         params[key.strip()] = _parse_value(value)
     try:
         return factory(**params)

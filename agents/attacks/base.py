@@ -26,6 +26,10 @@ class AttackSpecError(ValueError):
     """Unknown attack, unknown parameter or a budget out of range."""
 
 
+class AttackNotApplicable(AttackSpecError):
+    """An attack that does nothing on this victim (FGSM on continuous actions)."""
+
+
 @dataclass(frozen=True)
 class PerturbationBudget:
     """How large δ may be, with its units.

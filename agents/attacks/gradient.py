@@ -19,6 +19,7 @@ from torch import distributions as D
 
 from agents.attacks import register_attack
 from agents.attacks.base import (
+    AttackNotApplicable,
     AttackSpecError,
     CleanPassAttack,
     PerturbationBudget,
@@ -264,7 +265,7 @@ class FGSM(GradientAttack):
         nothing (its one step starts where the gradient is zero)."""
         tv = super().check_victim(victim)
         if not isinstance(tv.action_space, spaces.Discrete):
-            raise AttackSpecError(
+            raise AttackNotApplicable(
                 "fgsm moves nothing on a victim with continuous actions: its gradient is "
                 "zero at the clean input (the clean action is the Gaussian's mode); "
                 "attacks that apply: pgd (random start), mad, critic, noise"

@@ -20,6 +20,7 @@ Schema (version 1)::
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -220,6 +221,7 @@ class Scorecard:
                     _ci(v.get("ci95"), at),
                 )
             )
+        _check_grid([v.eps for v in verdicts], where)
         na = data.get("not_applicable", {})
         if not isinstance(na, dict) or not all(isinstance(v, str) for v in na.values()):
             raise ScorecardError(f"{where}: 'not_applicable' must map families to reasons")
@@ -231,6 +233,12 @@ class Scorecard:
             area = math.nan
         if not (_finite(area) or (isinstance(area, float) and math.isnan(area))):
             raise ScorecardError(f"{where}: 'normalised_area' must be a finite number or null")
+        clean = FamilyRow.from_json(data.get("clean"), f"{where}: clean")
+        if math.isnan(area) and clean.score != 0:
+            raise ScorecardError(
+                f"{where}: 'normalised_area' is null, which only a clean score of 0 gives; "
+                f"the clean score is {clean.score:g}"
+            )
         return cls(
             env=_text(data, "env", where),
             victim_seat=_text(data, "victim_seat", where),
@@ -240,7 +248,7 @@ class Scorecard:
             budget=_text(data, "budget", where),
             episodes=data["episodes"],
             seed=data["seed"],
-            clean=FamilyRow.from_json(data.get("clean"), f"{where}: clean"),
+            clean=clean,
             rows=tuple(FamilyRow.from_json(r, f"{where}: rows[{i}]") for i, r in enumerate(rows)),
             worst=tuple(verdicts),
             normalised_area=float(area),
@@ -250,6 +258,25 @@ class Scorecard:
                 OpponentRow.from_json(o, f"{where}: opponents[{i}]")
                 for i, o in enumerate(_list(data.get("opponents", []), f"{where}: opponents"))
             ),
+        )
+
+
+def _check_grid(eps: list[str], where: str) -> None:
+    """The verdicts' ε: at least one, each a finite number in [0, 1000], increasing, the
+    last above 0 (the area is normalised by it)."""
+    from agents.numbers import parse_number
+
+    if not eps:
+        raise ScorecardError(f"{where}: 'worst' is empty: a scorecard has at least one ε")
+    values = []
+    for i, e in enumerate(eps):
+        try:
+            values.append(float(parse_number(e, f"worst[{i}].eps", low=0.0, high=1000.0)))
+        except ValueError as exc:
+            raise ScorecardError(f"{where}: {exc}") from None
+    if any(b <= a for a, b in itertools.pairwise(values)) or values[-1] <= 0:
+        raise ScorecardError(
+            f"{where}: the worst case's ε must increase and end above 0, got {', '.join(eps)}"
         )
 
 

@@ -165,6 +165,7 @@ def _first_difference(
 def _rederive_chunk(
     manifest: RecordManifest, members: list[EpisodeRecord], chunk: int, env: Any
 ) -> Derived:
+    from agents.attacks.base import AttackNotApplicable
     from arena.attacks import build_attack
     from arena.match import LockstepPlayers
 
@@ -191,6 +192,19 @@ def _rederive_chunk(
             for seat in seats:
                 try:
                     actions, step = players.act(seat, seen[seat], episode_start, seen)
+                except AttackNotApplicable as exc:  # refused on this victim since then:
+                    # still a mismatch (a forger could name such an attack to escape the
+                    # check), but one that says what it is
+                    bad = Mismatch(
+                        t + 1,
+                        f"attacks.{seat}",
+                        f"the record's attack of {seat!r} ({manifest.attacks.get(seat)}) "
+                        f"is refused by this arena, so its actions cannot be re-derived: "
+                        f"{first_line(exc)}",
+                    )
+                    for e in alive:
+                        found[members[e].index] = bad
+                    return found, ()
                 except Exception as exc:  # the named policy or attack cannot have played
                     for e in alive:
                         found[members[e].index] = _cannot_have_played(seat, t + 1, exc)
