@@ -195,7 +195,7 @@ def _rederive_chunk(
                 except AttackNotApplicable as exc:  # refused on this victim since then:
                     # still a mismatch (a forger could name such an attack to escape the
                     # check), but one that says what it is
-                    bad = Mismatch(
+                    refused = Mismatch(
                         t + 1,
                         f"attacks.{seat}",
                         f"the record's attack of {seat!r} ({manifest.attacks.get(seat)}) "
@@ -203,7 +203,7 @@ def _rederive_chunk(
                         f"{first_line(exc)}",
                     )
                     for e in alive:
-                        found[members[e].index] = bad
+                        found[members[e].index] = refused
                     return found, ()
                 except Exception as exc:  # the named policy or attack cannot have played
                     for e in alive:
