@@ -228,7 +228,11 @@ SHIPPED_ADVERSARIES = sorted(
 
 
 def test_the_mujoco_games_have_shipped_adversaries():
-    for name in ("you_shall_not_pass_v0__blocker", "kick_and_defend_v0__keeper"):
+    for name in (
+        "you_shall_not_pass_v0__blocker",
+        "kick_and_defend_v0__keeper",
+        "sumo_humans_v0__fighter_1",
+    ):
         assert name in SHIPPED_ADVERSARIES
 
 
