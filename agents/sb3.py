@@ -421,28 +421,25 @@ class SB3TorchPolicy(TorchPolicy):
         return x * 255.0 if self._image else x
 
     def _lstm_state(self, n: int, state: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        lstm = self.policy.lstm_actor
-        if state is None:
-            zeros = torch.zeros(lstm.num_layers, n, lstm.hidden_size)
-            return zeros, zeros.clone()
-        state = torch.as_tensor(state, dtype=torch.float32)
-        return (
-            state[:, 0].transpose(0, 1).contiguous(),
-            state[:, 1].transpose(0, 1).contiguous(),
-        )
+        """The actor LSTM's (hidden, cell): rows 0 and 1 of the state."""
+        return self._rows(self.policy.lstm_actor, n, state, 0)
 
     def _critic_state(self, n: int, state: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """The critic LSTM's (hidden, cell): rows 2 and 3 of the state; zeros when the
-        state is None or carries the actor's only."""
-        lstm = self.policy.lstm_critic
-        assert lstm is not None
-        if state is None or torch.as_tensor(state).shape[1] < 4:
+        """The critic LSTM's (hidden, cell): rows 2 and 3 of the state."""
+        assert self.policy.lstm_critic is not None
+        return self._rows(self.policy.lstm_critic, n, state, 2)
+
+    @staticmethod
+    def _rows(lstm: Any, n: int, state: Any, first: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows ``first`` and ``first + 1`` of a ``(N, rows, layers, hidden)`` state as
+        torch's ``(layers, N, hidden)`` pair; zeros where the state has no such rows."""
+        if state is None or torch.as_tensor(state).shape[1] < first + 2:
             zeros = torch.zeros(lstm.num_layers, n, lstm.hidden_size)
             return zeros, zeros.clone()
         state = torch.as_tensor(state, dtype=torch.float32)
         return (
-            state[:, 2].transpose(0, 1).contiguous(),
-            state[:, 3].transpose(0, 1).contiguous(),
+            state[:, first].transpose(0, 1).contiguous(),
+            state[:, first + 1].transpose(0, 1).contiguous(),
         )
 
     @staticmethod

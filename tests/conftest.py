@@ -117,3 +117,55 @@ def edit_manifest(rec: Path, edit) -> None:
     doc = json.loads(path.read_text())
     edit(doc)
     path.write_text(json.dumps(doc))
+
+
+def scorecard_json(
+    victim: str,
+    *,
+    clean_score: float = 1.0,
+    worst: tuple[float, ...] = (0.6, 0.3),
+    eps: tuple[str, ...] = ("0.05", "0.1"),
+    **changes,
+) -> dict:
+    """A ``scorecard.json`` of toy_pass_v0's runner (one ``pgd`` row per ε), its area as
+    the arena computes it from its figures (NaN where it cannot), then ``changes``."""
+    import math
+
+    from arena.artifacts.scorecard import FamilyRow, Scorecard, Verdict
+    from arena.scorecard import area
+
+    rows = tuple(FamilyRow("pgd", e, s, (0.0, 1.0)) for e, s in zip(eps, worst, strict=True))
+    try:
+        normalised = area([float(e) for e in eps], clean_score, list(worst))
+    except ValueError:
+        normalised = math.nan
+    card = Scorecard(
+        env="toy_pass_v0",
+        victim_seat="runner",
+        victim=victim,
+        metric="win rate",
+        units="L∞ in standard deviations",
+        budget="quick",
+        episodes=3,
+        seed=0,
+        clean=FamilyRow("clean", "0", clean_score, (0.0, 1.0)),
+        rows=rows,
+        worst=tuple(Verdict(r.eps, r.family, r.score, r.ci95) for r in rows),
+        normalised_area=normalised,
+    ).to_json()
+    card.update(changes)
+    return card
+
+
+def put_scorecard(tmp_path: Path, name: str, card=None, raw: str | bytes | None = None) -> Path:
+    """``tmp_path/name/scorecard.json`` holding ``card`` as JSON, or ``raw`` as it is."""
+    import json
+
+    out = tmp_path / name
+    out.mkdir()
+    path = out / "scorecard.json"
+    if isinstance(raw, bytes):
+        path.write_bytes(raw)
+    else:
+        path.write_text(raw if raw is not None else json.dumps(card))
+    return out

@@ -64,23 +64,28 @@ def test_exported_lstm_acts_as_the_zoo_through_episode_restarts(tmp_path):
     assert not np.allclose(fresh[0], a[0]) and not np.allclose(fresh[3], a[3])
 
 
-@pytest.mark.parametrize(
-    ("key", "value"), [("lstm_hidden_size", 2048), ("n_lstm_layers", 3), ("lstm_hidden_size", 0)]
-)
-def test_the_loader_refuses_recurrent_networks_past_its_bounds(tmp_path, key, value):
+def _recurrent_ppo(obs_space: spaces.Box, act_space: spaces.Box, hidden: int, seed: int = 0):
+    """A fresh sb3-contrib RecurrentPPO shaped as the zoo's LSTMs (``hidden`` units)."""
     import gymnasium
     from sb3_contrib import RecurrentPPO
     from stable_baselines3.common.vec_env import DummyVecEnv
-
-    obs_space = spaces.Box(-1, 1, (3,), np.float32)
-    act_space = spaces.Box(-1, 1, (2,), np.float32)
 
     class _Env(gymnasium.Env):
         observation_space = obs_space
         action_space = act_space
 
+    kwargs = {**sb3_lstm_kwargs(), "lstm_hidden_size": hidden, "n_lstm_layers": 1}
+    return RecurrentPPO("MlpLstmPolicy", DummyVecEnv([_Env]), policy_kwargs=kwargs, seed=seed)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("lstm_hidden_size", 2048), ("n_lstm_layers", 3), ("lstm_hidden_size", 0)]
+)
+def test_the_loader_refuses_recurrent_networks_past_its_bounds(tmp_path, key, value):
+    obs_space = spaces.Box(-1, 1, (3,), np.float32)
+    act_space = spaces.Box(-1, 1, (2,), np.float32)
     kwargs = {**sb3_lstm_kwargs(), "lstm_hidden_size": 4, "n_lstm_layers": 1}
-    model = RecurrentPPO("MlpLstmPolicy", DummyVecEnv([_Env]), policy_kwargs=kwargs)
+    model = _recurrent_ppo(obs_space, act_space, kwargs["lstm_hidden_size"])
     model.save(tmp_path / "ok.zip")
     assert sb3_victim(tmp_path / "ok.zip", obs_space, act_space).recurrent
     # the same file claiming a bigger network: refused before anything is built
@@ -140,22 +145,13 @@ def test_a_recurrent_sb3_victims_value_carries_its_critic_lstm(tmp_path):
     """Was a bug: the value of a RecurrentPPO victim (a fine-tuned kicker) came from a
     zero critic state at every step. It now equals sb3-contrib's own value with the
     critic's LSTM carried through the episode, restarts included; actions unchanged."""
-    import gymnasium
-    from sb3_contrib import RecurrentPPO
     from sb3_contrib.common.recurrent.type_aliases import RNNStates
-    from stable_baselines3.common.vec_env import DummyVecEnv
 
     from agents.policies import restarted
 
     obs_space = spaces.Box(-5, 5, (3,), np.float32)
     act_space = spaces.Box(-1, 1, (2,), np.float32)
-
-    class _Env(gymnasium.Env):
-        observation_space = obs_space
-        action_space = act_space
-
-    kwargs = {**sb3_lstm_kwargs(), "lstm_hidden_size": 8, "n_lstm_layers": 1}
-    model = RecurrentPPO("MlpLstmPolicy", DummyVecEnv([_Env]), policy_kwargs=kwargs, seed=0)
+    model = _recurrent_ppo(obs_space, act_space, 8)
     with torch.no_grad():  # a critic that is not a constant
         for p in model.policy.parameters():
             p.add_(torch.randn_like(p) * 0.3)

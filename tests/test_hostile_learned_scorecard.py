@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import ASSETS, assert_one_line_error
+from conftest import ASSETS, assert_one_line_error, put_scorecard, scorecard_json
 
 from agents.attacks import parse_attack
 from arena.errors import USER_ERRORS
@@ -586,42 +586,7 @@ def test_train_perturber_games_seats_and_victims(cli, tmp_path, env, victim, ext
 
 
 EPS = ("0.05", "0.1")
-
-
-def _card(victim: str, *, clean_score: float = 1.0, worst: tuple[float, ...] = (0.6, 0.3),
-          **changes: Any) -> dict[str, Any]:  # fmt: skip
-    """A scorecard.json of toy_pass_v0's runner, its area consistent with its figures."""
-    from arena.artifacts.scorecard import FamilyRow, Scorecard, Verdict
-    from arena.scorecard import area
-
-    rows = tuple(FamilyRow("pgd", e, s, (0.0, 1.0)) for e, s in zip(EPS, worst, strict=True))
-    card = Scorecard(
-        env="toy_pass_v0",
-        victim_seat="runner",
-        victim=victim,
-        metric="win rate",
-        units="L∞ in standard deviations",
-        budget="quick",
-        episodes=3,
-        seed=0,
-        clean=FamilyRow("clean", "0", clean_score, (0.0, 1.0)),
-        rows=rows,
-        worst=tuple(Verdict(r.eps, r.family, r.score, r.ci95) for r in rows),
-        normalised_area=area([float(e) for e in EPS], clean_score, list(worst)),
-    ).to_json()
-    card.update(changes)
-    return card
-
-
-def _put(tmp_path: Path, name: str, card: Any = None, raw: bytes | None = None) -> Path:
-    out = tmp_path / name
-    out.mkdir()
-    path = out / "scorecard.json"
-    if raw is not None:
-        path.write_bytes(raw)
-    else:
-        path.write_text(json.dumps(card))
-    return out
+_card, _put = scorecard_json, put_scorecard
 
 
 def test_compare_ranks_consistent_cards(cli, tmp_path):

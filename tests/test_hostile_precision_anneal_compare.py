@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ASSETS, assert_one_line_error, edit_manifest
+from conftest import ASSETS, assert_one_line_error, edit_manifest, put_scorecard, scorecard_json
 
 from agents.attacks import AttackSpecError, parse_attack
 
@@ -346,42 +346,7 @@ def test_resume_keeps_the_anneal_schedule(cli, tmp_path):
 # ============================================================ 4. scorecard.json --compare
 
 EPS = ("0.05", "0.1")
-
-
-def _card(victim: str, *, clean_score: float = 1.0, worst: tuple[float, ...] = (0.6, 0.3),
-          eps: tuple[str, ...] = EPS, **changes: Any) -> dict[str, Any]:  # fmt: skip
-    """A scorecard.json of toy_pass_v0's runner, its area as the arena computes it."""
-    from arena.artifacts.scorecard import FamilyRow, Scorecard, Verdict
-    from arena.scorecard import area
-
-    rows = tuple(FamilyRow("pgd", e, s, (0.0, 1.0)) for e, s in zip(eps, worst, strict=True))
-    try:
-        normalised = area([float(e) for e in eps], clean_score, list(worst))
-    except ValueError:
-        normalised = math.nan
-    card = Scorecard(
-        env="toy_pass_v0",
-        victim_seat="runner",
-        victim=victim,
-        metric="win rate",
-        units="L∞ in standard deviations",
-        budget="quick",
-        episodes=3,
-        seed=0,
-        clean=FamilyRow("clean", "0", clean_score, (0.0, 1.0)),
-        rows=rows,
-        worst=tuple(Verdict(r.eps, r.family, r.score, r.ci95) for r in rows),
-        normalised_area=normalised,
-    ).to_json()
-    card.update(changes)
-    return card
-
-
-def _put(tmp_path: Path, name: str, card: Any = None, raw: str | None = None) -> Path:
-    out = tmp_path / name
-    out.mkdir()
-    (out / "scorecard.json").write_text(raw if raw is not None else json.dumps(card))
-    return out
+_card, _put = scorecard_json, put_scorecard
 
 
 def _strict(text: str) -> Any:
