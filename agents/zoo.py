@@ -35,7 +35,7 @@ import torch
 from gymnasium import spaces
 from torch import distributions as D
 
-from agents.policies import LOG_STD_RANGE, TorchPolicy
+from agents.policies import LOG_STD_RANGE, TorchPolicy, restarted
 from agents.safe_pickle import UnsafePickleError, inert_loads
 from agents.specs import PolicySpecError, register_kind
 
@@ -261,10 +261,7 @@ class ZooPolicy(TorchPolicy):
                 f"a zoo LSTM state is ({n}, 4, {LSTM_UNITS}) (policy then value LSTM), "
                 f"got {tuple(state.shape)}"
             )
-        if episode_start is not None:
-            start = torch.as_tensor(np.asarray(episode_start, dtype=bool).reshape(-1))
-            state = torch.where(start[:, None, None], torch.zeros_like(state), state)
-        return state
+        return restarted(state, episode_start)
 
     @staticmethod
     def _lstm(w: list[torch.Tensor], x: torch.Tensor, state: torch.Tensor):

@@ -96,6 +96,11 @@ class MatchResult:
         counts = Counter(o.end for o in self.outcomes if o.end is not None)
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
+    def ends_line(self) -> str:
+        """``ended: goal 96, both down 36, ...`` (empty for games that do not say)."""
+        ends = self.ends
+        return "ended: " + ", ".join(f"{how} {n}" for how, n in ends.items()) if ends else ""
+
     def to_json(self) -> dict[str, Any]:
         lengths = self.lengths
         out = {

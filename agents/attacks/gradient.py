@@ -145,8 +145,8 @@ def gradient_attack(
     through the victim's ``search_forward`` (bfloat16 for the Atari CNN where the CPU
     has it natively) when ε is at least the victim's ``search_resolution`` (smaller
     perturbations would vanish in the rounding); ``fp32`` takes every gradient through
-    ``forward``. The step from
-    the clean input, whose pass also gives the clean distribution, is always ``forward``.
+    ``forward``. The step from the clean input, whose pass also gives the clean
+    distribution, is always ``forward``.
     """
     x = x.detach()
     if eps == 0.0:
@@ -299,7 +299,7 @@ class PGD(GradientAttack):
     ``random_start=false`` it is exactly FGSM. Shapes: ``(B, ...)`` -> ``(B, ...)``.
     ``precision=auto`` (default) finds the steps' directions through the victim's
     ``search_forward`` (bfloat16 for the Atari CNN on CPUs that have it natively: about
-    0.6 of the time, for ε >= 1/255); ``precision=fp32`` through ``forward``. Either way
+    0.6 of the time, for ε >= 1/256); ``precision=fp32`` through ``forward``. Either way
     the victim's clean and attacked decisions are computed in float32.
 
     Example::

@@ -42,8 +42,7 @@ def check_flag(name: str, value: Any) -> bool:
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value.lower() not in choices:
-        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-        raise AttackSpecError(f"unknown {name} {shown}; valid: {', '.join(choices)}")
+        raise AttackSpecError(f"unknown {name} {value!r:.60}; valid: {', '.join(choices)}")
     return value.lower()
 
 

@@ -152,7 +152,7 @@ class RunResults:
         n = len(result.lengths)
         caption = f"mean episode length {sum(result.lengths) / n:.1f} steps" if n else ""
         if result.ends:
-            caption += "; ended: " + ", ".join(f"{how} {k}" for how, k in result.ends.items())
+            caption += "; " + result.ends_line()
         return cls(
             kind="evaluate",
             title=f"scores on {result.env} over {result.episodes} episodes (seed {result.seed})",

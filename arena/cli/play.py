@@ -56,7 +56,7 @@ def format_table(result: Any) -> str:
                 extra += f", attacked {r.attacked_fraction:.1%} of steps"
             lines.append(extra)
     if result.ends:
-        lines.append("ended: " + ", ".join(f"{how} {n}" for how, n in result.ends.items()))
+        lines.append(result.ends_line())
     return "\n".join(lines)
 
 

@@ -811,15 +811,12 @@ class KickAndDefendEnv(CompetitionEnv):
         done = self.t >= self.max_steps or ball[0] > self.goal_x or back
         if done or all(agent_done):
             self._decided = self.t < self.max_steps
-            self._end = (
-                "step limit"
-                if self.t >= self.max_steps
-                else "ball wide of the goal"
-                if ball[0] > self.goal_x
-                else "ball sent back"
-                if back
-                else "both down"
-            )
+            if self.t >= self.max_steps:
+                self._end = "step limit"
+            elif ball[0] > self.goal_x:
+                self._end = "ball wide of the goal"
+            else:
+                self._end = "ball sent back" if back else "both down"
             keeper = GOAL_REWARD + 500.0 * self._touched + 500.0 * (self._z(1) > 0.8)
             return [-GOAL_REWARD, keeper], 1, shaping, True
         if abs(self.goal_x - float(self._xy(1)[0])) > 2.5:
