@@ -35,7 +35,7 @@ from typing import Any
 
 from agents.numbers import parse_number, parse_seed
 from arena.artifacts import Cell, RunResults, SampleRecipe, Score, Table
-from arena.cli.options import EPISODES, TIMESTEPS, add_run_options, pairs
+from arena.cli.options import EPISODES, TIMESTEPS, TRAIN_WORKERS, add_run_options, pairs
 from arena.errors import MAX_EPISODES, MAX_TIMESTEPS, ArgumentParser, check_output_dir
 from arena.parallel import Pool, pool_for
 from arena.players import acting, samples_by_default
@@ -45,6 +45,8 @@ from experiments.gleave2020 import GAMES, Game, evaluate
 NAME = "defences"
 VICTIMS = ("zoo victim", "masked victim", "fine-tuned victim")
 OPPONENTS = ("zoo opponent", "old adversary", "new adversary", "random", "zero")
+RUNTIME = ("resume", "workers", "train_workers")
+"""Flags that change how fast a run goes, not what it computes: a resume may change them."""
 ADVERSARY_SHARE = 0.5
 """The fine-tuning opponent: the old adversary this share of episodes, else the zoo's."""
 
@@ -155,6 +157,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="continue a stopped run with its own configuration (only --workers may change)",
     )
+    p.add_argument(
+        "--train-workers",
+        type=TRAIN_WORKERS,
+        help="processes simulating each training's games (0: in-process, one core; "
+        "default: the trainer's)",
+    )
     add_run_options(p, workers=2)
     return p
 
@@ -187,13 +195,12 @@ def check(argv: list[str]) -> None:
 
 def _resumed_plan(args: argparse.Namespace, run_dir: Path) -> Plan:
     defaults = vars(parser().parse_args([]))
-    changed = [
-        k for k, v in vars(args).items() if k not in ("resume", "workers") and v != defaults[k]
-    ]
+    changed = [k for k, v in vars(args).items() if k not in RUNTIME and v != defaults[k]]
     if changed:
         flag = "--" + changed[0].replace("_", "-")
         raise ExperimentError(
-            f"--resume keeps the run's own configuration: give only --workers with it, not {flag}"
+            "--resume keeps the run's own configuration: give only --workers or "
+            f"--train-workers with it, not {flag}"
         )
     config = run_dir / "config.json"
     if not config.is_file():
@@ -225,9 +232,12 @@ def _train(out: Path, what: str, steps: int, **kwargs: Any) -> str:
     return spec
 
 
-def policies(plan: Plan, name: str, run_dir: Path) -> dict[str, str]:
+def policies(
+    plan: Plan, name: str, run_dir: Path, runtime: dict[str, Any] | None = None
+) -> dict[str, str]:
     """The game's old adversary, fine-tuned victim and new adversary as policy specs,
-    each trained (in ``run_dir/trainings/``) where the plan does not give it."""
+    each trained (in ``run_dir/trainings/``, with ``runtime``: ``runtime_flags``) where
+    the plan does not give it."""
     from arena.training import default_adversary_config
 
     game = GAMES[name]
@@ -241,6 +251,7 @@ def policies(plan: Plan, name: str, run_dir: Path) -> dict[str, str]:
         victims={game.victim_seat: game.victim},
         seed=plan.seed,
         config=config,
+        runtime=runtime,
     )
     finetuned = plan.finetuned.get(name) or _train(
         trainings / f"{name}__finetuned",
@@ -256,6 +267,7 @@ def policies(plan: Plan, name: str, run_dir: Path) -> dict[str, str]:
         init=game.victim,
         seed=plan.seed,
         config=config,
+        runtime=runtime,
     )
     # the new adversary meets the fine-tuned victim acting as it will be scored
     sampled = samples_by_default(finetuned)
@@ -267,13 +279,16 @@ def policies(plan: Plan, name: str, run_dir: Path) -> dict[str, str]:
         victims={game.victim_seat: finetuned},
         seed=plan.seed,
         config=dataclasses.replace(config, victim_sampled=sampled),
+        runtime=runtime,
     )
     return {"old": old, "finetuned": finetuned, "new": new}
 
 
-def _matrix(plan: Plan, name: str, run_dir: Path, pool: Pool) -> tuple[Table, SampleRecipe]:
+def _matrix(
+    plan: Plan, name: str, run_dir: Path, pool: Pool, runtime: dict[str, Any] | None
+) -> tuple[Table, SampleRecipe]:
     game: Game = GAMES[name]
-    got = policies(plan, name, run_dir)
+    got = policies(plan, name, run_dir, runtime)
     victims = dict(
         zip(VICTIMS, (game.victim, f"masked:{game.victim}", got["finetuned"]), strict=True)
     )
@@ -324,8 +339,11 @@ def run(argv: list[str] | None = None) -> tuple[RunResults, Path]:
         write_json_atomic(run_dir / "config.json", plan.to_json())
         write_json_atomic(run_dir / "metadata.json", run_metadata())
         print(f"[{NAME}] run directory {run_dir} (if stopped: --resume {run_dir})", file=sys.stderr)
+    from arena.training import runtime_flags
+
     pool = pool_for(args.workers, None)
-    parts = [_matrix(plan, name, run_dir, pool) for name in plan.games]
+    runtime = None if args.train_workers is None else runtime_flags(args.train_workers)
+    parts = [_matrix(plan, name, run_dir, pool, runtime) for name in plan.games]
     tables = tuple(t for t, _ in parts)
     results = RunResults(
         kind=NAME,

@@ -189,6 +189,34 @@ def test_gleave2020_trains_in_place_and_resumes(cli, tmp_path, monkeypatch):
     assert again.code == 2 and "the run is finished" in again.err
 
 
+def test_defences_resume_may_change_only_how_fast_it_trains(cli, tmp_path, monkeypatch):
+    import arena.training
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("the machine went away")
+
+    with monkeypatch.context() as m:
+        m.setattr(arena.training, "train_adversary", stop)
+        with pytest.raises(RuntimeError, match="went away"):
+            cli("run", "defences", "--quick", "--runs", "runs")
+    (run,) = (tmp_path / "runs" / "defences").iterdir()
+    refused = cli("run", "defences", "--resume", run, "--timesteps", "9")
+    assert refused.code == 2
+    assert refused.err.splitlines()[-1].endswith("--train-workers with it, not --timesteps")
+    calls = []
+
+    def recorded(*args, **kwargs):
+        calls.append((kwargs["resume"], kwargs["runtime"]))
+        raise RuntimeError("stopped again")
+
+    monkeypatch.setattr(arena.training, "train_adversary", recorded)
+    with pytest.raises(RuntimeError, match="stopped again"):
+        cli("run", "defences", "--resume", run, "--train-workers", "0")
+    assert calls == [(False, {"workers": 0, "update_threads": 1})]
+    assert json.loads((run / "config.json").read_text())["timesteps"] == 150_000
+    assert "train_workers" not in json.loads((run / "config.json").read_text())
+
+
 def test_gleave2020_resume_needs_a_run(cli, tmp_path):
     done = cli("run", "gleave2020", "--resume", tmp_path)
     assert done.code == 2 and "not a gleave2020 run (no config.json)" in done.err
@@ -285,7 +313,8 @@ def test_defences_fine_tunes_reattacks_and_scores_the_matrix(cli, tmp_path):
 
     runs = tmp_path / "runs"
     done = cli("run", "defences", "--quick", "--timesteps", "4096", "--finetune-timesteps",
-               "2048", "--episodes", "6", "--workers", "1", "--runs", runs)  # fmt: skip
+               "2048", "--episodes", "6", "--workers", "1", "--train-workers", "0",
+               "--runs", runs)  # fmt: skip
     assert done.code == 0, done.err
     run = next((runs / "defences").iterdir())
     _, results = _results(run)
@@ -302,6 +331,9 @@ def test_defences_fine_tunes_reattacks_and_scores_the_matrix(cli, tmp_path):
     )
     marker = json.loads((tuned / "adversary_run.json").read_text())
     assert marker["adversary_seat"] == "runner" and marker["init"].startswith("sb3:")
+    for training in (old, tuned, new):  # --train-workers 0: each training in-process
+        config = json.loads((training / "adversary_run.json").read_text())["config"]
+        assert (config["workers"], config["update_threads"]) == (0, 1)
     assert marker["victims"]["blocker"].startswith(f"mix:0.5*run:{old}|0.5*")
     again = json.loads((new / "adversary_run.json").read_text())
     assert again["victims"] == {"runner": f"run:{tuned}"}
