@@ -8,7 +8,11 @@ step's controls and every episode's start state; then a bare loop replays them t
 rules read) on the game's compiled model: the same contacts, the same fallen bodies,
 none of the game's Python, no policy. Printed, env steps/s:
 
-  1. that bare replay in 1 process and in 2 at once (the 2-core ceiling);
+  1. that bare replay in 1 process and in 2 at once, twice: through one ``MjData`` (one
+     hot state, always in cache), and cut into as many runs as the training has
+     environments per process, each in its own ``MjData``, stepped in turn one step each
+     (the same computation, bit for bit, laid out in memory as a vectorised game holds
+     its environments: 32 states in one process, or 16 in each of 2);
   2. the game with the frozen victim inside (``EmbeddedVecEnv``, 2 simulation workers,
      the learner's actions drawn as in the replay): the learner's environment without
      learning;
@@ -16,9 +20,12 @@ none of the game's Python, no policy. Printed, env steps/s:
      default runtime: 2 simulation workers, the update on 2 threads);
   4. the trainer in-process (``--workers 0``): one run alone, then two runs at once,
      one per core (how the runs of a study, of seeds or of a grid share a machine);
-and each as a fraction of the ceiling on as many cores (the target: training ≥ 0.8 of
-it). One run on 2 workers finishes soonest; two in-process runs get the most steps out
-of the machine (no pickling between processes, no core idle while the other waits).
+and each as a fraction of the bare replay of its own layout (as many processes, as
+many states per process: the target, training ≥ 0.8 of it) and of one hot state (the
+cache-warm bound no vectorised game reaches: a 32-state replay is slower than a
+one-state replay of the same steps). One run on 2 workers finishes soonest; two
+in-process runs get the most steps out of the machine (no pickling between processes,
+no core idle while the other waits).
 Run it on an idle machine:
 
     ARENA_ZOO_DIR=../shared/zoo python benchmarks/adversary_throughput.py --env kick_and_defend_v0
@@ -94,43 +101,93 @@ def record(env_id: str, steps: int, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def _replay(env_id: str, trace: dict[str, np.ndarray], queue: Any = None) -> float:
+def _segments(model: Any, trace: dict[str, np.ndarray], states: int) -> list[Any]:
+    """The trace cut into ``states`` runs of consecutive steps, each with its start
+    state: the ``MjData`` (contacts' warm start included) that replaying the trace
+    through one ``MjData`` has when it reaches the run's first step."""
+    import mujoco
+
+    from envs.competition.games import FRAME_SKIP
+
+    ctrl, begins = trace["ctrl"], _episode_begins(trace)
+    length = -(-len(ctrl) // states)
+    data = mujoco.MjData(model)
+    _begin(model, data, trace, 0)
+    snaps = []
+    for t in range((states - 1) * length + 1):
+        if t % length == 0:
+            snap = mujoco.MjData(model)
+            mujoco.mj_copyData(snap, model, data)
+            snaps.append(snap)
+        if t in begins:
+            _begin(model, data, trace, begins[t])
+        data.ctrl[:] = ctrl[t]
+        mujoco.mj_step(model, data, nstep=FRAME_SKIP)
+        mujoco.mj_rnePostConstraint(model, data)
+    return snaps
+
+
+def _episode_begins(trace: dict[str, np.ndarray]) -> dict[int, int]:
+    """Step index -> the index of the episode that begins there."""
+    return {int(t): k + 1 for k, t in enumerate(trace["starts"])}
+
+
+def _begin(model: Any, data: Any, trace: dict[str, np.ndarray], episode: int) -> None:
+    import mujoco
+
+    mujoco.mj_resetData(model, data)
+    data.qpos[:] = trace["qpos"][episode]
+    data.qvel[:] = trace["qvel"][episode]
+    mujoco.mj_forward(model, data)
+
+
+def replay(
+    env_id: str, trace: dict[str, np.ndarray], states: int = 1, queue: Any = None
+) -> tuple[float, list[np.ndarray]]:
+    """Env steps/s of the trace's controls replayed through bare ``mj_step`` (× the frame
+    skip) and ``mj_rnePostConstraint``, and each state's final ``qpos``.
+
+    ``states`` 1: one ``MjData`` steps the whole trace, its memory always in cache.
+    ``states`` N: the trace cut into N runs, each in its own ``MjData``, stepped in turn
+    one step each, as a vectorised game of N environments in one process steps them: the
+    same computation, bit for bit, in the training's memory layout."""
     import mujoco
 
     import envs
     from envs.competition.games import FRAME_SKIP
 
     model = envs.make(env_id).model
-    data = mujoco.MjData(model)
-    ctrl, starts = trace["ctrl"], set(trace["starts"].tolist())
-    episode = 0
-
-    def begin(k: int) -> None:
-        mujoco.mj_resetData(model, data)
-        data.qpos[:] = trace["qpos"][k]
-        data.qvel[:] = trace["qvel"][k]
-        mujoco.mj_forward(model, data)
-
-    begin(0)
+    ctrl, begins = trace["ctrl"], _episode_begins(trace)
+    datas = _segments(model, trace, states)
+    length = -(-len(ctrl) // states)
+    runs = [
+        (data, range(k * length, min(len(ctrl), (k + 1) * length))) for k, data in enumerate(datas)
+    ]
     t0 = time.perf_counter()
-    for t in range(len(ctrl)):
-        if t in starts:
-            episode += 1
-            begin(episode)
-        data.ctrl[:] = ctrl[t]
-        mujoco.mj_step(model, data, nstep=FRAME_SKIP)
-        mujoco.mj_rnePostConstraint(model, data)
+    for j in range(length):
+        for data, steps in runs:
+            if j >= len(steps):
+                continue
+            t = steps[j]
+            if t in begins:
+                _begin(model, data, trace, begins[t])
+            data.ctrl[:] = ctrl[t]
+            mujoco.mj_step(model, data, nstep=FRAME_SKIP)
+            mujoco.mj_rnePostConstraint(model, data)
     rate = len(ctrl) / (time.perf_counter() - t0)
     if queue is not None:
         queue.put(rate)
-    return rate
+    return rate, [data.qpos.copy() for data in datas]
 
 
-def bare_replay(env_id: str, trace: dict[str, np.ndarray], processes: int) -> float:
-    """Total env steps/s of ``processes`` bare replays running at once."""
+def bare_replay(
+    env_id: str, trace: dict[str, np.ndarray], processes: int, states: int = 1
+) -> float:
+    """Total env steps/s of ``processes`` bare replays (of ``states`` states each)
+    running at once."""
     if processes == 1:
-        return _replay(env_id, trace)
-    return _at_once(_replay, (env_id, trace), processes)
+        return replay(env_id, trace, states)[0]
+    return _at_once(replay, (env_id, trace, states), processes)
 
 
 def _at_once(target: Any, args: tuple[Any, ...], processes: int) -> float:
@@ -224,35 +281,62 @@ def main() -> None:
     parser.add_argument("--replay-steps", type=int, default=20_000)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rows: list[tuple[str, float]] = []
+    from arena.training import default_adversary_config
+
+    # the default recipe's environments: all in one process in-process, half in each of
+    # the 2 simulation workers otherwise
+    n_envs = default_adversary_config(args.env).ppo.n_envs
     physics = args.env != "toy_pass_v0"
+    ceilings: dict[tuple[int, int], float] = {}  # (processes, states) -> env steps/s
     if physics:
         trace = record(args.env, args.replay_steps)
-        episodes = len(trace["starts"]) + 1
-        for procs in (1, 2):
-            label = f"bare mj_step replay of the game's episodes, {procs} process(es)"
-            rows.append((label, bare_replay(args.env, trace, procs)))
-    rows.append(
-        ("game + batched victim, 2 workers, 32 envs", game_with_victim(args.env, args.steps, 32))
-    )
-    rows.append(
-        ("PPO training, default runtime (2 simulation workers)", training(args.env, args.steps))
-    )
-    rows.append(("PPO training in-process (--workers 0), 1 run", training(args.env, args.steps, 0)))
-    rows.append(
+        for procs, states in ((1, 1), (2, 1), (1, n_envs), (2, n_envs), (2, n_envs // 2)):
+            ceilings[procs, states] = bare_replay(args.env, trace, procs, states)
+    # (label, env steps/s, processes, states per process as the training holds them)
+    rows: list[tuple[str, float, int, int]] = [
+        (
+            f"game + batched victim, 2 workers, {n_envs} envs",
+            game_with_victim(args.env, args.steps, n_envs),
+            2,
+            n_envs // 2,
+        ),
+        (
+            "PPO training, default runtime (2 simulation workers)",
+            training(args.env, args.steps),
+            2,
+            n_envs // 2,
+        ),
+        (
+            "PPO training in-process (--workers 0), 1 run",
+            training(args.env, args.steps, 0),
+            1,
+            n_envs,
+        ),
         (
             "PPO training in-process, 2 runs at once (total)",
             trainings_at_once(args.env, args.steps, 2),
-        )
-    )
-    one = rows[0][1] if physics else max(r for _, r in rows)
-    two = rows[1][1] if physics else max(r for _, r in rows)
+            2,
+            n_envs,
+        ),
+    ]
     print(f"{args.env}: {args.steps:,} env steps per training row", end="")
-    print(f"; replay of {args.replay_steps:,} steps ({episodes} episodes)" if physics else "")
-    for label, rate in rows:
-        solo = "1 run" in label or "1 process" in label
-        top, what = (one, "1-core") if solo else (two, "2-core")
-        print(f"  {label:<62} {rate:6.0f} env steps/s  {rate / top:6.1%} of the {what} ceiling")
+    if not physics:
+        print()
+        for label, rate, _, _ in rows:
+            print(f"  {label:<62} {rate:6.0f} env steps/s")
+        return
+    print(f"; replay of {args.replay_steps:,} steps ({len(trace['starts']) + 1} episodes)")
+    for (procs, states), rate in ceilings.items():
+        label = (
+            f"bare replay, {states} state{'s in turn' if states > 1 else ''}, {procs} process(es)"
+        )
+        print(f"  {label:<62} {rate:6.0f} env steps/s")
+    for label, rate, procs, states in rows:
+        hot, layout = ceilings[procs, 1], ceilings[procs, states]
+        print(
+            f"  {label:<62} {rate:6.0f} env steps/s  {rate / layout:6.1%} of the bare replay of "
+            f"its layout ({states} states x {procs}), {rate / hot:6.1%} of one hot state x {procs}"
+        )
 
 
 if __name__ == "__main__":
