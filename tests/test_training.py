@@ -232,6 +232,7 @@ def test_the_mujoco_games_have_shipped_adversaries():
         "you_shall_not_pass_v0__blocker",
         "kick_and_defend_v0__keeper",
         "sumo_humans_v0__fighter_1",
+        "sumo_ants_v0__fighter_1",
     ):
         assert name in SHIPPED_ADVERSARIES
 
