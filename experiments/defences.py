@@ -155,7 +155,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue a stopped run with its own configuration (only --workers may change)",
+        help="continue a stopped run with its own configuration "
+        "(--workers and --train-workers may change)",
     )
     p.add_argument(
         "--train-workers",
