@@ -101,30 +101,25 @@ def record(env_id: str, steps: int, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def _segments(model: Any, trace: dict[str, np.ndarray], states: int) -> list[Any]:
+def _segments(model: Any, trace: dict[str, np.ndarray], states: int) -> list[tuple[Any, range]]:
     """The trace cut into ``states`` runs of consecutive steps, each with its start
     state: the ``MjData`` (contacts' warm start included) that replaying the trace
     through one ``MjData`` has when it reaches the run's first step."""
     import mujoco
 
-    from envs.competition.games import FRAME_SKIP
-
-    ctrl, begins = trace["ctrl"], _episode_begins(trace)
-    length = -(-len(ctrl) // states)
+    n = len(trace["ctrl"])
+    length = -(-n // states)
+    begins = _episode_begins(trace)
     data = mujoco.MjData(model)
     _begin(model, data, trace, 0)
-    snaps = []
+    runs = []
     for t in range((states - 1) * length + 1):
         if t % length == 0:
             snap = mujoco.MjData(model)
             mujoco.mj_copyData(snap, model, data)
-            snaps.append(snap)
-        if t in begins:
-            _begin(model, data, trace, begins[t])
-        data.ctrl[:] = ctrl[t]
-        mujoco.mj_step(model, data, nstep=FRAME_SKIP)
-        mujoco.mj_rnePostConstraint(model, data)
-    return snaps
+            runs.append((snap, range(t, min(n, t + length))))
+        _step(model, data, trace, begins, t)
+    return runs
 
 
 def _episode_begins(trace: dict[str, np.ndarray]) -> dict[int, int]:
@@ -141,6 +136,23 @@ def _begin(model: Any, data: Any, trace: dict[str, np.ndarray], episode: int) ->
     mujoco.mj_forward(model, data)
 
 
+def _step(
+    model: Any, data: Any, trace: dict[str, np.ndarray], begins: dict[int, int], t: int
+) -> None:
+    """Step ``t`` of the trace on ``data``: its episode's start state first if one begins
+    there, then its controls through ``mj_step`` (× the frame skip) and
+    ``mj_rnePostConstraint``."""
+    import mujoco
+
+    from envs.competition.games import FRAME_SKIP
+
+    if t in begins:
+        _begin(model, data, trace, begins[t])
+    data.ctrl[:] = trace["ctrl"][t]
+    mujoco.mj_step(model, data, nstep=FRAME_SKIP)
+    mujoco.mj_rnePostConstraint(model, data)
+
+
 def replay(
     env_id: str, trace: dict[str, np.ndarray], states: int = 1, queue: Any = None
 ) -> tuple[float, list[np.ndarray]]:
@@ -151,33 +163,20 @@ def replay(
     ``states`` N: the trace cut into N runs, each in its own ``MjData``, stepped in turn
     one step each, as a vectorised game of N environments in one process steps them: the
     same computation, bit for bit, in the training's memory layout."""
-    import mujoco
-
     import envs
-    from envs.competition.games import FRAME_SKIP
 
     model = envs.make(env_id).model
-    ctrl, begins = trace["ctrl"], _episode_begins(trace)
-    datas = _segments(model, trace, states)
-    length = -(-len(ctrl) // states)
-    runs = [
-        (data, range(k * length, min(len(ctrl), (k + 1) * length))) for k, data in enumerate(datas)
-    ]
+    begins = _episode_begins(trace)
+    runs = _segments(model, trace, states)
     t0 = time.perf_counter()
-    for j in range(length):
+    for j in range(len(runs[0][1])):
         for data, steps in runs:
-            if j >= len(steps):
-                continue
-            t = steps[j]
-            if t in begins:
-                _begin(model, data, trace, begins[t])
-            data.ctrl[:] = ctrl[t]
-            mujoco.mj_step(model, data, nstep=FRAME_SKIP)
-            mujoco.mj_rnePostConstraint(model, data)
-    rate = len(ctrl) / (time.perf_counter() - t0)
+            if j < len(steps):
+                _step(model, data, trace, begins, steps[j])
+    rate = len(trace["ctrl"]) / (time.perf_counter() - t0)
     if queue is not None:
         queue.put(rate)
-    return rate, [data.qpos.copy() for data in datas]
+    return rate, [data.qpos.copy() for data, _ in runs]
 
 
 def bare_replay(

@@ -46,7 +46,8 @@ NAME = "defences"
 VICTIMS = ("zoo victim", "masked victim", "fine-tuned victim")
 OPPONENTS = ("zoo opponent", "old adversary", "new adversary", "random", "zero")
 RUNTIME = ("resume", "workers", "train_workers")
-"""Flags that change how fast a run goes, not what it computes: a resume may change them."""
+"""The flags a resume may give: itself and those that change how fast the run goes, not
+what it computes."""
 ADVERSARY_SHARE = 0.5
 """The fine-tuning opponent: the old adversary this share of episodes, else the zoo's."""
 

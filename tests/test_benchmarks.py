@@ -30,12 +30,13 @@ def _trace(env_id: str, steps: int) -> dict[str, np.ndarray]:
     game = envs.make(env_id, max_steps=40)
     rng = np.random.default_rng(0)
     game.reset(seed=0)
-    ctrl, starts = [], []
+    ctrl, starts, after = [], [], []
     qpos, qvel = [game.data.qpos.copy()], [game.data.qvel.copy()]
     for t in range(steps):
         acts = {seat: rng.uniform(-1, 1, game.action_space(seat).shape) for seat in game.agents}
         _, _, term, trunc, _ = game.step(acts)
         ctrl.append(game.data.ctrl.copy())
+        after.append(game.data.qpos.copy())
         if any(term.values()) or any(trunc.values()):
             game.reset()
             starts.append(t + 1)
@@ -46,18 +47,32 @@ def _trace(env_id: str, steps: int) -> dict[str, np.ndarray]:
         "starts": np.asarray(starts, dtype=np.int64),
         "qpos": np.asarray(qpos),
         "qvel": np.asarray(qvel),
+        "after": np.asarray(after),  # the game's own qpos after each step
     }
 
 
-def test_the_vectorised_replay_is_the_one_state_replay_bit_for_bit():
-    replay = _benchmark("adversary_throughput").replay
+def test_the_replays_follow_the_games_states_and_the_layout_changes_nothing():
+    import mujoco
 
+    import envs
+
+    bench = _benchmark("adversary_throughput")
     trace = _trace("sumo_ants_v0", 250)
     assert len(trace["starts"]) >= 5  # the runs cross episode starts
-    _, (alone,) = replay("sumo_ants_v0", trace, 1)
-    _, turns = replay("sumo_ants_v0", trace, 7)  # 250 steps in 7 runs: the last one shorter
-    assert len(turns) == 7
-    np.testing.assert_array_equal(turns[-1], alone)
-    # each run ends where the next one starts, in the one-state replay
-    _, (half,) = replay("sumo_ants_v0", {**trace, "ctrl": trace["ctrl"][:36]}, 1)
-    np.testing.assert_array_equal(turns[0], half)
+    model, begins = envs.make("sumo_ants_v0").model, bench._episode_begins(trace)
+    data = mujoco.MjData(model)
+    bench._begin(model, data, trace, 0)
+    one = []  # the one-state replay, step by step
+    for t in range(250):
+        bench._step(model, data, trace, begins, t)
+        one.append(data.qpos.copy())
+    # the game's own states, to rounding (the game's Python adds nothing to its physics)
+    np.testing.assert_allclose(one, trace["after"], rtol=0, atol=1e-12)
+    _, (alone,) = bench.replay("sumo_ants_v0", trace, 1)
+    np.testing.assert_array_equal(alone, one[-1])
+    # 250 steps in 7 runs of 36 (the last one shorter), each in its own MjData, in turn:
+    # each ends, bit for bit, where the one-state replay is after the run's last step
+    _, turns = bench.replay("sumo_ants_v0", trace, 7)
+    ends = [min(250, 36 * (k + 1)) - 1 for k in range(7)]
+    for k, (got, t) in enumerate(zip(turns, ends, strict=True)):
+        np.testing.assert_array_equal(got, one[t], err_msg=f"run {k}")

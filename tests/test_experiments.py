@@ -213,8 +213,8 @@ def test_defences_resume_may_change_only_how_fast_it_trains(cli, tmp_path, monke
     with pytest.raises(RuntimeError, match="stopped again"):
         cli("run", "defences", "--resume", run, "--train-workers", "0")
     assert calls == [(False, {"workers": 0, "update_threads": 1})]
-    assert json.loads((run / "config.json").read_text())["timesteps"] == 150_000
-    assert "train_workers" not in json.loads((run / "config.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    assert config["timesteps"] == 150_000 and "train_workers" not in config
 
 
 def test_gleave2020_resume_needs_a_run(cli, tmp_path):
