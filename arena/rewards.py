@@ -17,6 +17,8 @@ statistics stay the game's own reward) and add ``weight(t) * term`` to the rewar
   distillation, Burda et al. 2019): an intrinsic reward for driving the victim into
   states it has not seen, in the spirit of IMAP's state-coverage terms (Zheng et al.
   2024).
+- ``FlatWin``: not a dense term and never annealed: every win pays the same goal
+  reward, whatever bonus or shortfall the game attaches to how it was won.
 
 A ``LinearAnneal`` schedule takes a weight from its start value to 0 over a number of
 environment steps; every term counts its own steps (``num_timesteps``, set on resume).
@@ -280,6 +282,29 @@ class VictimNovelty(RewardTerm):
         err = error.detach().double().numpy()
         self.error_stats.update(err)
         return err / np.sqrt(self.error_stats.var + 1e-8)
+
+
+class FlatWin(RewardTerm):
+    """Every win pays ``goal``: at a won episode's end, ``goal`` minus the game's own
+    goal reward (``info["reward_remaining"]``) is added. The games pay some wins more
+    or less than others (the keeper +500 for having touched the ball and +500 for
+    standing at the end; the blocker 0, not 1000, for a win on time or for falling as
+    the runner falls), while a win is a win when the victim is scored. Losses and ties
+    keep the game's reward (a keeper's foul, a tie, still costs what a loss costs)."""
+
+    name = "flat_win"
+
+    def __init__(self, venv: VecEnv, goal: float):
+        super().__init__(venv, LinearAnneal(1.0))
+        self.goal = float(goal)
+
+    def term(self, dones: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
+        return np.array(
+            [
+                self.goal - float(info["reward_remaining"]) if info.get("outcome") == "win" else 0.0
+                for info in infos
+            ]
+        )
 
 
 def action_distance(dist: Any, n: int) -> np.ndarray:

@@ -210,6 +210,16 @@ def default_adversary_config(
     return config
 
 
+def check_flat_win(env_id: str, config: AdversaryConfig) -> None:
+    """``TrainingError`` for ``flat_win`` in a game without a goal reward to flatten."""
+    import envs
+
+    if config.flat_win and "mujoco" not in envs.spec(env_id).needs:
+        raise TrainingError(
+            f"--flat-win needs a game with a goal reward (the MuJoCo games); {env_id} has none"
+        )
+
+
 def runtime_flags(workers: int) -> dict[str, Any]:
     """``--workers N`` as the runtime fields of a config: N processes simulate, and the
     PPO update may use two threads while they idle."""
@@ -236,6 +246,7 @@ def adversary_env(
     from arena import rewards
     from arena.embedding import EmbeddedVecEnv
 
+    check_flat_win(env_id, config)
     ppo = config.ppo
     venv: Any = EmbeddedVecEnv(
         env_id,
@@ -282,6 +293,10 @@ def adversary_env(
     if config.victim_novelty:
         schedule = rewards.LinearAnneal(config.victim_novelty, anneal)
         venv = rewards.VictimNovelty(venv, schedule, seed=seed)
+    if config.flat_win:
+        from envs.competition.games import GOAL_REWARD
+
+        venv = rewards.FlatWin(venv, goal=GOAL_REWARD)
     return VecNormalize(
         venv, norm_obs=config.norm_obs, norm_reward=config.norm_reward, gamma=ppo.gamma
     )
@@ -340,6 +355,7 @@ def train_adversary(
         run = TrainingRun.resume(out, env_id, victims, runtime)
     else:
         config = config or default_adversary_config(env_id)
+        check_flat_win(env_id, config)
         if runtime:
             config = dataclasses.replace(config, **runtime)
         if init is not None and init.partition(":")[0] == "sb3":

@@ -132,3 +132,49 @@ def test_the_victim_value_sees_the_state_its_victim_carries_restarted_at_new_epi
     game._starts = np.zeros(3, dtype=bool)
     assert game.victim_state("runner") is carried
     game.close()
+
+
+def test_flat_win_pays_every_win_the_goal_reward_and_leaves_the_rest():
+    from arena.rewards import FlatWin
+
+    game = EmbeddedVecEnv("you_shall_not_pass_v0", "blocker", {"runner": "zero"}, n_envs=1)
+    term = FlatWin(game, goal=1000.0)
+    infos = [
+        {"reward_remaining": 2000.0, "outcome": "win"},  # the keeper's bonuses
+        {"reward_remaining": 0.0, "outcome": "win"},  # the blocker's win on time
+        {"reward_remaining": 1000.0, "outcome": "win"},
+        {"reward_remaining": -1000.0, "outcome": "loss"},
+        {"reward_remaining": -1000.0, "outcome": "tie"},  # a keeper's foul
+        {"reward_remaining": 0.0},  # mid-episode
+    ]
+    dones = np.array([True] * 5 + [False])
+    np.testing.assert_array_equal(term.term(dones, infos), [-1000, 1000, 0, 0, 0, 0])
+    game.close()
+
+
+def test_flat_win_in_a_game_adds_the_shortfall_of_each_win_and_nothing_else():
+    """You-shall-not-pass with a runner that collapses: the blocker wins every episode,
+    with 1000 when it is still up as the runner falls and 0 when it fell first; the
+    flattened reward is 1000 at every end and 0 elsewhere."""
+    from arena.rewards import FlatWin
+
+    kwargs = {"n_envs": 4, "seed": 3, "env_kwargs": {"shaping": 0.0}}  # the goal reward alone
+    vec = FlatWin(EmbeddedVecEnv("you_shall_not_pass_v0", "blocker", {"runner": "zero"}, **kwargs),
+                  goal=1000.0)  # fmt: skip
+    plain = EmbeddedVecEnv("you_shall_not_pass_v0", "blocker", {"runner": "zero"}, **kwargs)
+    vec.reset()
+    plain.reset()
+    rng = np.random.default_rng(0)
+    ends: list[tuple[float, float]] = []
+    for _ in range(400):
+        act = rng.uniform(-0.4, 0.4, size=(4, 17)).astype(np.float32)
+        _, rew, done, infos = vec.step(act)
+        _, base, _, _ = plain.step(act)
+        for i in range(4):
+            if done[i]:
+                assert infos[i]["outcome"] == "win"
+                ends.append((float(base[i]), float(rew[i])))
+            else:
+                assert rew[i] == base[i]
+    assert ends and all(flat == 1000.0 for _, flat in ends)
+    assert {game for game, _ in ends} == {0.0, 1000.0}  # both kinds of win were seen

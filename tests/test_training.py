@@ -377,3 +377,32 @@ def test_ppo_settings_are_checked_and_part_of_the_recipe(cli, tmp_path, runner_z
     assert not (tmp_path / "bad").exists()
     again = cli(*base, "--out", out, "--resume", "--ppo", "n_epochs=4")
     assert_one_line_error(again, "--resume continues the run with its own recipe", "--ppo")
+
+
+def test_flat_win_is_part_of_the_recipe_and_needs_a_goal_reward(cli, tmp_path, runner_zip):
+    import dataclasses
+
+    from conftest import assert_one_line_error
+
+    from arena.rewards import FlatWin, reward_terms
+    from arena.training import adversary_env
+
+    base = ("train-adversary", "toy_pass_v0", "--victim", f"runner=sb3:{runner_zip}")
+    out = tmp_path / "toy"
+    refused = cli(*base, "--timesteps", "2048", "--out", out, "--flat-win")
+    assert_one_line_error(refused, "--flat-win needs a game with a goal reward", "toy_pass_v0")
+    assert not out.exists()
+    done = cli(*base, "--timesteps", "2048", "--out", out)
+    assert done.code == 0, done.err
+    again = cli(*base, "--timesteps", "4096", "--out", out, "--resume", "--flat-win")
+    assert_one_line_error(again, "--resume continues the run with its own recipe", "--flat-win")
+    config = default_adversary_config("you_shall_not_pass_v0")
+    assert not config.flat_win  # the game's own reward stays the default
+    config = dataclasses.replace(config, flat_win=True, workers=0)
+    config = dataclasses.replace(config, ppo=dataclasses.replace(config.ppo, n_envs=2))
+    venv = adversary_env("you_shall_not_pass_v0", "blocker", {"runner": "zero"}, config,
+                         seed=0, timesteps=1000)  # fmt: skip
+    terms = reward_terms(venv.venv)
+    assert [type(t) for t in terms if isinstance(t, FlatWin)] == [FlatWin]
+    assert terms[0].goal == 1000.0 and terms[0].weight == 1.0
+    venv.close()

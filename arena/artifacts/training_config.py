@@ -80,6 +80,9 @@ class AdversaryConfig:
     victim_novelty: float = 0.0
     """Initial weight of the term (e): the novelty of the victims' observations (random
     network distillation; IMAP's state coverage)."""
+    flat_win: bool = False
+    """Every win pays the game's goal reward (``arena.rewards.FlatWin``): the bonuses
+    some games add to some wins, or take from them, are dropped."""
     white_box: bool = False
     """The adversary also observes each victim's greedy action and value, computed by
     a copy of the victim's network from the victim's observation (``agents.whitebox``);

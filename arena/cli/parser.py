@@ -227,6 +227,14 @@ def _train_adversary(sub: Subparsers) -> None:
         "victim's observation is at hand (arena evaluate, run:DIR)",
     )
     p.add_argument(
+        "--flat-win",
+        action="store_true",
+        default=None,
+        help="every win pays the game's goal reward (1000): drop the bonuses some games "
+        "add to some wins (the keeper's +500 for touching the ball, +500 for standing) "
+        "or take from them (the blocker's 0 for a win on time)",
+    )
+    p.add_argument(
         "--eval-every",
         type=TIMESTEPS,
         metavar="N",

@@ -83,6 +83,7 @@ def cmd_train_adversary(args: argparse.Namespace) -> int:
     flags = {
         "--envs": args.envs,
         "--white-box": args.white_box,
+        "--flat-win": args.flat_win,
         "--action-std": args.action_std,
         "--anneal": args.anneal,
         "--ppo": args.ppo,
@@ -92,6 +93,8 @@ def cmd_train_adversary(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, **weights)
     if args.white_box:
         config = dataclasses.replace(config, white_box=True)
+    if args.flat_win:
+        config = dataclasses.replace(config, flat_win=True)
     if args.anneal is not None:
         config = dataclasses.replace(config, anneal_fraction=args.anneal)
     if args.action_std is not None:
