@@ -75,15 +75,79 @@ class NormalizedPolicy(TorchPolicy):
         return self.inner.value(self.normalize(x), state)
 
 
+Relative = tuple[tuple[int, tuple[tuple[int, float], ...]], ...]
+"""Observation entries that give the opponent's position relative to the seat's own,
+each with the entries whose weighted sum is that own coordinate (up to a constant)."""
+
+
+class OpponentMask:
+    """What Gleave et al.'s masked victim sees of its opponent (their masker replaces the
+    opponent's position by its value at the episode's start, ``get_other_qpos``): the
+    ``frozen`` entries keep their start values; each ``relative`` entry (the opponent's
+    position minus the seat's own) becomes the opponent's start position minus where
+    the seat is now: its start value minus how far the seat has moved since.
+
+    A mask keeps, per environment, the start values of the entries it needs
+    (``kept``: frozen, relative, then the seat's own coordinates)."""
+
+    def __init__(self, frozen: tuple[int, ...], relative: Relative = ()):
+        self.frozen = np.asarray(frozen, dtype=np.int64)
+        self.relative = np.asarray([i for i, _ in relative], dtype=np.int64)
+        own = sorted({j for _, terms in relative for j, _ in terms})
+        self.own = np.asarray(own, dtype=np.int64)
+        self.weights = np.zeros((len(relative), len(own)))
+        for r, (_, terms) in enumerate(relative):
+            for j, w in terms:
+                self.weights[r, own.index(j)] += float(w)
+        self.kept = np.concatenate([self.frozen, self.relative, self.own])
+        self._torch: tuple[torch.Tensor, ...] | None = None
+
+    def _parts(self, start: Any) -> tuple[Any, Any, Any]:
+        nf, nr = len(self.frozen), len(self.relative)
+        return start[:, :nf], start[:, nf : nf + nr], start[:, nf + nr :]
+
+    def apply(self, flat: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """``flat`` (N, D) as the masked victim sees it, given ``start`` (N, len(kept)):
+        the kept entries at each episode's start."""
+        out = np.array(flat, copy=True)
+        frozen, relative, own = self._parts(start)
+        out[:, self.frozen] = frozen
+        if len(self.relative):
+            moved = np.asarray(flat[:, self.own], dtype=np.float64) - own
+            out[:, self.relative] = relative - moved @ self.weights.T
+        return out
+
+    def apply_torch(self, flat: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        """``apply`` on tensors; the frozen and relative entries pass no gradient, the
+        seat's own coordinates pass theirs (through the relative entries too)."""
+        if self._torch is None:
+            self._torch = (
+                torch.as_tensor(self.frozen),
+                torch.as_tensor(self.relative),
+                torch.as_tensor(self.own),
+                torch.as_tensor(self.weights, dtype=torch.float32),
+            )
+        f_idx, r_idx, o_idx, weights = self._torch
+        frozen, relative, own = self._parts(start)
+        out = flat.index_copy(1, f_idx, frozen.to(flat.dtype))
+        if len(self.relative):
+            moved = flat[:, o_idx] - own.to(flat.dtype)
+            out = out.index_copy(1, r_idx, relative.to(flat.dtype) - moved @ weights.T)
+        return out
+
+
 class _Masking:
-    """What both masked victims share: the inner policy, the frozen entries (forgotten on
-    ``reset``) and the observations every seat shows it."""
+    """What both masked victims share: the inner policy, the mask, the start values it
+    keeps (forgotten on ``reset``) and the observations every seat shows it."""
 
     frozen: Any = None
+    """Per environment, the kept entries (``OpponentMask.kept``) at the episode's start."""
 
-    def __init__(self, inner: Any, indices: tuple[int, ...]):
+    def __init__(self, inner: Any, indices: tuple[int, ...], relative: Relative = ()):
         self.inner = inner
-        self.indices = np.asarray(indices, dtype=np.int64)
+        self.opponent = OpponentMask(indices, relative)
+        self.indices = self.opponent.frozen
+        self.relative = relative
         self.frozen = None
 
     def reset(self, *, seed: int | None = None) -> None:
@@ -103,25 +167,26 @@ class MaskedPolicy(_Masking):
     at its value at the start of the episode, so the victim cannot react to it.
 
     ``indices`` are the observation entries describing the opponent (declared by the
-    game's ``EnvSpec.opponent_obs``). Works on any Policy; recurrent state passes through.
+    game's ``EnvSpec.opponent_obs``), ``relative`` those giving its position relative to
+    the seat's own (``EnvSpec.opponent_relative``; see ``OpponentMask``). Works on any
+    Policy; recurrent state passes through.
     """
 
-    def __init__(self, inner: Policy, indices: tuple[int, ...]):
-        super().__init__(inner, indices)
+    def __init__(self, inner: Policy, indices: tuple[int, ...], relative: Relative = ()):
+        super().__init__(inner, indices, relative)
         self.observation_space = getattr(inner, "observation_space", None)
         self.action_space = getattr(inner, "action_space", None)
 
     def mask(self, observation: np.ndarray, episode_start: np.ndarray | None) -> np.ndarray:
-        obs = np.array(observation, copy=True)
+        obs = np.asarray(observation)
         flat = obs.reshape(obs.shape[0], -1)
-        current = flat[:, self.indices]
+        current = flat[:, self.opponent.kept]
         if self.frozen is None or len(self.frozen) != len(flat):
             self.frozen = current.copy()
         elif episode_start is not None:
             starts = np.asarray(episode_start, dtype=bool)
             self.frozen[starts] = current[starts]
-        flat[:, self.indices] = self.frozen
-        return flat.reshape(obs.shape)
+        return self.opponent.apply(flat, self.frozen).reshape(obs.shape)
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
         observation = np.asarray(observation)
@@ -144,9 +209,9 @@ class MaskedTorchPolicy(_Masking, TorchPolicy):
     (perturbed, where an attack perturbed it). Acting gives the actions of
     ``MaskedPolicy`` on the same observations."""
 
-    def __init__(self, inner: TorchPolicy, indices: tuple[int, ...]):
-        super().__init__(inner, indices)
-        self._index = torch.as_tensor(self.indices)
+    def __init__(self, inner: TorchPolicy, indices: tuple[int, ...], relative: Relative = ()):
+        super().__init__(inner, indices, relative)
+        self._index = torch.as_tensor(self.opponent.kept)
         self.observation_space = inner.observation_space
         self.action_space = inner.action_space
         self.recurrent = inner.recurrent
@@ -171,7 +236,7 @@ class MaskedTorchPolicy(_Masking, TorchPolicy):
             frozen = torch.where(starts[:, None], current, frozen)
         if update:
             self.frozen = frozen
-        return flat.index_copy(1, self._index, frozen).reshape(x.shape)
+        return self.opponent.apply_torch(flat, frozen).reshape(x.shape)
 
     def input_from_obs(self, observation: np.ndarray) -> torch.Tensor:
         return self.inner.input_from_obs(observation)

@@ -148,6 +148,7 @@ class EmbeddedVecEnv(VecEnv):
         self.games = GameVector(env_id, n_envs, env_kwargs=env_kwargs, workers=workers)
         self.env_id, self.learner_seat = env_id, learner_seat
         self.opponent_obs = dict(spec.opponent_obs)
+        self.opponent_relative = dict(spec.opponent_relative)
         self.frozen: dict[str, Policy] = {
             seat: _resolve(
                 p, self.games.observation_spaces[seat], self.games.action_spaces[seat], env_id, seat

@@ -212,10 +212,11 @@ def _masked(arg: str, observation_space: Any, action_space: Any, **context: Any)
             f"{seat!r}; maskable games: "
             f"{', '.join(s.id for s in envs.list_specs() if s.opponent_obs)}"
         )
+    relative = envs.spec(env_id).opponent_relative.get(seat, ())
     inner = resolve(arg, observation_space, action_space, **context)
     if MaskedTorchPolicy.fits(inner, observation_space):
-        return MaskedTorchPolicy(inner, tuple(indices))
-    return MaskedPolicy(inner, tuple(indices))
+        return MaskedTorchPolicy(inner, tuple(indices), relative)
+    return MaskedPolicy(inner, tuple(indices), relative)
 
 
 def export_zoo(spec_arg: str, env_id: str, seat: str, directory: Path) -> tuple[Path, Path]:

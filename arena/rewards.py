@@ -158,16 +158,19 @@ class VictimValue(RewardTerm):
 
 class VictimDivergence(RewardTerm):
     """(b) Mean over victims of ``action_distance`` between π(·|o) and π(·|o_masked),
-    o_masked holding the opponent's entries at their episode-start values; 0 on the
-    first step of an episode. The same recurrent state for both."""
+    o_masked what the masked victim sees (``agents.wrappers.OpponentMask``: the
+    opponent's entries at their episode-start values); 0 on the first step of an
+    episode. The same recurrent state for both."""
 
     name = "victim_divergence"
 
     def __init__(self, venv: VecEnv, schedule: LinearAnneal):
         super().__init__(venv, schedule)
         game = self.game
+        from agents.wrappers import OpponentMask
+
         self.seats = {
-            seat: np.asarray(game.opponent_obs[seat], dtype=np.int64)
+            seat: OpponentMask(game.opponent_obs[seat], game.opponent_relative.get(seat, ()))
             for seat, policy in game.frozen.items()
             if game.opponent_obs.get(seat)
             and hasattr(policy, "forward")
@@ -184,7 +187,9 @@ class VictimDivergence(RewardTerm):
 
     def start(self) -> None:
         obs = self.game.obs
-        self._opponent_start = {seat: obs[seat][:, idx].copy() for seat, idx in self.seats.items()}
+        self._opponent_start = {
+            seat: obs[seat][:, mask.kept].copy() for seat, mask in self.seats.items()
+        }
 
     def term(self, dones: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
         import torch
@@ -193,11 +198,10 @@ class VictimDivergence(RewardTerm):
         if not self._opponent_start:
             self.start()
         total = np.zeros(self.num_envs)
-        for seat, idx in self.seats.items():
+        for seat, mask in self.seats.items():
             start = self._opponent_start[seat]
-            start[dones] = obs[seat][dones][:, idx]
-            masked = np.array(obs[seat], copy=True)
-            masked[:, idx] = start
+            start[dones] = obs[seat][dones][:, mask.kept]
+            masked = mask.apply(obs[seat], start)
             policy: Any = self.game.frozen[seat]
             with torch.no_grad():
                 x = policy.input_from_obs(np.concatenate([obs[seat], masked]))

@@ -48,6 +48,13 @@ class EnvSpec:
     opponent_obs: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     """Per seat, the (flattened) observation entries that describe the opponent;
     a masked victim sees them frozen at their initial values."""
+    opponent_relative: Mapping[str, tuple[tuple[int, tuple[tuple[int, float], ...]], ...]] = field(
+        default_factory=dict
+    )
+    """Per seat, the entries giving the opponent's position relative to the seat's own
+    (opponent minus own), each with the ``(entry, weight)`` pairs whose sum is the
+    seat's own coordinate up to a constant: a masked victim sees the opponent's frozen
+    position relative to where it is now (``agents.wrappers.OpponentMask``)."""
     description: str = ""
 
     def __post_init__(self) -> None:

@@ -104,3 +104,34 @@ def test_the_masked_zoo_runner_acts_as_before(deterministic):
         torch.manual_seed(t)
         b, _ = plain.predict(batch[t].astype(np.float32), None, starts[t], deterministic)
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+def test_a_relative_mask_acts_the_same_both_ways_and_passes_gradient_only_to_own_entries():
+    """Entries 6, 7 declared as the opponent's position relative to entries 0, 1 (the
+    seat's own): both masks give the same actions, the masked relative entries are their
+    start values minus how far entries 0, 1 moved since, and the gradient reaches 0, 1
+    but neither the frozen (4, 5) nor the relative entries."""
+    inner = _runner(RUNNER)
+    relative = ((6, ((0, 1.0),)), (7, ((1, 1.0),)))
+    masked = MaskedTorchPolicy(inner, (4, 5), relative)
+    plain = MaskedPolicy(inner, (4, 5), relative)
+    obs, starts = _observations()
+    for t in range(len(obs)):
+        a, _ = masked.predict(obs[t], None, starts[t], True)
+        b, _ = plain.predict(obs[t], None, starts[t], True)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)  # float32 in torch, 64 in numpy
+    plain.reset()
+    plain.mask(obs[0], starts[0])
+    seen = plain.mask(obs[1], starts[1])
+    first = obs[0]
+    np.testing.assert_allclose(seen[:, 4:6], first[:, 4:6])
+    np.testing.assert_allclose(seen[:, 6:8], first[:, 6:8] - (obs[1][:, 0:2] - first[:, 0:2]),
+                               rtol=1e-6)  # fmt: skip
+    np.testing.assert_array_equal(seen[:, [0, 1, 2, 3]], obs[1][:, [0, 1, 2, 3]])
+    masked.reset()
+    masked.predict(obs[0], None, starts[0], True)
+    x = masked.input_from_obs(obs[1]).requires_grad_(True)
+    dist, _ = masked.forward(x, None, starts[1])
+    (grad,) = torch.autograd.grad(dist.mean.sum(), x)
+    assert torch.all(grad[:, 4:8] == 0)
+    assert torch.all(grad[:, 0:2] != 0)

@@ -71,21 +71,33 @@ _GAMES = (
 )
 
 
-# Observation entries describing the opponent (what Gleave et al.'s masked victim
-# sees frozen): the other agent's qpos at the end of the standard part (humanoid: 24
-# entries, ant: 15), plus the games' extra opponent-relative terms (sumo: the other's
-# xy relative to one's own and its distance from the ring's edge).
+# What Gleave et al.'s masked victim sees of its opponent. Their masker replaces the
+# opponent's qpos (gym_compete's ``get_other_qpos``) by its value at the episode's
+# start, and the observation is computed from it: the other agent's qpos is frozen
+# (the standard part's last 24 entries, ant: 15), while its position relative to one's
+# own (sumo: other xy - own xy; kick-and-defend: the qpos's x, y as other - own) is the
+# frozen position minus where one is now. Sumo's "R - |other xy|" is computed by the
+# scene from the true opponent, so the masked victim still sees it move.
 def _span(start: int, stop: int, *more: int) -> tuple[int, ...]:
     return (*range(start, stop), *more)
 
 
 _OPPONENT_OBS = {
     "you_shall_not_pass_v0": _span(356, 380),
-    "kick_and_defend_v0": _span(354, 378),
-    "sumo_humans_v0": _span(356, 382, 393),
-    "sumo_ants_v0": _span(107, 124, 135),
+    "kick_and_defend_v0": _span(356, 378),
+    "sumo_humans_v0": _span(356, 380),
+    "sumo_ants_v0": _span(107, 122),
     "run_to_goal_humans_v0": _span(356, 380),
     "run_to_goal_ants_v0": _span(107, 122),
+}
+_OWN_XY = (((0, 1.0),), ((1, 1.0),))  # own qpos x, y: entries 0, 1
+# kick-and-defend drops its own x, y; own x = 4 - (T - ball x) - (ball x - own x),
+# own y = 3 - (3 - ball y) - (ball y - own y): entries 381 + 378 and 382 + 379, negated
+_KICK_OWN_XY = (((381, -1.0), (378, -1.0)), ((382, -1.0), (379, -1.0)))
+_OPPONENT_RELATIVE = {
+    "kick_and_defend_v0": tuple(zip((354, 355), _KICK_OWN_XY, strict=True)),
+    "sumo_humans_v0": tuple(zip((380, 381), _OWN_XY, strict=True)),
+    "sumo_ants_v0": tuple(zip((122, 123), _OWN_XY, strict=True)),
 }
 
 for _id, _cls, _seats, _desc in _GAMES:
@@ -98,5 +110,6 @@ for _id, _cls, _seats, _desc in _GAMES:
             max_episode_steps=500,
             description=_desc + " (MuJoCo; agent-zoo compatible)",
             opponent_obs=dict.fromkeys(_seats, _OPPONENT_OBS[_id]),
+            opponent_relative=dict.fromkeys(_seats, _OPPONENT_RELATIVE.get(_id, ())),
         )
     )
