@@ -147,7 +147,6 @@ class _Masking:
         self.inner = inner
         self.opponent = OpponentMask(indices, relative)
         self.indices = self.opponent.frozen
-        self.relative = relative
         self.frozen = None
 
     def reset(self, *, seed: int | None = None) -> None:
