@@ -3,6 +3,7 @@ resuming, one driver per directory, the grid's results and report."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -359,3 +360,33 @@ def test_a_cell_still_running_elsewhere_is_not_started_again(cli, tmp_path):
     assert json.loads(status.read_text())["state"] == "running"  # its status untouched
     again = cli("grid", grid, "--out", out, "--resume", "--json")  # once it is gone
     assert again.code == 0 and json.loads(again.out.strip().splitlines()[-1])["done"] == 4
+
+
+def test_a_resumed_cell_drops_exactly_the_options_train_adversary_refuses_on_resume(cli, tmp_path):
+    """Every ``train-adversary`` option is tried with ``--resume`` on a finished run: those
+    refused as the run's recipe are the ones a grid drops when it resumes a cell (a grid
+    that kept one would fail every resumed cell; one that dropped a runtime option would
+    lose it)."""
+    from arena.cli.parser import build_parser
+    from arena.grid.commands import RECIPE
+
+    out = tmp_path / "run"
+    base = ("train-adversary", "toy_pass_v0", "--victim", f"runner={RUNNER}", "--timesteps", "2048")
+    done = cli(*base, "--out", out, "--checkpoint-every", "1024")
+    assert done.code == 0, done.err
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    train = sub.choices["train-adversary"]
+    values = {"ppo": "n_epochs=4", "anneal": "0.5", "action_std": "0.5", "envs": "2"}
+    skip = {"help", "env_id", "victim", "timesteps", "out", "resume"}
+    tried = set()
+    for action in train._actions:
+        if action.dest in skip:
+            continue
+        flag = action.option_strings[-1]
+        given = [flag] if action.nargs == 0 else [flag, values.get(action.dest, "1")]
+        result = cli(*base, "--out", out, "--resume", *given)
+        refused = result.code != 0 and "its own recipe" in result.err
+        assert refused == (action.dest in RECIPE), (flag, result.code, result.err)
+        tried.add(action.dest)
+    assert tried >= RECIPE

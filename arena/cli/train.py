@@ -15,6 +15,9 @@ from arena.errors import UsageError, check_output_dir
 
 REWARD_TERMS = ("shaping", "victim_value", "victim_divergence", "victim_reward", "victim_novelty")
 """The dense reward terms whose initial weight a flag of the same name sets."""
+RECIPE_OPTIONS = ("envs", "white_box", "flat_win", "action_std", "anneal", "ppo", *REWARD_TERMS)
+"""``train-adversary``'s options that make a run's recipe: ``--resume`` refuses them (the
+run keeps its own), and a grid resuming a cell drops them."""
 
 
 def runtime(args: argparse.Namespace, recipe: dict[str, object]) -> dict[str, object]:
@@ -80,14 +83,7 @@ def cmd_train_adversary(args: argparse.Namespace) -> int:
     victims = pairs(args.victim, "--victim")
     check_output_dir(args.out, "--out")
     weights = {t: getattr(args, t) for t in REWARD_TERMS if getattr(args, t) is not None}
-    flags = {
-        "--envs": args.envs,
-        "--white-box": args.white_box,
-        "--flat-win": args.flat_win,
-        "--action-std": args.action_std,
-        "--anneal": args.anneal,
-        "--ppo": args.ppo,
-    } | {"--" + t.replace("_", "-"): getattr(args, t) for t in REWARD_TERMS}
+    flags = {"--" + key.replace("_", "-"): getattr(args, key) for key in RECIPE_OPTIONS}
     changes = runtime(args, flags)
     config = default_adversary_config(args.env_id, n_envs=args.envs)
     config = dataclasses.replace(config, **weights)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from arena.artifacts.grid import GridError, Scalar, Value
+from arena.cli.train import RECIPE_OPTIONS
 from arena.errors import UsageError, parse_errors_raise
 
 RESERVED = {
@@ -36,7 +37,7 @@ RESERVED = {
 """Options a grid file may not set, and why."""
 
 BUILTIN = ("train-adversary", "finetune-victim", "evaluate")
-RECIPE = {"envs", "shaping", "victim_value", "victim_divergence", "victim_reward", "victim_novelty"}
+RECIPE = frozenset(RECIPE_OPTIONS)
 """Options a resumed training keeps from its run (``--resume`` refuses them)."""
 
 
