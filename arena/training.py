@@ -312,7 +312,7 @@ def train_adversary(
     *,
     timesteps: int,
     out: str | Path,
-    seed: int = 0,
+    seed: int | None = None,
     config: AdversaryConfig | None = None,
     resume: bool = False,
     runtime: Mapping[str, Any] | None = None,
@@ -325,7 +325,8 @@ def train_adversary(
     result loads as the policy spec ``run:OUT``. Returns the results.
 
     ``resume`` continues ``out`` from its latest checkpoint with its own recipe and
-    seed; ``runtime`` (``workers``, ``update_threads``) may change how fast.
+    seed (a ``seed`` given must be the run's); ``runtime`` (``workers``,
+    ``update_threads``) may change how fast.
     ``init`` (a ``sb3:``, ``run:`` or MLP ``zoo:`` spec) starts the learner from
     existing weights and normalization instead of from scratch: that is how a victim
     is fine-tuned.
@@ -334,7 +335,8 @@ def train_adversary(
     from agents import specs as policy_specs
 
     timesteps = _timesteps(timesteps)
-    seed = parse_seed(seed, error=TrainingError)
+    given = None if seed is None else parse_seed(seed, error=TrainingError)
+    seed = 0 if given is None else given
     spec = envs.spec(env_id)
     if not victims:
         raise TrainingError(
@@ -352,7 +354,7 @@ def train_adversary(
         adversary_seat = free[0]
     spec.check_seat(adversary_seat)
     if resume:
-        run = TrainingRun.resume(out, env_id, victims, runtime)
+        run = TrainingRun.resume(out, env_id, victims, runtime, seed=given)
     else:
         config = config or default_adversary_config(env_id)
         check_flat_win(env_id, config)

@@ -107,9 +107,12 @@ class TrainingRun:
         env_id: str,
         victims: Mapping[str, str],
         runtime: Mapping[str, Any] | None = None,
+        *,
+        seed: int | None = None,
     ) -> TrainingRun:
-        """The run in ``directory``, which must train ``env_id`` against ``victims``;
-        ``runtime`` may change only ``AdversaryConfig.RUNTIME`` fields (how fast)."""
+        """The run in ``directory``, which must train ``env_id`` against ``victims`` (with
+        ``seed``, if one is given); ``runtime`` may change only ``AdversaryConfig.RUNTIME``
+        fields (how fast)."""
         files = TrainingRunFiles(Path(directory))
         if not files.directory.is_dir() or not files.is_run():
             raise TrainingError(
@@ -124,6 +127,11 @@ class TrainingRun:
             raise TrainingError(
                 f"--resume: {files.directory} trains {marker.env} against "
                 f"{marker.victims}, not {env_id} against {dict(victims)}"
+            )
+        if seed is not None and seed != marker.seed:
+            raise TrainingError(
+                f"--resume: {files.directory} trains with seed {marker.seed}, not {seed}; "
+                f"drop --seed or give {marker.seed}"
             )
         changes = dict(runtime or {})
         fixed = sorted(set(changes) - set(AdversaryConfig.RUNTIME))

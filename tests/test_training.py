@@ -406,3 +406,24 @@ def test_flat_win_is_part_of_the_recipe_and_needs_a_goal_reward(cli, tmp_path, r
     assert [type(t) for t in terms if isinstance(t, FlatWin)] == [FlatWin]
     assert terms[0].goal == 1000.0 and terms[0].weight == 1.0
     venv.close()
+
+
+def test_resume_refuses_a_seed_other_than_the_runs(cli, tmp_path, runner_zip):
+    """``--seed`` on a resume was silently dropped (the run goes on with its own seed); a
+    different one is refused in one line, the run untouched; the run's own is accepted."""
+    from conftest import assert_one_line_error
+
+    out = tmp_path / "run"
+    base = ("train-adversary", "toy_pass_v0", "--victim", f"runner=sb3:{runner_zip}")
+    done = cli(*base, "--timesteps", "2048", "--out", out, "--seed", "3")
+    assert done.code == 0, done.err
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    for seed in ("0", "4"):
+        refused = cli(*base, "--timesteps", "4096", "--out", out, "--resume", "--seed", seed)
+        assert_one_line_error(refused, "trains with seed 3, not " + seed, "drop --seed")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    again = cli(*base, "--timesteps", "4096", "--out", out, "--resume", "--seed", "3")
+    assert again.code == 0, again.err
+    plain = cli(*base, "--timesteps", "6144", "--out", out, "--resume")
+    assert plain.code == 0, plain.err
+    assert json.loads((out / "adversary_run.json").read_text())["seed"] == 3

@@ -159,7 +159,9 @@ def _train_adversary(sub: Subparsers) -> None:
         help=f"total env steps (1 to {MAX_TIMESTEPS:,})",
     )
     p.add_argument("--out", required=True, help="the run directory (new, or with --resume)")
-    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument(
+        "--seed", type=SEED, help="default 0; with --resume, the run's own (another is refused)"
+    )
     p.add_argument("--envs", type=ENVS, help="parallel envs (default: the preset's)")
     p.add_argument(
         "--workers",
@@ -332,7 +334,9 @@ def _finetune_victim(sub: Subparsers) -> None:
     )
     p.add_argument("--timesteps", type=TIMESTEPS, required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument(
+        "--seed", type=SEED, help="default 0; with --resume, the run's own (another is refused)"
+    )
     p.add_argument("--envs", type=ENVS)
     p.add_argument(
         "--workers", type=TRAIN_WORKERS, help="processes simulating the games (0: in-process)"
