@@ -246,7 +246,6 @@ def adversary_env(
     from arena import rewards
     from arena.embedding import EmbeddedVecEnv
 
-    check_flat_win(env_id, config)
     ppo = config.ppo
     venv: Any = EmbeddedVecEnv(
         env_id,
@@ -355,6 +354,7 @@ def train_adversary(
     spec.check_seat(adversary_seat)
     if resume:
         run = TrainingRun.resume(out, env_id, victims, runtime, seed=given)
+        check_flat_win(env_id, run.marker.config)  # a run file written by hand
     else:
         config = config or default_adversary_config(env_id)
         check_flat_win(env_id, config)
