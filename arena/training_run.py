@@ -39,6 +39,9 @@ from arena.errors import ArenaError
 from arena.io import atomic_path, try_lock
 
 PROGRESS_HEADER = ",".join(PROGRESS) + "\n"
+BEST_RECORD = "best.json"
+"""In ``best/``: the greedy evaluation that made it the best (timesteps, episodes, win
+rate with its 95% interval)."""
 
 
 class TrainingError(ArenaError):
@@ -169,6 +172,7 @@ class TrainingRun:
         for path, want in (
             (f.checkpoints, stat.S_ISDIR),
             (f.tensorboard, stat.S_ISDIR),
+            (f.best, stat.S_ISDIR),
             (f.marker, stat.S_ISREG),
             (f.metadata, stat.S_ISREG),
             (f.progress, stat.S_ISREG),
@@ -265,6 +269,44 @@ class TrainingRun:
             path.write_text(",".join(EVALUATION) + "\n")
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(row)
+        best = {"timesteps": steps, "episodes": n, "win_rate": round(score.win_rate, 4)}
+        best |= {"win_low": round(low, 4), "win_high": round(high, 4)}
+        self.keep_best(model, norm, best)
+
+    def best_score(self) -> dict[str, Any] | None:
+        """``best/best.json`` (``None`` when there is no best, or it is unreadable)."""
+        from arena.artifacts.base import read_json
+
+        try:
+            found = read_json(self.files.best / BEST_RECORD, TrainingRunError)
+        except TrainingRunError:
+            return None
+        ok = isinstance(found, dict) and isinstance(found.get("win_rate"), int | float)
+        return found if ok else None
+
+    def keep_best(self, model: Path, norm: Path, score: dict[str, Any]) -> None:
+        """Make the checkpoint (``model``, ``norm``) ``best/`` if its greedy win rate is
+        higher than the best one's (the earlier one on a tie). The new ``best/`` is
+        built whole as ``.best.new`` and swapped in by renames; a kill between the two
+        renames leaves the old one as ``.best.old``, which the next evaluation puts back."""
+        out = self.files.directory
+        best, new, old = self.files.best, out / ".best.new", out / ".best.old"
+        if not best.exists() and _real_dir(old):
+            os.replace(old, best)  # a kill came between the renames
+        for leftover in (new, old):
+            _remove(leftover)
+        current = self.best_score()
+        if current is not None and score["win_rate"] <= current["win_rate"]:
+            return
+        new.mkdir()
+        strip_optimizer(model, new / self.files.policy.name)
+        shutil.copyfile(norm, new / self.files.norm.name)
+        shutil.copyfile(self.files.marker, new / self.files.marker.name)
+        write_json(new / BEST_RECORD, score)
+        if best.exists():
+            os.replace(best, old)
+        os.replace(new, best)
+        _remove(old)
 
     def logger(self, done: int) -> Any:
         """SB3's logger for this session: ``progress.csv`` (its rows after the
@@ -292,22 +334,39 @@ class TrainingRun:
             return 0
 
 
+def _real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _remove(path: Path) -> None:
+    """Remove ``path``: a directory with its files, a file or a link (never what a link
+    leads to)."""
+    if _real_dir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def save_atomic(model: Any, path: Path, *, keep_optimizer: bool = True) -> None:
     """``model.save`` to a temporary file in the same directory, then rename. Without
     ``keep_optimizer`` the optimizer state (needed only to resume training, two thirds
     of the file) is left out: the file still loads as a policy."""
-    import zipfile
-
     with atomic_path(path) as tmp:
         model.save(tmp)
         if not keep_optimizer:
-            with zipfile.ZipFile(tmp) as src:
-                members = [
-                    (i, src.read(i)) for i in src.infolist() if i.filename != "policy.optimizer.pth"
-                ]
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
-                for info, data in members:
-                    dst.writestr(info, data)
+            strip_optimizer(tmp, tmp)
+
+
+def strip_optimizer(src: Path, dst: Path) -> None:
+    """The SB3 file ``src`` without its optimizer state, written to ``dst`` (which may
+    be ``src``)."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin:
+        members = [(i, zin.read(i)) for i in zin.infolist() if i.filename != "policy.optimizer.pth"]
+    with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info, data in members:
+            zout.writestr(info, data)
 
 
 def trim_progress(path: Path, timesteps: int, columns: tuple[str, ...] = PROGRESS) -> None:

@@ -309,6 +309,99 @@ def test_evaluation_curve_and_runtime_flags_across_a_resume(tmp_path):
     assert [int(r.split(",")[0]) for r in rows[1:]] == [4096, 8192, 12288]
     last = (out / "progress.csv").read_text().splitlines()[-1].split(",")
     assert int(last[0]) == 12288 and int(last[2]) > episodes
+    # best/: the evaluation with the highest win rate (the earliest of equals), whole
+    scores = [(float(r.split(",")[2]), -int(r.split(",")[0])) for r in rows[1:]]
+    win, step = max(scores)
+    best = json.loads((out / "best" / "best.json").read_text())
+    assert (best["win_rate"], best["timesteps"], best["episodes"]) == (win, -step, 6)
+    assert sorted(p.name for p in (out / "best").iterdir()) == [
+        "adversary_run.json", "best.json", "policy.zip", "policy_norm.npz"
+    ]  # fmt: skip
+    assert (out / "best" / "adversary_run.json").read_bytes() == (
+        out / "adversary_run.json"
+    ).read_bytes()
+    result, _ = run_match(
+        "toy_pass_v0", {"runner": "random", "blocker": f"run:{out / 'best'}"}, n_episodes=2
+    )
+    assert result.episodes == 2
+
+
+def _run_for_best(tmp_path):
+    """A training run opened for ``keep_best``, with two checkpoints' files to keep."""
+    import dataclasses
+
+    from arena.artifacts.training_run import RunMarker
+    from arena.training_run import TrainingRun
+
+    config = dataclasses.replace(default_adversary_config("toy_pass_v0"), eval_episodes=6)
+    marker = RunMarker(
+        env="toy_pass_v0", victims={"runner": "random"}, adversary_seat="blocker",
+        seed=0, timesteps=10, config=config,
+    )  # fmt: skip
+    run = TrainingRun.create(tmp_path / "run", marker)
+    run.__enter__()
+    ckpt = {}
+    for name in ("a", "b"):
+        model = tmp_path / f"{name}.zip"
+        import zipfile
+
+        with zipfile.ZipFile(model, "w") as z:
+            z.writestr("policy.pth", name)
+            z.writestr("policy.optimizer.pth", "state")
+        norm = tmp_path / f"{name}_norm.npz"
+        norm.write_bytes(name.encode())
+        ckpt[name] = (model, norm)
+    return run, ckpt
+
+
+def test_keep_best_swaps_whole_directories_and_recovers_from_a_kill(tmp_path):
+    import zipfile
+
+    run, ckpt = _run_for_best(tmp_path)
+    best = run.files.best
+
+    def kept() -> tuple[str, float]:
+        with zipfile.ZipFile(best / "policy.zip") as z:
+            assert z.namelist() == ["policy.pth"]  # the optimizer state left out
+            return z.read("policy.pth").decode(), run.best_score()["win_rate"]
+
+    run.keep_best(*ckpt["a"], {"timesteps": 1, "episodes": 6, "win_rate": 0.5})
+    assert kept() == ("a", 0.5)
+    run.keep_best(*ckpt["b"], {"timesteps": 2, "episodes": 6, "win_rate": 0.5})
+    assert kept() == ("a", 0.5)  # a tie keeps the earlier
+    run.keep_best(*ckpt["b"], {"timesteps": 3, "episodes": 6, "win_rate": 0.4})
+    assert kept() == ("a", 0.5)
+    run.keep_best(*ckpt["b"], {"timesteps": 4, "episodes": 6, "win_rate": 0.6})
+    assert kept() == ("b", 0.6)
+    assert (best / "policy_norm.npz").read_bytes() == b"b"
+    # a kill between the renames: no best/, the old one as .best.old, a half .best.new
+    os.replace(best, run.files.directory / ".best.old")
+    (run.files.directory / ".best.new").mkdir()
+    run.keep_best(*ckpt["a"], {"timesteps": 5, "episodes": 6, "win_rate": 0.55})
+    assert kept() == ("b", 0.6)  # put back, and still better
+    assert sorted(p.name for p in run.files.directory.iterdir() if p.name.startswith(".best")) == []
+    # a link planted as .best.old is removed, never what it leads to
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("mine")
+    (run.files.directory / ".best.old").symlink_to(outside)
+    run.keep_best(*ckpt["a"], {"timesteps": 6, "episodes": 6, "win_rate": 0.9})
+    assert kept() == ("a", 0.9) and (outside / "keep").read_text() == "mine"
+    assert not (run.files.directory / ".best.old").exists()
+    run.__exit__(None, None, None)
+
+
+def test_a_run_whose_best_is_a_link_is_refused(tmp_path):
+    from arena.training_run import TrainingRun
+
+    run, _ = _run_for_best(tmp_path)
+    run.__exit__(None, None, None)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    run.files.best.symlink_to(outside)
+    again = TrainingRun(run.files.directory, run.marker, resumed=True, created=False)
+    with pytest.raises(TrainingError, match="best is a link"):
+        again.__enter__()
 
 
 def test_action_std_sets_the_initial_spread_and_is_part_of_the_recipe(cli, tmp_path, runner_zip):

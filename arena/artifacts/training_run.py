@@ -390,6 +390,13 @@ class TrainingRunFiles:
     def results(self) -> Path:
         return self.directory / "results.json"
 
+    @property
+    def best(self) -> Path:
+        """``best/``: the checkpoint with the highest greedy evaluation so far, a run
+        directory of its own (``run:DIR/best``): ``policy.zip``, ``policy_norm.npz``,
+        the run's ``adversary_run.json`` and ``best.json`` (its step and score)."""
+        return self.directory / "best"
+
     def is_run(self) -> bool:
         return self.marker.is_file()
 
