@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from gymnasium.spaces import Box
 
 import envs
 
@@ -100,6 +101,11 @@ class GameVector:
         self.seats = list(probe.possible_agents)
         self.observation_spaces = {s: probe.observation_space(s) for s in self.seats}
         self.action_spaces = {s: probe.action_space(s) for s in self.seats}
+        self._continuous = {
+            s
+            for s, space in self.action_spaces.items()
+            if isinstance(space, Box) and np.issubdtype(space.dtype, np.floating)
+        }
         probe.close()
         self.workers = min(workers, n)
         if self.workers == 0:
@@ -140,7 +146,13 @@ class GameVector:
         return {s: np.stack([o[s] for o in obs]) for s in self.seats}
 
     def step(self, actions: Mapping[str, np.ndarray]) -> VectorStep:
-        per_env = [{s: actions[s][i] for s in self.seats} for i in range(self.n)]
+        # continuous controls as float64 rows (what the MuJoCo games step in), converted
+        # once for all copies; other actions as given
+        batch = {
+            s: np.asarray(actions[s], dtype=np.float64) if s in self._continuous else actions[s]
+            for s in self.seats
+        }
+        per_env = [{s: batch[s][i] for s in self.seats} for i in range(self.n)]
         results = self._call("step", per_env)
         return VectorStep(
             obs={s: np.stack([r[0][s] for r in results]) for s in self.seats},

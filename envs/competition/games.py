@@ -216,6 +216,7 @@ class CompetitionEnv(ParallelEnv):
         mj.mj_forward(m, d)
         mj.mj_rnePostConstraint(m, d)
         self._after_physics()
+        self._progress = self._progress_x()
         self.t = 0
         self.agents = list(self.possible_agents)
         self._start_sign = np.array([-1.0 if d.qpos[s.qpos][0] > 0 else 1.0 for s in self._seat])
@@ -245,10 +246,13 @@ class CompetitionEnv(ParallelEnv):
         for name, k in self._phys.items():
             if name not in actions:
                 raise ValueError(f"no action for agent {name!r}")
-            a = np.asarray(actions[name], dtype=np.float64).reshape(-1)
+            a = actions[name]
             want = self._act_spaces[name].shape
-            if a.shape != want:
-                raise ValueError(f"{name}: action must have shape {want}, got {a.shape}")
+            # what a vectorised game passes (float64 rows of the right shape) as it is
+            if type(a) is not np.ndarray or a.dtype != np.float64 or a.shape != want:
+                a = np.asarray(a, dtype=np.float64).reshape(-1)
+                if a.shape != want:
+                    raise ValueError(f"{name}: action must have shape {want}, got {a.shape}")
             acts[k] = a
         if len(actions) != len(self._phys):
             unknown = set(actions) - set(self._phys)
@@ -256,16 +260,22 @@ class CompetitionEnv(ParallelEnv):
                 f"actions for unknown agents {sorted(unknown)}; "
                 f"valid: {', '.join(self.possible_agents)}"
             )
-        before = self._progress_x()
+        before = self._progress
         ctrl = self._ctrl
         for k, s in enumerate(self._seat):
             ctrl[s.ctrl] = acts[k]
         mj.mj_step(m, d, nstep=FRAME_SKIP)
         mj.mj_rnePostConstraint(m, d)
         self._after_physics()
+        self._progress = self._progress_x()
         self.t += 1
         move, agent_done = self._move_rewards(acts, before)
-        finite = bool(np.isfinite(self._qpos).all() and np.isfinite(self._qvel).all())
+        qpos, qvel = self._qpos, self._qvel
+        # a finite sum has finite terms (an inf or nan term makes it inf or nan); only a
+        # sum that overflows needs the element-wise check
+        finite = math.isfinite(_add(qpos) + _add(qvel)) or bool(
+            np.isfinite(qpos).all() and np.isfinite(qvel).all()
+        )
         self._end = None
         goal, winner, shaping, done = self._rules(agent_done)
         timeout = self.t >= self.max_steps
@@ -302,8 +312,15 @@ class CompetitionEnv(ParallelEnv):
     an episode that ends otherwise ended at the ``"step limit"``."""
 
     def _progress_x(self) -> np.ndarray:
-        """Per-seat x that the forward-progress reward differentiates."""
+        """Per-seat x that the forward-progress reward differentiates. Computed once
+        after each step's physics (``_progress``, what ``_move_rewards`` reads) and
+        kept as the next step's ``before``: the positions it reads (``xipos``,
+        ``subtree_com``) change only in ``mj_step``, so this is what recomputing it at
+        the next step's start would give."""
         return np.zeros(2)
+
+    _progress: np.ndarray
+    """``_progress_x()`` after the latest physics (the reset's, or the step's)."""
 
     def _move_rewards(self, acts: list[np.ndarray], before: np.ndarray):
         raise NotImplementedError
@@ -486,7 +503,7 @@ class _WalkerRewards:
     def _walker(self: Any, k: int, a: np.ndarray, before: np.ndarray) -> tuple[float, bool]:
         z = self._z(k)
         if self.scene.agent == sc.HUMANOID:
-            fwd = 0.25 * (self._progress_x()[k] - before[k]) / self.model.opt.timestep
+            fwd = 0.25 * (self._progress[k] - before[k]) / self.model.opt.timestep
             goal_x = 4.0 if self._start_sign[k] > 0 else -4.0
             r = (
                 self._start_sign[k] * fwd
@@ -496,7 +513,7 @@ class _WalkerRewards:
                 - abs(float(self._own_qpos[k][0]) - goal_x)
             )
             return r, z < 0.8
-        fwd = (self._progress_x()[k] - before[k]) / (self.model.opt.timestep * FRAME_SKIP)
+        fwd = (self._progress[k] - before[k]) / (self.model.opt.timestep * FRAME_SKIP)
         cf = np.clip(self._cfrc[k], -1.0, 1.0)
         r = (
             self._start_sign[k] * fwd
@@ -777,7 +794,7 @@ class KickAndDefendEnv(CompetitionEnv):
 
     def _move_rewards(self, acts, before):
         z0, z1 = self._z(0), self._z(1)
-        fwd = 0.25 * (self._progress_x()[0] - before[0]) / self.model.opt.timestep
+        fwd = 0.25 * (self._progress[0] - before[0]) / self.model.opt.timestep
         gap = self._ball()[:2] - self._xy(0)
         to_ball = math.sqrt(gap.dot(gap))  # as np.linalg.norm computes it, bit for bit
         kicker = (
