@@ -39,9 +39,6 @@ from arena.errors import ArenaError
 from arena.io import atomic_path, try_lock
 
 PROGRESS_HEADER = ",".join(PROGRESS) + "\n"
-BEST_RECORD = "best.json"
-"""In ``best/``: the greedy evaluation that made it the best (timesteps, episodes, win
-rate with its 95% interval)."""
 
 
 class TrainingError(ArenaError):
@@ -273,17 +270,6 @@ class TrainingRun:
         best |= {"win_low": round(low, 4), "win_high": round(high, 4)}
         self.keep_best(model, norm, best)
 
-    def best_score(self) -> dict[str, Any] | None:
-        """``best/best.json`` (``None`` when there is no best, or it is unreadable)."""
-        from arena.artifacts.base import read_json
-
-        try:
-            found = read_json(self.files.best / BEST_RECORD, TrainingRunError)
-        except TrainingRunError:
-            return None
-        ok = isinstance(found, dict) and isinstance(found.get("win_rate"), int | float)
-        return found if ok else None
-
     def keep_best(self, model: Path, norm: Path, score: dict[str, Any]) -> None:
         """Make the checkpoint (``model``, ``norm``) ``best/`` if its greedy win rate is
         higher than the best one's (the earlier one on a tie). The new ``best/`` is
@@ -295,14 +281,14 @@ class TrainingRun:
             os.replace(old, best)  # a kill came between the renames
         for leftover in (new, old):
             _remove(leftover)
-        current = self.best_score()
+        current = self.files.best_score()
         if current is not None and score["win_rate"] <= current["win_rate"]:
             return
         new.mkdir()
         strip_optimizer(model, new / self.files.policy.name)
         shutil.copyfile(norm, new / self.files.norm.name)
         shutil.copyfile(self.files.marker, new / self.files.marker.name)
-        write_json(new / BEST_RECORD, score)
+        write_json(new / self.files.best_record.name, score)
         if best.exists():
             os.replace(best, old)
         os.replace(new, best)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -343,8 +344,6 @@ def _run_for_best(tmp_path):
     ckpt = {}
     for name in ("a", "b"):
         model = tmp_path / f"{name}.zip"
-        import zipfile
-
         with zipfile.ZipFile(model, "w") as z:
             z.writestr("policy.pth", name)
             z.writestr("policy.optimizer.pth", "state")
@@ -355,15 +354,13 @@ def _run_for_best(tmp_path):
 
 
 def test_keep_best_swaps_whole_directories_and_recovers_from_a_kill(tmp_path):
-    import zipfile
-
     run, ckpt = _run_for_best(tmp_path)
     best = run.files.best
 
     def kept() -> tuple[str, float]:
         with zipfile.ZipFile(best / "policy.zip") as z:
             assert z.namelist() == ["policy.pth"]  # the optimizer state left out
-            return z.read("policy.pth").decode(), run.best_score()["win_rate"]
+            return z.read("policy.pth").decode(), run.files.best_score()["win_rate"]
 
     run.keep_best(*ckpt["a"], {"timesteps": 1, "episodes": 6, "win_rate": 0.5})
     assert kept() == ("a", 0.5)

@@ -397,6 +397,22 @@ class TrainingRunFiles:
         the run's ``adversary_run.json`` and ``best.json`` (its step and score)."""
         return self.directory / "best"
 
+    @property
+    def best_record(self) -> Path:
+        """``best/best.json``: the greedy evaluation that made ``best/`` the best
+        (timesteps, episodes, win rate with its 95% interval)."""
+        return self.best / "best.json"
+
+    def best_score(self) -> dict[str, Any] | None:
+        """``best/best.json`` (``None`` when there is no best, or it is unreadable)."""
+        try:
+            found = read_json(self.best_record, TrainingRunError)
+        except TrainingRunError:
+            return None
+        ok = isinstance(found, dict) and type(found.get("win_rate")) in (int, float)
+        ok = ok and type(found.get("timesteps")) is int
+        return found if ok else None
+
     def is_run(self) -> bool:
         return self.marker.is_file()
 

@@ -111,13 +111,13 @@ def cmd_train_adversary(args: argparse.Namespace) -> int:
     )
     print(json.dumps(results, sort_keys=True))
     print(f"the adversary loads as run:{args.out}", file=sys.stderr)
-    best = Path(args.out) / "best"
-    try:
-        score = json.loads((best / "best.json").read_text(encoding="utf-8"))
-        said = f"{float(score['win_rate']):.2f} at {int(score['timesteps']):,} steps"
-    except (OSError, ValueError, TypeError, KeyError):
-        return 0  # no evaluations (or none readable)
-    print(f"its best greedy evaluation ({said}) loads as run:{best}", file=sys.stderr)
+    from arena.artifacts.training_run import TrainingRunFiles
+
+    files = TrainingRunFiles(Path(args.out))
+    score = files.best_score()
+    if score is not None:
+        said = f"{score['win_rate']:.2f} at {score['timesteps']:,} steps"
+        print(f"its best greedy evaluation ({said}) loads as run:{files.best}", file=sys.stderr)
     return 0
 
 
