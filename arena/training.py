@@ -195,6 +195,12 @@ def default_adversary_config(
             shaping_key="reward_shaping",
             shaping_potential=True,
             victim_value=200.0,
+            # every win pays the goal reward (no +500 for the keeper's touch or stand, no
+            # 0 for the blocker's win on time): as good or better on six paired seeds at
+            # 5M steps; zoo victim's win rate, 200 games, flat vs not: kick-and-defend
+            # 0.23/0.54/0.41 vs 0.52/0.57/0.48, you-shall-not-pass 0.155/0.24/0.175 vs
+            # 0.47/0.24/0.54 (README "Every win paying the same").
+            flat_win=True,
             victim_sampled=True,
             env_kwargs={"shaping": 0.0},
         )

@@ -87,7 +87,10 @@ NO_DENSE_TERMS = {
     "victim_reward": 0.0,
     "victim_novelty": 0.0,
     "white_box": False,
+    "flat_win": False,
 }
+"""The recipe's terms switched off: the study's variants start from the games' own
+rewards (the study was measured before ``--flat-win`` became the default)."""
 REWARD_VARIANTS: dict[str, dict[str, Any]] = {
     "sparse": {},
     "victim value (a)": {"victim_value": 200.0},

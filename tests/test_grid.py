@@ -103,6 +103,14 @@ def test_a_cell_becomes_the_single_commands_command_line():
         "--episodes",
         "3",
     ]
+    train = command("train-adversary")
+    base = {"env_id": "kick_and_defend_v0", "victim": {"kicker": "zero"}, "timesteps": 10}
+    for value, flag in ((True, "--flat-win"), (False, "--no-flat-win")):  # on/off switches
+        argv = train.argv({**base, "flat_win": value, "white_box": value})
+        switches = [a for a in argv if a.endswith(("flat-win", "white-box"))]
+        assert sorted(switches) == sorted([flag, *(["--white-box"] if value else [])])
+        parsed = train.parser.parse_args([*argv[1:], "--out", "x"])
+        assert parsed.flat_win is value
 
 
 BAD_GRIDS = {
@@ -120,6 +128,11 @@ BAD_GRIDS = {
     "reserved option": (
         'command = "evaluate"\n[options]\nenv_id = "toy_pass_v0"\nout = "x"',
         "cannot be set in a grid file",
+    ),
+    "a switch given a number": (
+        'command = "train-adversary"\n[options]\nenv_id = "toy_pass_v0"\ntimesteps = 100\n'
+        'victim = { runner = "random" }\nflat_win = 1',
+        "option 'flat_win' of train-adversary is a switch: true or false",
     ),
     "cpus out of range": ('command = "evaluate"\ncpus = 0', "'cpus'"),
     "unknown env in one cell": (

@@ -487,14 +487,45 @@ def test_flat_win_is_part_of_the_recipe_and_needs_a_goal_reward(cli, tmp_path, r
     again = cli(*base, "--timesteps", "4096", "--out", out, "--resume", "--flat-win")
     assert_one_line_error(again, "--resume continues the run with its own recipe", "--flat-win")
     config = default_adversary_config("you_shall_not_pass_v0")
-    assert not config.flat_win  # the game's own reward stays the default
-    config = dataclasses.replace(config, flat_win=True, workers=0)
+    assert config.flat_win  # the default in the MuJoCo games
+    assert not default_adversary_config("toy_pass_v0").flat_win
+    config = dataclasses.replace(config, workers=0)
     config = dataclasses.replace(config, ppo=dataclasses.replace(config.ppo, n_envs=2))
     venv = adversary_env("you_shall_not_pass_v0", "blocker", {"runner": "zero"}, config,
                          seed=0, timesteps=1000)  # fmt: skip
     terms = reward_terms(venv.venv)
     assert [type(t) for t in terms if isinstance(t, FlatWin)] == [FlatWin]
     assert terms[0].goal == 1000.0 and terms[0].weight == 1.0
+    venv.close()
+
+
+def test_no_flat_win_keeps_the_games_own_win_rewards(cli, tmp_path):
+    """``--no-flat-win`` turns the default off in a MuJoCo game; the run file says so and
+    the trained env has no ``FlatWin`` term; ``--resume`` refuses it like any recipe flag."""
+    import dataclasses
+
+    from conftest import assert_one_line_error
+
+    from arena.artifacts.training_config import AdversaryConfig
+    from arena.rewards import FlatWin, reward_terms
+    from arena.training import adversary_env
+
+    out = tmp_path / "ysnp"
+    base = ("train-adversary", "you_shall_not_pass_v0", "--victim", "runner=zero")
+    small = ("--envs", "2", "--workers", "0", "--ppo", "batch_size=64")
+    done = cli(*base, "--timesteps", "64", "--out", out, *small, "--no-flat-win")
+    assert done.code == 0, done.err
+    marker = json.loads((out / "adversary_run.json").read_text())
+    assert marker["config"]["flat_win"] is False
+    config = AdversaryConfig.from_json(marker["config"])
+    again = cli(*base, "--timesteps", "128", "--out", out, "--resume", "--flat-win")
+    assert_one_line_error(again, "--resume continues the run with its own recipe", "--flat-win")
+    again = cli(*base, "--timesteps", "128", "--out", out, "--resume", "--no-flat-win")
+    assert_one_line_error(again, "--resume continues the run with its own recipe", "--flat-win")
+    config = dataclasses.replace(config, ppo=dataclasses.replace(config.ppo, n_envs=2))
+    venv = adversary_env("you_shall_not_pass_v0", "blocker", {"runner": "zero"}, config,
+                         seed=0, timesteps=1000)  # fmt: skip
+    assert not [t for t in reward_terms(venv.venv) if isinstance(t, FlatWin)]
     venv.close()
 
 

@@ -230,11 +230,12 @@ def _train_adversary(sub: Subparsers) -> None:
     )
     p.add_argument(
         "--flat-win",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
         help="every win pays the game's goal reward (1000): drop the bonuses some games "
         "add to some wins (the keeper's +500 for touching the ball, +500 for standing) "
-        "or take from them (the blocker's 0 for a win on time)",
+        "or take from them (the blocker's 0 for a win on time). Default: on in the MuJoCo "
+        "games; --no-flat-win keeps the games' own win rewards",
     )
     p.add_argument(
         "--eval-every",

@@ -90,8 +90,8 @@ def cmd_train_adversary(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, **weights)
     if args.white_box:
         config = dataclasses.replace(config, white_box=True)
-    if args.flat_win:
-        config = dataclasses.replace(config, flat_win=True)
+    if args.flat_win is not None:
+        config = dataclasses.replace(config, flat_win=args.flat_win)
     if args.anneal is not None:
         config = dataclasses.replace(config, anneal_fraction=args.anneal)
     if args.action_std is not None:
