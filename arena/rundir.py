@@ -1,7 +1,7 @@
 """Run directories: ``runs/<experiment>/<env>__s<seed>__<time>/``.
 
 A run directory holds ``config.json`` (fully resolved), ``metadata.json`` (versions,
-git sha) and ``results.json``; it is written in a temporary sibling and renamed into
+git sha, the CPU's kind) and ``results.json``; it is written in a temporary sibling and renamed into
 place when complete, so a failed run leaves nothing behind.
 """
 
@@ -47,6 +47,29 @@ def git_sha() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def cpu_kind() -> dict[str, Any]:
+    """The CPU and the kernels numpy (and torch, when loaded) picked for it. The same seed
+    can give other MuJoCo games on another kind of CPU (the policies' products round
+    differently), so a run names the kind it ran on."""
+    model = None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    out: dict[str, Any] = {"model": model or platform.processor() or platform.machine()}
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # a numpy that moved its private tables
+        pass
+    else:
+        out["numpy_kernels"] = [t for t in __cpu_dispatch__ if __cpu_features__.get(t)]
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        out["torch_kernels"] = torch.backends.cpu.get_cpu_capability()
+    return out
+
+
 def run_metadata() -> dict[str, Any]:
     versions: dict[str, str | None] = {}
     for pkg in _PACKAGES:
@@ -57,6 +80,7 @@ def run_metadata() -> dict[str, Any]:
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "cpu": cpu_kind(),
         "versions": versions,
         "git_sha": git_sha(),
         "command": sys.argv,

@@ -69,6 +69,12 @@ def test_evaluate_json_contract_and_determinism(cli, runner_zip, tmp_path):
     assert config["policies"]["runner"]["sha256"] and config["episodes"] == 18
     meta = json.loads((run / "metadata.json").read_text())
     assert meta["versions"]["torch"].startswith("2.13.0")
+    # the CPU's kind: the same seed can play other MuJoCo games on another kind
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    cpu = meta["cpu"]
+    assert isinstance(cpu["model"], str) and cpu["model"]
+    assert cpu["numpy_kernels"] == [t for t in __cpu_dispatch__ if __cpu_features__[t]]
     assert json.loads((run / "results.json").read_text())["seats"]["runner"] == seat
 
 
