@@ -74,6 +74,7 @@ def test_vec_env_batches_the_victim_and_matches_the_single_env(runner_zip):
     vec.close()
 
 
+@pytest.mark.slow  # minutes on 2 cores: the fast tier keeps the small trainings
 def test_toy_adversary_trained_on_150k_steps_beats_its_victim(tmp_path, runner_zip):
     victim = f"sb3:{runner_zip}"
     results = train_adversary(
@@ -193,6 +194,7 @@ def test_resume_after_kill_loses_at_most_one_interval(tmp_path, runner_zip):
     assert (out / "policy.zip").is_file() and (out / "policy_norm.npz").is_file()
 
 
+@pytest.mark.slow  # minutes on 2 cores: the fast tier keeps the small trainings
 def test_finetune_and_masked_victims(tmp_path, cli, runner_zip):
     victim = f"sb3:{runner_zip}"
     adv = tmp_path / "adv"
@@ -499,21 +501,29 @@ def test_flat_win_is_part_of_the_recipe_and_needs_a_goal_reward(cli, tmp_path, r
     venv.close()
 
 
-def test_no_flat_win_keeps_the_games_own_win_rewards(cli, tmp_path):
+def test_no_flat_win_keeps_the_games_own_win_rewards(cli, tmp_path, monkeypatch):
     """``--no-flat-win`` turns the default off in a MuJoCo game; the run file says so and
     the trained env has no ``FlatWin`` term; ``--resume`` refuses it like any recipe flag."""
     import dataclasses
 
     from conftest import assert_one_line_error
 
+    import arena.training
     from arena.artifacts.training_config import AdversaryConfig
     from arena.rewards import FlatWin, reward_terms
     from arena.training import adversary_env
 
+    real = arena.training.default_adversary_config
+
+    def small(env_id, **kwargs):  # the recipe as it is, with a rollout of 64 steps
+        config = real(env_id, **kwargs)
+        ppo = dataclasses.replace(config.ppo, n_envs=2, n_steps=32, batch_size=64)
+        return dataclasses.replace(config, ppo=ppo, workers=0, update_threads=1)
+
+    monkeypatch.setattr(arena.training, "default_adversary_config", small)
     out = tmp_path / "ysnp"
     base = ("train-adversary", "you_shall_not_pass_v0", "--victim", "runner=zero")
-    small = ("--envs", "2", "--workers", "0", "--ppo", "batch_size=64")
-    done = cli(*base, "--timesteps", "64", "--out", out, *small, "--no-flat-win")
+    done = cli(*base, "--timesteps", "64", "--out", out, "--no-flat-win")
     assert done.code == 0, done.err
     marker = json.loads((out / "adversary_run.json").read_text())
     assert marker["config"]["flat_win"] is False
