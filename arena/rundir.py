@@ -1,8 +1,8 @@
 """Run directories: ``runs/<experiment>/<env>__s<seed>__<time>/``.
 
 A run directory holds ``config.json`` (fully resolved), ``metadata.json`` (versions,
-git sha, the CPU's kind) and ``results.json``; it is written in a temporary sibling and renamed into
-place when complete, so a failed run leaves nothing behind.
+git sha, the CPU's kind) and ``results.json``; it is written in a temporary sibling and
+renamed into place when complete, so a failed run leaves nothing behind.
 """
 
 from __future__ import annotations

@@ -151,15 +151,14 @@ def options_argv(
             positional.append((parser._actions.index(action), _alone(parser, value, where)))
             continue
         flag = max(action.option_strings, key=len)
-        if isinstance(action, argparse.BooleanOptionalAction):
+        if isinstance(action, argparse.BooleanOptionalAction | argparse._StoreTrueAction):
             if not isinstance(value, bool):
                 raise GridError(f"{where} is a switch: true or false")
-            on, off = sorted(action.option_strings, key=len)  # --flag, --no-flag
-            optional.append(on if value else off)
-        elif isinstance(action, argparse._StoreTrueAction):
-            if not isinstance(value, bool):
-                raise GridError(f"{where} is a switch: true or false")
-            optional += [flag] if value else []
+            if isinstance(action, argparse.BooleanOptionalAction):  # --flag / --no-flag
+                on, off = sorted(action.option_strings, key=len)
+                optional.append(on if value else off)
+            else:
+                optional += [flag] if value else []
         elif isinstance(action, argparse._AppendAction):
             for item in many:
                 optional += _flag_value(parser, flag, item, where)
