@@ -389,6 +389,18 @@ def train_adversary(
         return _train(run, adversary_seat, timesteps, progress)
 
 
+def budget_steps(timesteps: int, done: int, rollout: int) -> int:
+    """Steps to train from ``done`` so that a run of budget ``timesteps`` ends within it:
+    whole rollouts of ``rollout`` steps (PPO collects and learns nothing smaller), as
+    many as fit. The budget is a ceiling, not a floor: 5M with rollouts of 16,384 ends
+    at 4,997,120, not past 5M. A budget below one rollout still trains one (a run
+    learns something or is refused before it starts, never ends empty)."""
+    fit = (timesteps - done) // rollout
+    if fit <= 0:
+        return rollout if done == 0 else 0
+    return fit * rollout
+
+
 def _train(run: TrainingRun, seat: str, timesteps: int, progress: bool) -> dict[str, Any]:
     import time
 
@@ -447,8 +459,9 @@ def _train(run: TrainingRun, seat: str, timesteps: int, progress: bool) -> dict[
     )
     callback.episodes = run.episodes_so_far()
     t0 = time.perf_counter()
-    if timesteps > done:
-        model.learn(timesteps - done, callback=callback, reset_num_timesteps=done == 0)
+    steps = budget_steps(timesteps, done, config.ppo.n_envs * config.ppo.n_steps)
+    if steps:
+        model.learn(steps, callback=callback, reset_num_timesteps=done == 0)
         callback.checkpoint()
     elapsed = time.perf_counter() - t0
     results = TrainingResults(

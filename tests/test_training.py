@@ -19,7 +19,12 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import envs
 from arena.embedding import EmbeddedVecEnv, VictimEmbeddedEnv
 from arena.match import run_match
-from arena.training import TrainingError, default_adversary_config, train_adversary
+from arena.training import (
+    TrainingError,
+    budget_steps,
+    default_adversary_config,
+    train_adversary,
+)
 
 
 @pytest.mark.parametrize(
@@ -74,6 +79,24 @@ def test_vec_env_batches_the_victim_and_matches_the_single_env(runner_zip):
     vec.close()
 
 
+def test_the_budget_is_a_ceiling_of_whole_rollouts():
+    """``--timesteps`` is the most a run steps: PPO learns from whole rollouts, so a run
+    ends at the last one that fits (it used to end at the first past the budget: 5M
+    with the default rollout of 32 x 512 ended at 5,013,504)."""
+    rollout = 32 * 512
+    assert budget_steps(5_000_000, 0, rollout) == 305 * rollout == 4_997_120
+    # resumed from a checkpoint taken mid-rollout: whole rollouts from there, within 5M
+    assert budget_steps(5_000_000, 1_950_624, rollout) == 186 * rollout
+    assert 1_950_624 + 186 * rollout <= 5_000_000 < 1_950_624 + 187 * rollout
+    # nothing fits any more: the run finishes without stepping (an older run that
+    # overshot too)
+    assert budget_steps(5_000_000, 4_990_000, rollout) == 0
+    assert budget_steps(5_000_000, 5_013_504, rollout) == 0
+    # a fresh run below one rollout still learns from one
+    assert budget_steps(100, 0, 2048) == 2048
+    assert budget_steps(2048, 0, 2048) == 2048 and budget_steps(4095, 0, 2048) == 2048
+
+
 @pytest.mark.slow  # minutes on 2 cores: the fast tier keeps the small trainings
 def test_toy_adversary_trained_on_150k_steps_beats_its_victim(tmp_path, runner_zip):
     victim = f"sb3:{runner_zip}"
@@ -85,7 +108,8 @@ def test_toy_adversary_trained_on_150k_steps_beats_its_victim(tmp_path, runner_z
         seed=0,
         progress=False,
     )
-    assert results["adversary_seat"] == "blocker" and results["timesteps"] >= 150_000
+    # the budget is a ceiling of whole rollouts (8 envs x 256 steps): 73 of them
+    assert results["adversary_seat"] == "blocker" and results["timesteps"] == 149_504
     result, _ = run_match(
         "toy_pass_v0",
         {"runner": victim, "blocker": f"run:{tmp_path / 'adv'}"},
@@ -274,10 +298,11 @@ def test_evaluation_curve_and_runtime_flags_across_a_resume(tmp_path):
     )
     out = tmp_path / "adv"
     victims = {"runner": "random"}
+    # budgets that are not whole rollouts (8 envs x 256 steps) end at the last one within
     train_adversary(
         "toy_pass_v0",
         victims,
-        timesteps=8192,
+        timesteps=9000,
         out=out,
         config=config,
         progress=False,
@@ -300,7 +325,7 @@ def test_evaluation_curve_and_runtime_flags_across_a_resume(tmp_path):
     train_adversary(
         "toy_pass_v0",
         victims,
-        timesteps=12288,
+        timesteps=13000,
         out=out,
         resume=True,
         progress=False,
