@@ -278,8 +278,31 @@ class ZooPolicy(TorchPolicy):
         value branch without a graph: nothing acts on it)."""
         mean, pi_state = self._lstm(self.pi, z, state[:, :2])
         with torch.no_grad():
-            _, vf_state = self._lstm(self.vf, z.detach(), state[:, 2:].detach())
+            _, vf_state = self._value_step(z.detach(), state[:, 2:].detach())
         return mean, torch.cat([pi_state, vf_state], dim=1)
+
+    _memo: tuple[torch.Tensor, ...] | None = None
+
+    def _value_step(
+        self, z: torch.Tensor, state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The value LSTM's step without a graph: ``(value, next state)``. A value read
+        (``value``: a reward term, after a step) takes the very step the next
+        ``predict`` takes on the same observation and state, so the last step is kept
+        and given again for equal inputs (``torch.equal``; the same arithmetic would
+        give the same bits): the LSTM runs once a step instead of twice."""
+        memo = self._memo
+        if (
+            memo is not None
+            and memo[0].shape == z.shape
+            and memo[1].shape == state.shape
+            and torch.equal(memo[0], z)
+            and torch.equal(memo[1], state)
+        ):
+            return memo[2], memo[3]
+        out, new = self._lstm(self.vf, z, state)
+        self._memo = (z.clone(), state.clone(), out, new)
+        return out, new
 
     @staticmethod
     def _mlp(w: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -330,7 +353,9 @@ class ZooPolicy(TorchPolicy):
         z = self.normalize(x)
         if self.recurrent:
             st = self._state(x.shape[0], state, None)
-            return self._lstm(self.vf, z, st[:, 2:])[0][:, 0]
+            if torch.is_grad_enabled():
+                return self._lstm(self.vf, z, st[:, 2:])[0][:, 0]
+            return self._value_step(z, st[:, 2:])[0][:, 0]
         return self._mlp(self.vf, z)[:, 0]
 
     def __repr__(self) -> str:

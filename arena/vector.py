@@ -33,29 +33,59 @@ class VectorStep:
     """per env: ``{seat: info}``, plus ``terminal_observation`` ({seat: obs}) when done."""
 
 
+_Block = tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, np.ndarray, list]
+"""One step of a block of copies: seat -> observation rows, seat -> reward rows,
+terminated, truncated, per copy ``{seat: info}`` (+ ``terminal_observation``)."""
+
+
 class _Games:
-    """A block of game copies: the part a worker owns."""
+    """A block of game copies: the part a worker owns. Games that can step their copies
+    together (``batch``: the MuJoCo games, whose rewards and observations are computed
+    over all copies at once) do; the others step one by one."""
 
     def __init__(self, env_id: str, env_kwargs: Mapping[str, Any], n: int):
         self.games = [envs.make(env_id, **dict(env_kwargs)) for _ in range(n)]
         self.seats = list(self.games[0].possible_agents)
-        self.seeds: list[int | None] = [None] * n
+        batch = getattr(self.games[0], "batch", None)
+        self.together = batch(self.games) if callable(batch) else None
 
     def reset(self, seeds: Sequence[int | None]) -> list[dict[str, Any]]:
-        self.seeds = list(seeds)
-        return [g.reset(seed=s)[0] for g, s in zip(self.games, seeds, strict=True)]
-
-    def step(self, actions: list[dict[str, Any]]) -> list[tuple]:
         out = []
-        for g, act in zip(self.games, actions, strict=True):
-            obs, rew, term, trunc, info = g.step(act)
+        for i, (g, s) in enumerate(zip(self.games, seeds, strict=True)):
+            out.append(g.reset(seed=s)[0])
+            if self.together is not None:
+                self.together.restart(i)
+        return out
+
+    def step(self, actions: Mapping[str, np.ndarray]) -> _Block:
+        if self.together is None:
+            return self._one_by_one(actions)
+        obs, rewards, terminated, truncated, infos = self.together.step(actions)
+        for i in np.flatnonzero(terminated | truncated):
+            infos[i]["terminal_observation"] = {s: obs[s][i].copy() for s in self.seats}
+            first, _ = self.games[i].reset()
+            self.together.restart(i)
+            for s in self.seats:
+                obs[s][i] = first[s]
+        return obs, rewards, terminated, truncated, infos
+
+    def _one_by_one(self, actions: Mapping[str, np.ndarray]) -> _Block:
+        out = []
+        for i, g in enumerate(self.games):
+            obs, rew, term, trunc, info = g.step({s: actions[s][i] for s in self.seats})
             t, tr = any(term.values()), any(trunc.values())
             info = {s: info.get(s, {}) for s in self.seats}
             if t or tr:
                 info["terminal_observation"] = obs
                 obs, _ = g.reset()
             out.append((obs, rew, t, tr, info))
-        return out
+        return (
+            {s: np.stack([r[0][s] for r in out]) for s in self.seats},
+            {s: np.array([float(r[1][s]) for r in out]) for s in self.seats},
+            np.array([r[2] for r in out], dtype=bool),
+            np.array([r[3] for r in out], dtype=bool),
+            [r[4] for r in out],
+        )
 
     def close(self) -> None:
         for g in self.games:
@@ -152,15 +182,23 @@ class GameVector:
             s: np.asarray(actions[s], dtype=np.float64) if s in self._continuous else actions[s]
             for s in self.seats
         }
-        per_env = [{s: batch[s][i] for s in self.seats} for i in range(self.n)]
-        results = self._call("step", per_env)
-        return VectorStep(
-            obs={s: np.stack([r[0][s] for r in results]) for s in self.seats},
-            rewards={s: np.array([float(r[1][s]) for r in results]) for s in self.seats},
-            terminated=np.array([r[2] for r in results]),
-            truncated=np.array([r[3] for r in results]),
-            infos=[r[4] for r in results],
-        )
+        if self._local is not None:
+            parts = [self._local.step(batch)]
+        else:
+            at = 0
+            for conn, size in zip(self._conns, self._blocks, strict=True):
+                conn.send(("step", {s: batch[s][at : at + size] for s in self.seats}))
+                at += size
+            parts = [conn.recv() for conn in self._conns]
+        if len(parts) == 1:
+            obs, rewards, terminated, truncated, infos = parts[0]
+        else:
+            obs = {s: np.concatenate([p[0][s] for p in parts]) for s in self.seats}
+            rewards = {s: np.concatenate([p[1][s] for p in parts]) for s in self.seats}
+            terminated = np.concatenate([p[2] for p in parts])
+            truncated = np.concatenate([p[3] for p in parts])
+            infos = [info for p in parts for info in p[4]]
+        return VectorStep(obs, rewards, terminated, truncated, infos)
 
     def close(self) -> None:
         if self._local is not None:

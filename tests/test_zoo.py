@@ -12,6 +12,7 @@ import torch
 from gymnasium import spaces
 
 from agents import specs
+from agents.policies import restarted
 from agents.specs import PolicySpecError
 from agents.zoo import (
     UnsafeZooFileError,
@@ -130,6 +131,46 @@ def test_the_value_lstm_carries_its_own_state_and_acting_is_unchanged():
         acted, acted_state = policy.predict(x.numpy(), carried, None, True)
         assert np.allclose(acted, np.clip(mean.numpy(), -1, 1), atol=1e-6)
         assert torch.allclose(acted_state, state, atol=1e-6)
+
+
+def test_a_value_read_and_the_next_act_share_one_value_lstm_step(monkeypatch):
+    """A reward term reads the victim's value on the observation the victim acts on
+    next, from the same state: the value LSTM's step is taken once and given again,
+    bit for bit; on other inputs it is taken anew, never a stale one."""
+    policy, rng = _lstm_policy()
+    reference, _ = _lstm_policy()  # acts alone, no value reads
+    steps = []
+    real = ZooPolicy._lstm
+
+    def counted(w, x, state):
+        steps.append(w is policy.vf)
+        return real(w, x, state)
+
+    monkeypatch.setattr(ZooPolicy, "_lstm", staticmethod(counted))
+    state = ref_state = None
+    for t in range(5):
+        obs = rng.normal(size=(3, 4)).astype(np.float32)
+        starts = np.array([t == 0, False, t == 3])
+        carried = restarted(state, starts)
+        with torch.no_grad():
+            value = policy.value(torch.as_tensor(obs), carried)
+        del steps[:]
+        acted, state = policy.predict(obs, state, starts, deterministic=True)
+        assert steps.count(True) == 0  # the value read's step, given again
+        ref_acted, ref_state = reference.predict(obs, ref_state, starts, deterministic=True)
+        assert np.array_equal(acted, ref_acted) and torch.equal(state, ref_state)
+        with torch.no_grad():  # the value read: the value LSTM's step from the carried state
+            z = reference.normalize(torch.as_tensor(obs))
+            start = torch.zeros(3, 4, 128) if carried is None else carried
+            assert torch.equal(value, real(reference.vf, z, start[:, 2:])[0][:, 0])
+    other = rng.normal(size=(3, 4)).astype(np.float32)
+    with torch.no_grad():
+        policy.value(torch.as_tensor(other), state)
+    del steps[:]
+    acted, state = policy.predict(obs, state, None, deterministic=True)
+    ref_acted, ref_state = reference.predict(obs, ref_state, None, deterministic=True)
+    assert steps.count(True) == 1  # another observation: the step taken anew
+    assert np.array_equal(acted, ref_acted) and torch.equal(state, ref_state)
 
 
 def test_a_zoo_lstm_state_of_another_shape_is_refused():
