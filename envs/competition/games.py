@@ -123,8 +123,12 @@ class _Rows:
 class CompetitionEnv(ParallelEnv):
     """Base of the two-seat MuJoCo games; subclasses set the scene, observation and rules.
 
-    A game steps as a batch of one (``Copies``): ``GameVector`` steps many copies with
-    the same code, so one copy and a vector of them give the same numbers, bit for bit.
+    One game steps on its own MjData with scalar arithmetic (``step``); copies of a game
+    step together through ``Copies`` (``batch``), which computes the same rewards and
+    observations over rows of all copies at once. Two implementations of the move
+    rewards, progress and observations, one of the rules: ``tests/test_competition.py``
+    holds them to the same bits in every game. (Rows of one copy cost more than scalars:
+    a single game stepped as a batch of one ran 10-16% slower.)
     """
 
     metadata = {"name": "competition", "render_modes": ["rgb_array"], "render_fps": 66}
@@ -174,7 +178,6 @@ class CompetitionEnv(ParallelEnv):
         self.t = 0
         self._start_sign = np.ones(2)
         self._bind()
-        self._alone = Copies([self])
 
     @staticmethod
     def batch(games: Sequence[CompetitionEnv]) -> Copies:
@@ -182,7 +185,7 @@ class CompetitionEnv(ParallelEnv):
         return Copies(games)
 
     def _bind(self) -> None:
-        """Cache views of the MjData buffers the rules read (they never move)."""
+        """Cache views of the MjData buffers the step reads (they never move)."""
         mj, m, d = self._mj, self.model, self.data
         self._qpos, self._qvel, self._ctrl = d.qpos, d.qvel, d.ctrl
         self._free_quats = [
@@ -194,8 +197,11 @@ class CompetitionEnv(ParallelEnv):
         for k, s in enumerate(self._seat):
             seat_of_geom[sorted(s.geoms)] = k
         self._seat_of_geom = seat_of_geom
+        self._cfrc = [d.cfrc_ext[s.body] for s in self._seat]
+        self._xipos_x = [d.xipos[s.body, 0] for s in self._seat]
         self._own_qpos = [d.qpos[s.qpos] for s in self._seat]
         self._own_xy = [q[:2] for q in self._own_qpos]
+        self._plans = [self._data_plan(k) for k in range(2)]
 
     def _row_fields(self) -> tuple[str, ...]:
         """The MjData fields that rewards and observations read (``_Rows``)."""
@@ -211,6 +217,15 @@ class CompetitionEnv(ParallelEnv):
             sources += [("cinert", s.body, False), ("cvel", s.body, False)]
             sources += [("qfrc_actuator", s.qvel, False)]
         return [*sources, ("cfrc_ext", s.body, True), ("qpos", o.qpos, False)]
+
+    def _data_plan(self, k: int) -> list[tuple[slice, np.ndarray, bool]]:
+        """``(destination, source view of data, clip to ±1)``: the standard part's copies."""
+        sources = []
+        for field, index, clip in self._obs_sources(k):
+            view = getattr(self.data, field)[index].reshape(-1)
+            assert np.shares_memory(view, getattr(self.data, field)), "a source must be a view"
+            sources.append((view, clip))
+        return _layout(sources)
 
     # ---- structure -------------------------------------------------------------------
     def agent_order(self) -> tuple[str, ...]:
@@ -279,13 +294,13 @@ class CompetitionEnv(ParallelEnv):
             d.qpos[a : a + 4] /= np.linalg.norm(d.qpos[a : a + 4])
         mj.mj_forward(m, d)
         mj.mj_rnePostConstraint(m, d)
+        self._after_physics()
+        self._progress = self._progress_x()
         self.t = 0
         self.agents = list(self.possible_agents)
         self._start_sign = np.array([-1.0 if d.qpos[s.qpos][0] > 0 else 1.0 for s in self._seat])
         self._after_reset()
-        alone = self._alone.rows
-        alone.restart(0, self)
-        obs = {a: self._observe_rows(alone, self._phys[a])[0] for a in self.agents}
+        obs = {a: self._observe(self._phys[a]) for a in self.agents}
         infos: dict[str, dict[str, Any]] = {a: {} for a in self.agents}
         return obs, infos
 
@@ -297,6 +312,9 @@ class CompetitionEnv(ParallelEnv):
 
     def _after_reset(self) -> None:
         """Per-episode state of the rules."""
+
+    def _after_physics(self) -> None:
+        """Per-step quantities that rewards, rules and observations share (computed once)."""
 
     def _restart_row(self, rows: _Rows, i: int) -> None:
         """Per-episode values of row ``i`` beyond step count and start sides (sumo: radius)."""
@@ -311,6 +329,7 @@ class CompetitionEnv(ParallelEnv):
     def step(self, actions: dict[str, np.ndarray]):
         if not self.agents:
             raise RuntimeError("step() called on a finished episode; call reset()")
+        mj, m, d = self._mj, self.model, self.data
         acts = [_NO_ACTION, _NO_ACTION]
         for name, k in self._phys.items():
             if name not in actions:
@@ -322,25 +341,57 @@ class CompetitionEnv(ParallelEnv):
                 a = np.asarray(a, dtype=np.float64).reshape(-1)
                 if a.shape != want:
                     raise ValueError(f"{name}: action must have shape {want}, got {a.shape}")
-            acts[k] = a[None]
+            acts[k] = a
         if len(actions) != len(self._phys):
             unknown = set(actions) - set(self._phys)
             raise ValueError(
                 f"actions for unknown agents {sorted(unknown)}; "
                 f"valid: {', '.join(self.possible_agents)}"
             )
-        obs, rewards, terminated, truncated, infos = self._alone.step_seats(acts)
-        done, trunc = bool(terminated[0]), bool(truncated[0])
-        agents = self.agents
-        if done or trunc:
-            self.agents = []
-        return (
-            {name: obs[k][0] for name, k in self._phys.items()},
-            {name: float(rewards[k][0]) for name, k in self._phys.items()},
-            dict.fromkeys(agents, done),
-            dict.fromkeys(agents, trunc),
-            infos[0],
+        before = self._progress
+        ctrl = self._ctrl
+        for k, s in enumerate(self._seat):
+            ctrl[s.ctrl] = acts[k]
+        mj.mj_step(m, d, nstep=FRAME_SKIP)
+        mj.mj_rnePostConstraint(m, d)
+        self._after_physics()
+        self._progress = self._progress_x()
+        self.t += 1
+        move, agent_done = self._move_rewards(acts, before)
+        qpos, qvel = self._qpos, self._qvel
+        # a finite sum has finite terms (an inf or nan term makes it inf or nan); only a
+        # sum that overflows needs the element-wise check
+        finite = math.isfinite(_add(qpos) + _add(qvel)) or bool(
+            np.isfinite(qpos).all() and np.isfinite(qvel).all()
         )
+        self._end = None
+        goal, winner, shaping, done = self._rules(agent_done)
+        timeout = self.t >= self.max_steps
+        if not finite:
+            goal, winner, done = [0.0, 0.0], None, True
+            self._end = "physics diverged"
+        done = done or timeout
+        end = (self._end or "step limit") if done else None
+        rewards, infos = {}, {}
+        for name, k in self._phys.items():
+            rewards[name] = float(goal[k] + self.shaping * move[k])
+            info: dict[str, Any] = {
+                "reward_move": float(move[k]),
+                "reward_shaping": float(shaping[k]),
+                "reward_remaining": float(goal[k]),
+                "winner": winner == k,
+            }
+            if done:
+                info["outcome"] = "tie" if winner is None else "win" if winner == k else "loss"
+                info["end"] = end
+            infos[name] = info
+        obs = {name: self._observe(k) for name, k in self._phys.items()}
+        truncated = done and timeout and not self._decided
+        terminations = {a: done and not truncated for a in self.agents}
+        truncations = {a: truncated for a in self.agents}
+        if done:
+            self.agents = []
+        return obs, rewards, terminations, truncations, infos
 
     _decided = False
     """Set by ``_rules`` when the episode ended by a rule rather than the step limit."""
@@ -348,20 +399,31 @@ class CompetitionEnv(ParallelEnv):
     """Set by ``_rules`` when it ends the episode: how (``info["end"]``, e.g. ``"goal"``);
     an episode that ends otherwise ended at the ``"step limit"``."""
 
-    def _progress_rows(self, rows: _Rows) -> np.ndarray:
-        """Per-seat x (``(n, 2)``) that the forward-progress reward differentiates.
-        Computed once after each step's physics (``rows.progress``, what
-        ``_move_rows`` reads) and kept as the next step's ``before``: the positions it
-        reads (``xipos``, ``subtree_com``) change only in ``mj_step``, so this is what
-        recomputing it at the next step's start would give."""
-        return np.zeros((rows.n, 2))
+    def _progress_x(self) -> np.ndarray:
+        """Per-seat x that the forward-progress reward differentiates. Computed once
+        after each step's physics (``_progress``, what ``_move_rewards`` reads) and
+        kept as the next step's ``before``: the positions it reads (``xipos``,
+        ``subtree_com``) change only in ``mj_step``, so this is what recomputing it at
+        the next step's start would give."""
+        return np.zeros(2)
 
-    def _move_rows(self, rows: _Rows, acts: list[np.ndarray], before: np.ndarray):
-        """``([seat 0, seat 1] dense move rewards, [seat 0, seat 1] fallen)``, arrays of rows."""
+    _progress: np.ndarray
+    """``_progress_x()`` after the latest physics (the reset's, or the step's)."""
+
+    def _move_rewards(self, acts: list[np.ndarray], before: np.ndarray):
         raise NotImplementedError
 
     def _rules(self, agent_done: list[bool]):
         """``(goal rewards, winner seat or None, info-only shaping, done)`` after a step."""
+        raise NotImplementedError
+
+    def _progress_rows(self, rows: _Rows) -> np.ndarray:
+        """``_progress_x`` of every row, ``(n, 2)``."""
+        return np.zeros((rows.n, 2))
+
+    def _move_rows(self, rows: _Rows, acts: list[np.ndarray], before: np.ndarray):
+        """``_move_rewards`` of every row: ``([seat 0, seat 1] move rewards, [seat 0, seat 1]
+        fallen)``, arrays over rows (``acts[k]``: seat ``k``'s control rows)."""
         raise NotImplementedError
 
     # ---- helpers ---------------------------------------------------------------------
@@ -370,6 +432,27 @@ class CompetitionEnv(ParallelEnv):
 
     def _xy(self, k: int) -> np.ndarray:
         return self._own_qpos[k][:2].copy()
+
+    def _radius_xy(self, k: int) -> float:
+        """Distance of the agent's root from the vertical axis through the origin."""
+        xy = self._own_xy[k]
+        return math.sqrt(xy.dot(xy))  # as np.linalg.norm computes it, bit for bit
+
+    # The ufuncs below compute what np.square(...).sum(), np.clip and .sum() compute,
+    # bit for bit, without those functions' Python wrappers (a step calls them often).
+    def _contact_cost(self, k: int) -> float:
+        f = self._cfrc[k]
+        return float(min(0.5e-6 * _add(f * f, axis=None), 10.0))
+
+    def _ctrl_cost(self, k: int, a: np.ndarray, weight: float, clip: bool) -> float:
+        if clip:
+            s = self._seat[k]
+            a = _minimum(_maximum(a, s.ctrl_low), s.ctrl_high)
+        return weight * float(_add(a * a))
+
+    def _mass_center_x(self, k: int) -> float:
+        s = self._seat[k]
+        return float(_add(s.mass * self._xipos_x[k]) / s.mass_sum)
 
     def _subtree_x(self, k: int) -> float:
         return float(self.data.subtree_com[self._seat[k].torso, 0])
@@ -385,7 +468,8 @@ class CompetitionEnv(ParallelEnv):
         return rows.f["qpos"][:, q0 : q0 + 2]
 
     def _norm_rows(self, v: np.ndarray) -> np.ndarray:
-        return np.sqrt(_add(v * v, axis=1))
+        with np.errstate(over="ignore", invalid="ignore"):  # as quiet as the dot it matches
+            return np.sqrt(_add(v * v, axis=1))
 
     def _contact_cost_rows(self, rows: _Rows, k: int) -> np.ndarray:
         f = rows.f["cfrc_ext"][:, self._seat[k].body].reshape(rows.n, -1)
@@ -429,6 +513,21 @@ class CompetitionEnv(ParallelEnv):
         pair = self._seat_of_geom[con.geom]
         return bool(((pair.sum(axis=1) == 1) & (con.dist < 0)).any())
 
+    def _standard_obs_into(self, k: int, out: np.ndarray) -> None:
+        """Own qpos, qvel, [cinert, cvel, qfrc_actuator,] clipped cfrc_ext, other's qpos."""
+        for dst, src, clip in self._plans[k]:
+            if clip:  # np.clip's result, without its Python wrapper
+                part = out[dst]
+                np.maximum(src, -1.0, out=part)
+                np.minimum(part, 1.0, out=part)
+            else:
+                out[dst] = src
+
+    def _observe(self, k: int) -> np.ndarray:
+        out = np.empty(self.obs_size)
+        self._standard_obs_into(k, out)
+        return out
+
     def _observe_rows(self, rows: _Rows, k: int) -> np.ndarray:
         """Seat ``k``'s observations, ``(n, obs_size)``: own qpos, qvel, [cinert, cvel,
         qfrc_actuator,] clipped cfrc_ext, other's qpos, then the scene's own part."""
@@ -441,13 +540,6 @@ class CompetitionEnv(ParallelEnv):
             else:
                 part[...] = src
         return out
-
-    def _observe(self, k: int) -> np.ndarray:
-        """Seat ``k``'s observation of the current ``data``."""
-        alone = self._alone.rows
-        alone.gather(0)
-        self._after_physics_rows(alone)
-        return self._observe_rows(alone, k)[0]
 
     # ---- rendering -------------------------------------------------------------------
     def render(self) -> np.ndarray | None:
@@ -632,6 +724,15 @@ _add, _maximum, _minimum = np.add.reduce, np.maximum, np.minimum
 _NO_ACTION = np.zeros(0)
 
 
+def _layout(sources: list[tuple[np.ndarray, bool]]) -> list[tuple[slice, np.ndarray, bool]]:
+    """Consecutive ``(destination, source view, clip)`` slots for the given sources."""
+    plan, at = [], 0
+    for view, clip in sources:
+        plan.append((slice(at, at + view.size), view, clip))
+        at += view.size
+    return plan
+
+
 def _name(mj: Any, m: Any, kind: Any, i: int) -> str:
     return mj.mj_id2name(m, kind, i) or ""
 
@@ -646,6 +747,29 @@ _HUMAN_POSES = (((-1.0, 0.0, 1.4), sc.YAW_0), ((1.0, 0.0, 1.4), sc.YAW_180))
 
 class _WalkerRewards:
     """Humanoid walker / ant runner move rewards (run-to-goal, the YSNP runner)."""
+
+    def _walker(self: Any, k: int, a: np.ndarray, before: np.ndarray) -> tuple[float, bool]:
+        z = self._z(k)
+        if self.scene.agent == sc.HUMANOID:
+            fwd = 0.25 * (self._progress[k] - before[k]) / self.model.opt.timestep
+            goal_x = 4.0 if self._start_sign[k] > 0 else -4.0
+            r = (
+                self._start_sign[k] * fwd
+                - self._ctrl_cost(k, a, 0.1, False)
+                - self._contact_cost(k)
+                + (5.0 if z >= 1.0 else -5.0)
+                - abs(float(self._own_qpos[k][0]) - goal_x)
+            )
+            return r, z < 0.8
+        fwd = (self._progress[k] - before[k]) / (self.model.opt.timestep * FRAME_SKIP)
+        cf = np.clip(self._cfrc[k], -1.0, 1.0)
+        r = (
+            self._start_sign[k] * fwd
+            - self._ctrl_cost(k, a, 0.5, False)
+            - 0.5e-3 * float(np.square(cf).sum())
+            + (1.0 if z >= 0.28 else -1.0)
+        )
+        return r, z < 0.28
 
     def _walker_rows(
         self: Any, rows: _Rows, k: int, a: np.ndarray, before: np.ndarray
@@ -684,6 +808,15 @@ class RunToGoalEnv(_WalkerRewards, CompetitionEnv):
     """
 
     seats = ("runner_0", "runner_1")
+
+    def _progress_x(self) -> np.ndarray:
+        if self.scene.agent == sc.HUMANOID:
+            return np.array([self._mass_center_x(0), self._mass_center_x(1)])
+        return np.array([self._subtree_x(0), self._subtree_x(1)])
+
+    def _move_rewards(self, acts, before):
+        out = [self._walker(k, acts[k], before) for k in range(2)]
+        return [r for r, _ in out], [dn for _, dn in out]
 
     def _progress_rows(self, rows):
         if self.scene.agent == sc.HUMANOID:
@@ -752,6 +885,19 @@ class YouShallNotPassEnv(_WalkerRewards, CompetitionEnv):
 
     def agent_order(self) -> tuple[str, ...]:
         return ("runner", "blocker")
+
+    def _progress_x(self) -> np.ndarray:
+        return np.array([self._mass_center_x(0), self._mass_center_x(1)])
+
+    def _move_rewards(self, acts, before):
+        z0 = self._z(0)
+        blocker = (
+            -self._ctrl_cost(0, acts[0], 0.1, False)
+            - self._contact_cost(0)
+            + (5.0 if z0 >= 1.0 else -5.0)
+        )
+        runner, runner_done = self._walker(1, acts[1], before)
+        return [blocker, runner], [z0 <= 0.5, runner_done]
 
     def _progress_rows(self, rows):
         return _mass_centers_x(self, rows)
@@ -824,6 +970,20 @@ class SumoEnv(CompetitionEnv):
     def _height(self, k: int) -> float:
         return self._z(k) - 2 * sc.ARENA_HALF_HEIGHT
 
+    def _move_rewards(self, acts, before):
+        rewards, done = [], []
+        for k in range(2):
+            h = self._height(k)
+            if self.scene.agent == sc.HUMANOID:
+                ctrl = self._ctrl_cost(k, acts[k], 0.1, True)
+                alive = 5.0 if h >= 1.0 else -5.0
+            else:
+                ctrl = self._ctrl_cost(k, acts[k], 0.1, False)
+                alive = 5.0 if h >= 0.28 else -5.0
+            rewards.append(-self._radii[k] - ctrl - self._contact_cost(k) + alive)
+            done.append(h <= self.fall_margin)
+        return rewards, done
+
     def _move_rows(self, rows, acts, before):
         rewards, done = [], []
         for k in range(2):
@@ -859,6 +1019,29 @@ class SumoEnv(CompetitionEnv):
         if self.t >= self.max_steps:
             return [-GOAL_REWARD, -GOAL_REWARD], None, [0.0, 0.0], True
         return [0.0, 0.0], None, [0.0, 0.0], False
+
+    def _observe(self, k: int) -> np.ndarray:
+        out = np.empty(self.obs_size)
+        self._standard_obs_into(k, out)
+        at = self._plans[k][-1][0].stop
+        own, other = self._own_qpos[k], self._own_qpos[1 - k]
+        r = self.radius
+        np.subtract(other[:2], own[:2], out=out[at : at + 2])
+        out[at + 2 : at + 11] = self._xmat[k]
+        out[at + 11 : at + 15] = (
+            r,
+            r - self._radii[k],
+            r - self._radii[1 - k],
+            float(self.max_steps - self.t),
+        )
+        return out
+
+    def _after_physics(self) -> None:
+        self._radii = (self._radius_xy(0), self._radius_xy(1))
+
+    def _bind(self) -> None:
+        super()._bind()
+        self._xmat = [self.data.xmat[s.torso] for s in self._seat]
 
     def _observe_rows(self, rows, k):
         out = super()._observe_rows(rows, k)
@@ -942,11 +1125,35 @@ class KickAndDefendEnv(CompetitionEnv):
     def _after_reset(self):
         self._touched = False
 
-    def _progress_rows(self, rows):
-        return _mass_centers_x(self, rows)
+    def _progress_x(self) -> np.ndarray:
+        return np.array([self._mass_center_x(0), self._mass_center_x(1)])
 
     def _ball(self) -> np.ndarray:
         return self.data.qpos[0:3]
+
+    def _move_rewards(self, acts, before):
+        z0, z1 = self._z(0), self._z(1)
+        fwd = 0.25 * (self._progress[0] - before[0]) / self.model.opt.timestep
+        gap = self._ball()[:2] - self._xy(0)
+        to_ball = math.sqrt(gap.dot(gap))  # as np.linalg.norm computes it, bit for bit
+        kicker = (
+            fwd
+            - self._ctrl_cost(0, acts[0], 0.1, True)
+            - self._contact_cost(0)
+            + (5.0 if z0 >= 1.0 else -5.0)
+            - to_ball
+        )
+        x1, y1 = self._xy(1)
+        keeper_ok = z1 >= 1.0 and x1 <= 4.05 and abs(y1) <= 3.0
+        keeper = (
+            -self._ctrl_cost(1, acts[1], 0.1, True)
+            - self._contact_cost(1)
+            + (5.0 if keeper_ok else -5.0)
+        )
+        return [kicker, keeper], [z0 < 0.8, z1 <= 0.5]
+
+    def _progress_rows(self, rows):
+        return _mass_centers_x(self, rows)
 
     def _move_rows(self, rows, acts, before):
         z0, z1 = self._z_rows(rows, 0), self._z_rows(rows, 1)
@@ -1007,6 +1214,25 @@ class KickAndDefendEnv(CompetitionEnv):
             ("qfrc_actuator", s.qvel, False),
             ("cfrc_ext", s.body, True),
         ]
+
+    def _observe(self, k: int) -> np.ndarray:
+        out = np.empty(self.obs_size)
+        self._standard_obs_into(k, out)
+        at = self._plans[k][-1][0].stop
+        own, other = self._own_qpos[k], self._own_qpos[1 - k]
+        n = other.size
+        out[at : at + n] = other
+        out[at] -= own[0]
+        out[at + 1] -= own[1]
+        at += n
+        ball = self._qpos
+        out[at] = ball[0] - own[0]
+        out[at + 1] = ball[1] - own[1]
+        out[at + 2] = ball[2]
+        out[at + 3] = self.goal_x - ball[0]
+        out[at + 4] = 3.0 - ball[1]
+        out[at + 5] = -3.0 - ball[1]
+        return out
 
     def _observe_rows(self, rows, k):
         out = super()._observe_rows(rows, k)
