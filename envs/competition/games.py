@@ -364,17 +364,34 @@ class CompetitionEnv(ParallelEnv):
         finite = math.isfinite(_add(qpos) + _add(qvel)) or bool(
             np.isfinite(qpos).all() and np.isfinite(qvel).all()
         )
+        rewards, infos, done, truncated = self._conclude(move, agent_done, finite)
+        obs = {name: self._observe(k) for name, k in self._phys.items()}
+        terminations = {a: done and not truncated for a in self.agents}
+        truncations = {a: truncated for a in self.agents}
+        if done:
+            self.agents = []
+        return (
+            obs,
+            {name: rewards[k] for name, k in self._phys.items()},
+            terminations,
+            truncations,
+            infos,
+        )
+
+    def _conclude(self, move: Sequence[float], fallen: list[bool], finite: bool):
+        """The end of a step, after its physics and move rewards (both steps share it):
+        the rules; ``(rewards by physical seat, {name: info}, done, truncated)``."""
         self._end = None
-        goal, winner, shaping, done = self._rules(agent_done)
+        goal, winner, shaping, done = self._rules(fallen)
         timeout = self.t >= self.max_steps
         if not finite:
             goal, winner, done = [0.0, 0.0], None, True
             self._end = "physics diverged"
         done = done or timeout
         end = (self._end or "step limit") if done else None
-        rewards, infos = {}, {}
+        rewards = [float(goal[k] + self.shaping * move[k]) for k in range(2)]
+        infos = {}
         for name, k in self._phys.items():
-            rewards[name] = float(goal[k] + self.shaping * move[k])
             info: dict[str, Any] = {
                 "reward_move": float(move[k]),
                 "reward_shaping": float(shaping[k]),
@@ -385,13 +402,7 @@ class CompetitionEnv(ParallelEnv):
                 info["outcome"] = "tie" if winner is None else "win" if winner == k else "loss"
                 info["end"] = end
             infos[name] = info
-        obs = {name: self._observe(k) for name, k in self._phys.items()}
-        truncated = done and timeout and not self._decided
-        terminations = {a: done and not truncated for a in self.agents}
-        truncations = {a: truncated for a in self.agents}
-        if done:
-            self.agents = []
-        return obs, rewards, terminations, truncations, infos
+        return rewards, infos, done, done and timeout and not self._decided
 
     _decided = False
     """Set by ``_rules`` when the episode ended by a rule rather than the step limit."""
@@ -689,31 +700,12 @@ class Copies:
         move0, move1 = move[0].tolist(), move[1].tolist()
         fallen0, fallen1 = fallen[0].tolist(), fallen[1].tolist()
         for i, game in enumerate(games):
-            game._end = None
             game._before_rules(rows, i)
-            goal, winner, shaping, done = game._rules([fallen0[i], fallen1[i]])
-            timeout = game.t >= game.max_steps
-            if not finite[i]:
-                goal, winner, done = [0.0, 0.0], None, True
-                game._end = "physics diverged"
-            done = done or timeout
-            end = (game._end or "step limit") if done else None
-            moves = (move0[i], move1[i])
-            info = {}
-            for name, k in game._phys.items():
-                rewards[k][i] = goal[k] + game.shaping * moves[k]
-                seat: dict[str, Any] = {
-                    "reward_move": moves[k],
-                    "reward_shaping": float(shaping[k]),
-                    "reward_remaining": float(goal[k]),
-                    "winner": winner == k,
-                }
-                if done:
-                    seat["outcome"] = "tie" if winner is None else "win" if winner == k else "loss"
-                    seat["end"] = end
-                info[name] = seat
+            (r0, r1), info, done, trunc = game._conclude(
+                (move0[i], move1[i]), [fallen0[i], fallen1[i]], bool(finite[i])
+            )
+            rewards[0][i], rewards[1][i] = r0, r1
             infos.append(info)
-            trunc = done and timeout and not game._decided
             terminated[i] = done and not trunc
             truncated[i] = trunc
         obs = [g._observe_rows(rows, 0), g._observe_rows(rows, 1)]
