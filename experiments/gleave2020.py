@@ -455,28 +455,34 @@ class Curve:
         return self.ci95 is not None
 
 
-def _curve(run_dir: Path) -> Curve:
+def _curve(run_dir: Path, until: int | None = None) -> Curve:
     """The adversary's win rate over training: its greedy evaluations
     (``evaluation.csv``, with intervals) where the run made them, else the rolling
-    rate of training (``progress.csv``), which understates a greedy adversary."""
+    rate of training (``progress.csv``), which understates a greedy adversary. With
+    ``until``, the points after that many steps are left out."""
+
+    def within(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+        return [r for r in rows if until is None or int(r["timesteps"]) <= until]
+
     evaluation = run_dir / "evaluation.csv"
     if evaluation.is_file():
         with open(evaluation) as fh:
             rows = [r for r in csv.DictReader(fh) if r.get("win_rate") not in (None, "", "nan")]
         if rows:
+            rows = within(rows)
             return Curve(
                 [int(r["timesteps"]) for r in rows],
                 [float(r["win_rate"]) for r in rows],
                 [(float(r["win_low"]), float(r["win_high"])) for r in rows],
             )
     with open(run_dir / "progress.csv") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["win_rate"] != "nan"]
+        rows = within([r for r in csv.DictReader(fh) if r["win_rate"] != "nan"])
     return Curve([int(r["timesteps"]) for r in rows], [float(r["win_rate"]) for r in rows], None)
 
 
-def plot_curves(curves: dict[str, Path], out: Path, title: str) -> None:
+def plot_curves(curves: dict[str, Path], out: Path, title: str, until: int | None = None) -> None:
     """One line per run, its 95% band where it has greedy evaluations; runs labelled
-    ``VARIANT/SEED`` share a colour per variant."""
+    ``VARIANT/SEED`` share a colour per variant. With ``until``, up to that step."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -489,7 +495,7 @@ def plot_curves(curves: dict[str, Path], out: Path, title: str) -> None:
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     greedy = True
     for label, run_dir in curves.items():
-        curve = _curve(run_dir)
+        curve = _curve(run_dir, until)
         group = label.split("/")[0]
         colour = colours.setdefault(group, palette[len(colours) % len(palette)])
         style = "-" if label == group or label.endswith("/s0") else "--"

@@ -347,3 +347,73 @@ def test_defences_fine_tunes_reattacks_and_scores_the_matrix(cli, tmp_path):
                 "--runs", tmp_path / "other")  # fmt: skip
     assert_one_line_error(given, "--adversary kick_and_defend=...", "not among the games run")
     assert not (tmp_path / "other").exists()
+
+
+def _eval_run(path, points):
+    """A run directory with only an ``evaluation.csv`` of (timesteps, win_rate)."""
+    path.mkdir(parents=True)
+    rows = "".join(
+        f"{t},50,{w:.4f},{max(w - 0.1, 0):.4f},{min(w + 0.1, 1):.4f},0\n" for t, w in points
+    )
+    (path / "evaluation.csv").write_text(
+        "timesteps,episodes,win_rate,win_low,win_high,loss_rate\n" + rows
+    )
+    return path
+
+
+def test_curves_compares_runs_at_an_equal_budget(cli, tmp_path):
+    a0 = _eval_run(tmp_path / "a0", [(250, 0.1), (500, 0.3), (750, 0.9)])
+    a1 = _eval_run(tmp_path / "a1", [(250, 0.3), (500, 0.5), (750, 0.9)])
+    b0 = _eval_run(tmp_path / "b0", [(250, 0.2), (500, 0.7)])
+    out = tmp_path / "plots" / "study.png"
+    done = cli(
+        "run", "curves", "--run", f"a/s0={a0}", "--run", f"a/s1={a1}", "--run", f"b/s0={b0}",
+        "--until", "600", "--out", out,
+    )  # fmt: skip
+    assert done.code == 0, done.err
+    assert out.stat().st_size > 1000
+    lines = done.out.splitlines()
+    assert lines[0] == "| run | 250 | 500 |"  # 750 is past --until
+    assert "| a/s0 | 0.10 | 0.30 |" in lines
+    assert "| a, mean of 2 | 0.20 | 0.40 |" in lines
+    assert "| b/s0 | 0.20 | 0.70 |" in lines
+    assert not any(line.startswith("| b, mean") for line in lines)  # one seed: no mean row
+
+
+def test_curves_marks_a_rolling_curve_and_a_missing_point(cli, tmp_path):
+    greedy = _eval_run(tmp_path / "g", [(100, 0.5), (200, 0.6)])
+    rolling = tmp_path / "r"
+    rolling.mkdir()
+    (rolling / "progress.csv").write_text(
+        "timesteps,win_rate,episodes,steps_per_s,shaping\n100,0.25,5,9.0,0\n"
+    )
+    done = cli("run", "curves", "--run", f"x/s0={greedy}", "--run", f"x/s1={rolling}",
+               "--out", tmp_path / "c.png")  # fmt: skip
+    assert done.code == 0, done.err
+    assert "| x/s1 (rolling) | 0.25 | – |" in done.out
+    assert "| x, mean of 2 | 0.38 | – |" in done.out  # the mean only where both have the point
+
+
+def test_curves_bad_input_is_one_line(cli, tmp_path):
+    run = _eval_run(tmp_path / "run", [(100, 0.5)])
+    (tmp_path / "notrun").mkdir()
+    bad = _eval_run(tmp_path / "bad", [(100, 0.5)])
+    (bad / "evaluation.csv").write_text("timesteps,episodes,win_rate\nlots,50,0.5\n")
+    out = tmp_path / "c.png"
+    cases = {
+        (): "give at least one run",
+        ("--run", "nolabel"): "expects LABEL=DIR",
+        ("--run", f"a={tmp_path / 'missing'}"): "no such directory",
+        ("--run", f"a={tmp_path / 'notrun'}"): "no evaluation.csv or progress.csv",
+        ("--run", f"a={bad}"): "unreadable curve",
+        ("--run", f"a={run}", "--until", "50"): "no point up to 50 steps",
+        ("--run", f"a={run}", "--run", f"a={run}"): "given twice",
+        ("--run", f"a={run}", "--until", "-1"): "--until",
+    }
+    for argv, message in cases.items():
+        done = cli("run", "curves", *argv, "--out", out)
+        assert done.code == 2 and message in done.err, (argv, done.err)
+        assert len(done.err.strip().splitlines()) == 1, done.err
+    done = cli("run", "curves", "--run", f"a={run}", "--out", tmp_path / "c.txt")
+    assert done.code == 2 and "is a PNG" in done.err
+    assert not out.exists()
