@@ -74,7 +74,9 @@ def _steps(n: int) -> str:
 
 def table(curves: dict[str, Curve]) -> str:
     """A markdown table: one row per run (greedy win rate at each point), and after
-    the runs of each variant, the mean of its seeds where all of them have the point."""
+    the runs of each variant, the mean of its seeds where all of them have the point
+    (none for a variant whose runs mix greedy and rolling curves: they measure
+    different things)."""
     points = sorted({t for c in curves.values() for t in c.timesteps})
     lines = [
         "| run | " + " | ".join(_steps(t) for t in points) + " |",
@@ -89,7 +91,9 @@ def table(curves: dict[str, Curve]) -> str:
             kind = "" if curves[label].greedy else " (rolling)"
             cells = [f"{at[t]:.2f}" if t in at else "–" for t in points]
             lines.append(f"| {label}{kind} | " + " | ".join(cells) + " |")
-        if len(labels) > 1:
+        kinds = {curves[x].greedy for x in labels}
+        if len(labels) > 1 and len(kinds) == 1:
+            kind = "" if kinds == {True} else " (rolling)"
             cells = []
             for t in points:
                 values = [
@@ -100,7 +104,7 @@ def table(curves: dict[str, Curve]) -> str:
                 cells.append(
                     f"{statistics.mean(present):.2f}" if len(present) == len(values) else "–"
                 )
-            lines.append(f"| {group}, mean of {len(labels)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {group}, mean of {len(labels)}{kind} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

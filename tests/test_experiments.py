@@ -380,7 +380,7 @@ def test_curves_compares_runs_at_an_equal_budget(cli, tmp_path):
     assert not any(line.startswith("| b, mean") for line in lines)  # one seed: no mean row
 
 
-def test_curves_marks_a_rolling_curve_and_a_missing_point(cli, tmp_path):
+def test_curves_marks_rolling_curves_and_means_only_like_with_like(cli, tmp_path):
     greedy = _eval_run(tmp_path / "g", [(100, 0.5), (200, 0.6)])
     rolling = tmp_path / "r"
     rolling.mkdir()
@@ -391,7 +391,12 @@ def test_curves_marks_a_rolling_curve_and_a_missing_point(cli, tmp_path):
                "--out", tmp_path / "c.png")  # fmt: skip
     assert done.code == 0, done.err
     assert "| x/s1 (rolling) | 0.25 | – |" in done.out
-    assert "| x, mean of 2 | 0.38 | – |" in done.out  # the mean only where both have the point
+    assert "mean of" not in done.out  # a greedy and a rolling curve are not averaged
+    more = _eval_run(tmp_path / "g2", [(100, 0.25), (300, 0.5)])
+    done = cli("run", "curves", "--run", f"x/s0={greedy}", "--run", f"x/s1={more}",
+               "--out", tmp_path / "c.png")  # fmt: skip
+    assert done.code == 0, done.err
+    assert "| x, mean of 2 | 0.38 | – | – |" in done.out  # only where both have the point
 
 
 def test_curves_bad_input_is_one_line(cli, tmp_path):
