@@ -57,6 +57,10 @@ def read(label: str, run_dir: Path, until: int | None) -> Curve:
         )
     try:
         curve = _curve(run_dir, until)
+    except OSError as exc:  # e.g. an evaluation.csv without rows and no progress.csv
+        raise ExperimentError(
+            f"{where}: no curve to read ({exc.strerror}: {exc.filename})"
+        ) from None
     except (KeyError, ValueError, TypeError, UnicodeDecodeError, csv.Error) as exc:
         raise ExperimentError(f"{where}: unreadable curve ({type(exc).__name__}: {exc})") from None
     if not curve.timesteps:
@@ -116,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).expanduser()
     if out.suffix.lower() != ".png":
         raise ExperimentError(f"--out {out}: the plot is a PNG (name it *.png)")
+    if out.is_dir():
+        raise ExperimentError(f"--out {out}: is a directory (give the PNG's file name)")
     check_output_dir(out.parent, "--out")
     curves = {label: read(label, Path(d).expanduser(), args.until) for label, d in runs.items()}
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -404,6 +404,10 @@ def test_curves_bad_input_is_one_line(cli, tmp_path):
     (tmp_path / "notrun").mkdir()
     bad = _eval_run(tmp_path / "bad", [(100, 0.5)])
     (bad / "evaluation.csv").write_text("timesteps,episodes,win_rate\nlots,50,0.5\n")
+    empty = _eval_run(tmp_path / "empty", [])  # evaluations without a row, no progress.csv
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "evaluation.csv").write_bytes(bytes(range(256)) * 8)
     out = tmp_path / "c.png"
     cases = {
         (): "give at least one run",
@@ -411,6 +415,8 @@ def test_curves_bad_input_is_one_line(cli, tmp_path):
         ("--run", f"a={tmp_path / 'missing'}"): "no such directory",
         ("--run", f"a={tmp_path / 'notrun'}"): "no evaluation.csv or progress.csv",
         ("--run", f"a={bad}"): "unreadable curve",
+        ("--run", f"a={junk}"): "unreadable curve",
+        ("--run", f"a={empty}"): "no curve to read",
         ("--run", f"a={run}", "--until", "50"): "no point up to 50 steps",
         ("--run", f"a={run}", "--run", f"a={run}"): "given twice",
         ("--run", f"a={run}", "--until", "-1"): "--until",
@@ -421,4 +427,7 @@ def test_curves_bad_input_is_one_line(cli, tmp_path):
         assert len(done.err.strip().splitlines()) == 1, done.err
     done = cli("run", "curves", "--run", f"a={run}", "--out", tmp_path / "c.txt")
     assert done.code == 2 and "is a PNG" in done.err
+    (tmp_path / "d.png").mkdir()
+    done = cli("run", "curves", "--run", f"a={run}", "--out", tmp_path / "d.png")
+    assert done.code == 2 and "is a directory" in done.err
     assert not out.exists()
