@@ -86,28 +86,24 @@ def table(curves: dict[str, Curve]) -> str:
         "| run | " + " | ".join(_steps(t) for t in points) + " |",
         "|---|" + "---|" * len(points),
     ]
+    at = {label: dict(zip(c.timesteps, c.win_rate, strict=True)) for label, c in curves.items()}
     groups: dict[str, list[str]] = {}
     for label in curves:
         groups.setdefault(label.split("/")[0], []).append(label)
     for group, labels in groups.items():
         for label in labels:
-            at = dict(zip(curves[label].timesteps, curves[label].win_rate, strict=True))
             kind = "" if curves[label].greedy else " (rolling)"
-            cells = [f"{at[t]:.2f}" if t in at else "–" for t in points]
+            cells = [f"{at[label][t]:.2f}" if t in at[label] else "–" for t in points]
             lines.append(f"| {label}{kind} | " + " | ".join(cells) + " |")
         kinds = {curves[x].greedy for x in labels}
         if len(labels) > 1 and len(kinds) == 1:
             kind = "" if kinds == {True} else " (rolling)"
-            cells = []
-            for t in points:
-                values = [
-                    dict(zip(curves[x].timesteps, curves[x].win_rate, strict=True)).get(t)
-                    for x in labels
-                ]
-                present = [v for v in values if v is not None]
-                cells.append(
-                    f"{statistics.mean(present):.2f}" if len(present) == len(values) else "–"
-                )
+            cells = [
+                f"{statistics.mean(at[x][t] for x in labels):.2f}"
+                if all(t in at[x] for x in labels)
+                else "–"
+                for t in points
+            ]
             lines.append(f"| {group}, mean of {len(labels)}{kind} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -125,9 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     check_output_dir(out.parent, "--out")
     curves = {label: read(label, Path(d).expanduser(), args.until) for label, d in runs.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
-    plot_curves(
-        {label: Path(d).expanduser() for label, d in runs.items()}, out, args.title, args.until
-    )
+    plot_curves(curves, out, args.title)
     print(table(curves))
     print(f"plot: {out}")
     return 0

@@ -480,9 +480,9 @@ def _curve(run_dir: Path, until: int | None = None) -> Curve:
     return Curve([int(r["timesteps"]) for r in rows], [float(r["win_rate"]) for r in rows], None)
 
 
-def plot_curves(curves: dict[str, Path], out: Path, title: str, until: int | None = None) -> None:
+def plot_curves(curves: dict[str, Curve], out: Path, title: str) -> None:
     """One line per run, its 95% band where it has greedy evaluations; runs labelled
-    ``VARIANT/SEED`` share a colour per variant. With ``until``, up to that step."""
+    ``VARIANT/SEED`` share a colour per variant."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -494,8 +494,7 @@ def plot_curves(curves: dict[str, Path], out: Path, title: str, until: int | Non
     colours: dict[str, str] = {}
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     greedy = True
-    for label, run_dir in curves.items():
-        curve = _curve(run_dir, until)
+    for label, curve in curves.items():
         group = label.split("/")[0]
         colour = colours.setdefault(group, palette[len(colours) % len(palette)])
         style = "-" if label == group or label.endswith("/s0") else "--"
@@ -533,17 +532,18 @@ def _study(plan: Plan, name: str, run_dir: Path, into: Path, pool: Pool) -> Part
     """The reward study of one game: learning curves, and the victim vs each final
     adversary. Plots go to ``into``."""
     game = GAMES[name]
-    curves = {
+    dirs = {
         label: _variant_dir(run_dir, name, label)
         for label in REWARD_VARIANTS
         if label not in plan.variant_runs
     }
-    curves.update({label: Path(d) for label, d in plan.variant_runs.items()})
+    dirs.update({label: Path(d) for label, d in plan.variant_runs.items()})
+    curves = {label: _curve(d) for label, d in dirs.items()}
     title = f"{game.env_id}: reward variants at equal budget"
     plot_curves(curves, into / f"{name}_reward_study.png", title)
     variants, samples = {}, []
-    for label, d in curves.items():
-        curve = _curve(d)
+    for label, d in dirs.items():
+        curve = curves[label]
         # the final adversary against the victim, greedy, as in the tables
         final = evaluate(game, game.victim, f"run:{d}", plan.episodes, plan.seed, pool)
         variants[label] = Variant(
@@ -578,7 +578,7 @@ def _scores(plan: Plan, name: str, run_dir: Path, into: Path, pool: Pool) -> Par
     trained = Path(adversary.partition(":")[2]) if adversary.startswith("run:") else None
     if trained is not None and (trained / "progress.csv").is_file():
         title = f"{game.env_id}: adversary win rate over training"
-        plot_curves({"adversary": trained}, into / f"{name}_training.png", title)
+        plot_curves({"adversary": _curve(trained)}, into / f"{name}_training.png", title)
     return Part(
         (opponent_table(game.env_id, scores, victim=game.victim, adversary=adversary),),
         (win_rate_bars(f"Victim win rates on {game.env_id}", scores),),
