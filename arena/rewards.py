@@ -17,6 +17,9 @@ statistics stay the game's own reward) and add ``weight(t) * term`` to the rewar
   distillation, Burda et al. 2019): an intrinsic reward for driving the victim into
   states it has not seen, in the spirit of IMAP's state-coverage terms (Zheng et al.
   2024).
+- ``VictimFall`` (f): Φ = −(the victim's torso height), potential-based: lowering the
+  victim's body, which is how adversaries win these games (it falls, or sinks until it
+  counts as down).
 - ``FlatWin``: not a dense term and never annealed: every win pays the same goal
   reward, whatever bonus or shortfall the game attaches to how it was won.
 
@@ -286,6 +289,29 @@ class VictimNovelty(RewardTerm):
         err = error.detach().double().numpy()
         self.error_stats.update(err)
         return err / np.sqrt(self.error_stats.var + 1e-8)
+
+
+class VictimFall(RewardTerm):
+    """(f) Φ = −(the victim's torso height, ``info["opponent_height"]``), rewarded
+    γΦ' − Φ. An episode's Φ starts at its first step's level (the reset carries no
+    height), so a standing victim is worth nothing and only a change in height pays."""
+
+    name = "fall"
+
+    def __init__(self, venv: VecEnv, schedule: LinearAnneal, *, gamma: float = 0.99):
+        super().__init__(venv, schedule)
+        self.gamma = float(gamma)
+        self._phi = np.full(self.num_envs, np.nan)
+
+    def start(self) -> None:
+        self._phi[:] = np.nan
+
+    def term(self, dones: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
+        level = -np.array([float(info["opponent_height"]) for info in infos])
+        before = np.where(np.isnan(self._phi), level, self._phi)
+        out = self.gamma * level - before
+        self._phi = np.where(dones, np.nan, level)
+        return out
 
 
 class FlatWin(RewardTerm):

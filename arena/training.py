@@ -216,13 +216,18 @@ def default_adversary_config(
     return config
 
 
-def check_flat_win(env_id: str, config: AdversaryConfig) -> None:
-    """``TrainingError`` for ``flat_win`` in a game without a goal reward to flatten."""
+def check_game_terms(env_id: str, config: AdversaryConfig) -> None:
+    """``TrainingError`` for ``flat_win`` or ``victim_fall`` in a game without the goal
+    reward or the bodies they need."""
     import envs
 
     if config.flat_win and "mujoco" not in envs.spec(env_id).needs:
         raise TrainingError(
             f"--flat-win needs a game with a goal reward (the MuJoCo games); {env_id} has none"
+        )
+    if config.victim_fall and "mujoco" not in envs.spec(env_id).needs:
+        raise TrainingError(
+            f"--victim-fall needs a game with bodies (the MuJoCo games); {env_id} has none"
         )
 
 
@@ -298,6 +303,9 @@ def adversary_env(
     if config.victim_novelty:
         schedule = rewards.LinearAnneal(config.victim_novelty, anneal)
         venv = rewards.VictimNovelty(venv, schedule, seed=seed)
+    if config.victim_fall:
+        schedule = rewards.LinearAnneal(config.victim_fall, anneal)
+        venv = rewards.VictimFall(venv, schedule, gamma=ppo.gamma)
     if config.flat_win:
         from envs.competition.games import GOAL_REWARD
 
@@ -360,10 +368,10 @@ def train_adversary(
     spec.check_seat(adversary_seat)
     if resume:
         run = TrainingRun.resume(out, env_id, victims, runtime, seed=given)
-        check_flat_win(env_id, run.marker.config)  # a run file written by hand
+        check_game_terms(env_id, run.marker.config)  # a run file written by hand
     else:
         config = config or default_adversary_config(env_id)
-        check_flat_win(env_id, config)
+        check_game_terms(env_id, config)
         if runtime:
             config = dataclasses.replace(config, **runtime)
         if init is not None and init.partition(":")[0] == "sb3":

@@ -178,3 +178,52 @@ def test_flat_win_in_a_game_adds_the_shortfall_of_each_win_and_nothing_else():
                 assert rew[i] == base[i]
     assert ends and all(flat == 1000.0 for _, flat in ends)
     assert {game for game, _ in ends} == {0.0, 1000.0}  # both kinds of win were seen
+
+
+def test_victim_fall_pays_the_drop_of_the_victims_torso_and_sums_to_it():
+    """You-shall-not-pass with a runner that collapses (``zero``): per step the term is
+    γΦ' − Φ with Φ = −(the runner's torso height), Φ starting at each episode's first
+    level; over an episode the undiscounted term (γ = 1) sums to how far the runner sank
+    after its first step, which is most of its height."""
+    from arena.rewards import VictimFall
+
+    kwargs = {"n_envs": 2, "seed": 5, "env_kwargs": {"shaping": 0.0}}
+    vec = VictimFall(
+        EmbeddedVecEnv("you_shall_not_pass_v0", "blocker", {"runner": "zero"}, **kwargs),
+        LinearAnneal(3.0),
+        gamma=1.0,
+    )
+    plain = EmbeddedVecEnv("you_shall_not_pass_v0", "blocker", {"runner": "zero"}, **kwargs)
+    vec.reset()
+    plain.reset()
+    act = np.zeros((2, 17), dtype=np.float32)
+    first: list[float | None] = [None, None]
+    total = np.zeros(2)
+    ended = []
+    for _ in range(400):
+        _, rew, done, infos = vec.step(act)
+        _, base, _, _ = plain.step(act)
+        heights = [info["opponent_height"] for info in infos]
+        for i in range(2):
+            if first[i] is None:
+                first[i] = heights[i]
+            total[i] += (rew[i] - base[i]) / 3.0
+            if done[i]:
+                ended.append((first[i], heights[i], total[i]))
+                first[i], total[i] = None, 0.0
+    assert len(ended) >= 2
+    for start, end, paid in ended:
+        assert paid == pytest.approx(start - end, abs=1e-6)
+        assert start > 1.0 and end <= 0.3  # the runner stood, then fell: the game's rule
+
+
+def test_opponent_height_is_the_other_seats_torso_height():
+    env = envs.make("kick_and_defend_v0")
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        act = {s: rng.uniform(-0.4, 0.4, size=17).astype(np.float32) for s in env.agents}
+        *_, infos = env.step(act)
+        z = [float(env.unwrapped.data.qpos[s.qpos][2]) for s in env.unwrapped._seat]
+        assert infos["keeper"]["opponent_height"] == z[0]
+        assert infos["kicker"]["opponent_height"] == z[1]

@@ -526,6 +526,55 @@ def test_flat_win_is_part_of_the_recipe_and_needs_a_goal_reward(cli, tmp_path, r
     venv.close()
 
 
+def test_victim_fall_is_part_of_the_recipe_and_needs_bodies(cli, tmp_path, runner_zip, monkeypatch):
+    """``--victim-fall W`` weighs the term (f) in a MuJoCo game (the run file holds it, the
+    trained env has the term, a resume may not change it); in a game without bodies it
+    is refused in one line, nothing written."""
+    import dataclasses
+
+    from conftest import assert_one_line_error
+
+    import arena.training
+    from arena.artifacts.training_config import AdversaryConfig
+    from arena.rewards import VictimFall, reward_terms
+    from arena.training import adversary_env
+
+    toy = tmp_path / "toy"
+    refused = cli("train-adversary", "toy_pass_v0", "--victim", f"runner=sb3:{runner_zip}",
+                  "--timesteps", "2048", "--out", toy, "--victim-fall", "100")  # fmt: skip
+    assert_one_line_error(refused, "--victim-fall needs a game with bodies", "toy_pass_v0")
+    assert not toy.exists()
+    real = arena.training.default_adversary_config
+
+    def small(env_id, **kwargs):  # the recipe as it is, with a rollout of 64 steps
+        config = real(env_id, **kwargs)
+        ppo = dataclasses.replace(config.ppo, n_envs=2, n_steps=32, batch_size=64)
+        return dataclasses.replace(config, ppo=ppo, workers=0, update_threads=1)
+
+    monkeypatch.setattr(arena.training, "default_adversary_config", small)
+    out = tmp_path / "ysnp"
+    base = ("train-adversary", "you_shall_not_pass_v0", "--victim", "runner=zero")
+    done = cli(*base, "--timesteps", "64", "--out", out, "--victim-fall", "150")
+    assert done.code == 0, done.err
+    marker = json.loads((out / "adversary_run.json").read_text())
+    assert marker["config"]["victim_fall"] == 150.0
+    again = cli(*base, "--timesteps", "128", "--out", out, "--resume", "--victim-fall", "10")
+    assert_one_line_error(again, "--resume continues the run with its own recipe", "--victim-fall")
+    config = AdversaryConfig.from_json(marker["config"])
+    config = dataclasses.replace(config, ppo=dataclasses.replace(config.ppo, n_envs=2))
+    venv = adversary_env("you_shall_not_pass_v0", "blocker", {"runner": "zero"}, config,
+                         seed=0, timesteps=1000)  # fmt: skip
+    [term] = [t for t in reward_terms(venv.venv) if isinstance(t, VictimFall)]
+    assert term.weight == 150.0
+    venv.close()
+    old = dict(marker["config"])
+    del old["victim_fall"]  # a run file from before the term: none
+    assert AdversaryConfig.from_json(old).victim_fall == 0.0
+    bad = {**marker["config"], "victim_fall": -1.0}
+    with pytest.raises(Exception, match="victim_fall"):
+        AdversaryConfig.from_json(bad)
+
+
 def test_no_flat_win_keeps_the_games_own_win_rewards(cli, tmp_path, monkeypatch):
     """``--no-flat-win`` turns the default off in a MuJoCo game; the run file says so and
     the trained env has no ``FlatWin`` term; ``--resume`` refuses it like any recipe flag."""

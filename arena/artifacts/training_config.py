@@ -80,6 +80,10 @@ class AdversaryConfig:
     victim_novelty: float = 0.0
     """Initial weight of the term (e): the novelty of the victims' observations (random
     network distillation; IMAP's state coverage)."""
+    victim_fall: float = 0.0
+    """Initial weight of the term (f): Φ = −(the victim's torso height, m), rewarded
+    γΦ' − Φ: lowering the victim's body, the way every adversary that wins these games
+    wins (the victim falls, or crouches until it counts as down)."""
     flat_win: bool = False
     """Every win pays the game's goal reward (``arena.rewards.FlatWin``): the bonuses
     some games add to some wins, or take from them, are dropped."""
@@ -154,6 +158,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "victim_divergence": (0.0, MAX_WEIGHT),
     "victim_reward": (0.0, MAX_WEIGHT),
     "victim_novelty": (0.0, MAX_WEIGHT),
+    "victim_fall": (0.0, MAX_WEIGHT),
     "anneal_fraction": (0.0, 1.0),
     "workers": (0, 256),
     "update_threads": (1, 64),

@@ -199,6 +199,12 @@ def _train_adversary(sub: Subparsers) -> None:
         "distillation; IMAP's state coverage), annealed",
     )
     p.add_argument(
+        "--victim-fall",
+        type=weight("victim-fall"),
+        help="initial weight of lowering the victim's torso (potential-based; the MuJoCo "
+        "games), annealed",
+    )
+    p.add_argument(
         "--anneal",
         type=float_arg("anneal", low=0.0, high=1.0),
         metavar="F",

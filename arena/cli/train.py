@@ -14,7 +14,14 @@ from typing import Any
 from arena.cli.options import pairs
 from arena.errors import UsageError, check_output_dir
 
-REWARD_TERMS = ("shaping", "victim_value", "victim_divergence", "victim_reward", "victim_novelty")
+REWARD_TERMS = (
+    "shaping",
+    "victim_value",
+    "victim_divergence",
+    "victim_reward",
+    "victim_novelty",
+    "victim_fall",
+)
 """The dense reward terms whose initial weight a flag of the same name sets."""
 RECIPE_OPTIONS = ("envs", "white_box", "flat_win", "action_std", "anneal", "ppo", *REWARD_TERMS)
 """``train-adversary``'s options that make a run's recipe: ``--resume`` refuses them (the

@@ -397,6 +397,8 @@ class CompetitionEnv(ParallelEnv):
                 "reward_shaping": float(shaping[k]),
                 "reward_remaining": float(goal[k]),
                 "winner": winner == k,
+                # the opponent's torso height (m): how near it is to falling
+                "opponent_height": self._z(1 - k),
             }
             if done:
                 info["outcome"] = "tie" if winner is None else "win" if winner == k else "loss"
