@@ -296,7 +296,7 @@ class VictimFall(RewardTerm):
     γΦ' − Φ. An episode's Φ starts at its first step's level (the reset carries no
     height), so a standing victim is worth nothing and only a change in height pays."""
 
-    name = "fall"
+    name = "victim_fall"
 
     def __init__(self, venv: VecEnv, schedule: LinearAnneal, *, gamma: float = 0.99):
         super().__init__(venv, schedule)

@@ -86,6 +86,7 @@ NO_DENSE_TERMS = {
     "victim_divergence": 0.0,
     "victim_reward": 0.0,
     "victim_novelty": 0.0,
+    "victim_fall": 0.0,
     "white_box": False,
     "flat_win": False,
 }
