@@ -526,6 +526,22 @@ def test_flat_win_is_part_of_the_recipe_and_needs_a_goal_reward(cli, tmp_path, r
     venv.close()
 
 
+def _small_rollouts(monkeypatch):
+    """``train-adversary``'s default recipe as it is, with rollouts of 64 steps."""
+    import dataclasses
+
+    import arena.training
+
+    real = arena.training.default_adversary_config
+
+    def small(env_id, **kwargs):
+        config = real(env_id, **kwargs)
+        ppo = dataclasses.replace(config.ppo, n_envs=2, n_steps=32, batch_size=64)
+        return dataclasses.replace(config, ppo=ppo, workers=0, update_threads=1)
+
+    monkeypatch.setattr(arena.training, "default_adversary_config", small)
+
+
 def test_victim_fall_is_part_of_the_recipe_and_needs_bodies(cli, tmp_path, runner_zip, monkeypatch):
     """``--victim-fall W`` weighs the term (f) in a MuJoCo game (the run file holds it, the
     trained env has the term, a resume may not change it); in a game without bodies it
@@ -534,7 +550,6 @@ def test_victim_fall_is_part_of_the_recipe_and_needs_bodies(cli, tmp_path, runne
 
     from conftest import assert_one_line_error
 
-    import arena.training
     from arena.artifacts.training_config import AdversaryConfig
     from arena.rewards import VictimFall, reward_terms
     from arena.training import adversary_env
@@ -544,14 +559,7 @@ def test_victim_fall_is_part_of_the_recipe_and_needs_bodies(cli, tmp_path, runne
                   "--timesteps", "2048", "--out", toy, "--victim-fall", "100")  # fmt: skip
     assert_one_line_error(refused, "--victim-fall needs a game with bodies", "toy_pass_v0")
     assert not toy.exists()
-    real = arena.training.default_adversary_config
-
-    def small(env_id, **kwargs):  # the recipe as it is, with a rollout of 64 steps
-        config = real(env_id, **kwargs)
-        ppo = dataclasses.replace(config.ppo, n_envs=2, n_steps=32, batch_size=64)
-        return dataclasses.replace(config, ppo=ppo, workers=0, update_threads=1)
-
-    monkeypatch.setattr(arena.training, "default_adversary_config", small)
+    _small_rollouts(monkeypatch)
     out = tmp_path / "ysnp"
     base = ("train-adversary", "you_shall_not_pass_v0", "--victim", "runner=zero")
     done = cli(*base, "--timesteps", "64", "--out", out, "--victim-fall", "150")
@@ -582,19 +590,11 @@ def test_no_flat_win_keeps_the_games_own_win_rewards(cli, tmp_path, monkeypatch)
 
     from conftest import assert_one_line_error
 
-    import arena.training
     from arena.artifacts.training_config import AdversaryConfig
     from arena.rewards import FlatWin, reward_terms
     from arena.training import adversary_env
 
-    real = arena.training.default_adversary_config
-
-    def small(env_id, **kwargs):  # the recipe as it is, with a rollout of 64 steps
-        config = real(env_id, **kwargs)
-        ppo = dataclasses.replace(config.ppo, n_envs=2, n_steps=32, batch_size=64)
-        return dataclasses.replace(config, ppo=ppo, workers=0, update_threads=1)
-
-    monkeypatch.setattr(arena.training, "default_adversary_config", small)
+    _small_rollouts(monkeypatch)
     out = tmp_path / "ysnp"
     base = ("train-adversary", "you_shall_not_pass_v0", "--victim", "runner=zero")
     done = cli(*base, "--timesteps", "64", "--out", out, "--no-flat-win")
