@@ -221,14 +221,16 @@ def check_game_terms(env_id: str, config: AdversaryConfig) -> None:
     reward or the bodies they need."""
     import envs
 
-    if config.flat_win and "mujoco" not in envs.spec(env_id).needs:
-        raise TrainingError(
-            f"--flat-win needs a game with a goal reward (the MuJoCo games); {env_id} has none"
-        )
-    if config.victim_fall and "mujoco" not in envs.spec(env_id).needs:
-        raise TrainingError(
-            f"--victim-fall needs a game with bodies (the MuJoCo games); {env_id} has none"
-        )
+    if "mujoco" in envs.spec(env_id).needs:
+        return
+    for wanted, flag, what in (
+        (config.flat_win, "--flat-win", "a goal reward"),
+        (config.victim_fall, "--victim-fall", "bodies"),
+    ):
+        if wanted:
+            raise TrainingError(
+                f"{flag} needs a game with {what} (the MuJoCo games); {env_id} has none"
+            )
 
 
 def runtime_flags(workers: int) -> dict[str, Any]:

@@ -550,7 +550,7 @@ def test_victim_fall_is_part_of_the_recipe_and_needs_bodies(cli, tmp_path, runne
 
     from conftest import assert_one_line_error
 
-    from arena.artifacts.training_config import AdversaryConfig
+    from arena.artifacts.training_config import AdversaryConfig, TrainingRunError
     from arena.rewards import VictimFall, reward_terms
     from arena.training import adversary_env
 
@@ -579,7 +579,7 @@ def test_victim_fall_is_part_of_the_recipe_and_needs_bodies(cli, tmp_path, runne
     del old["victim_fall"]  # a run file from before the term: none
     assert AdversaryConfig.from_json(old).victim_fall == 0.0
     bad = {**marker["config"], "victim_fall": -1.0}
-    with pytest.raises(Exception, match="victim_fall"):
+    with pytest.raises(TrainingRunError, match="victim_fall"):
         AdversaryConfig.from_json(bad)
 
 
