@@ -10,7 +10,6 @@ physics of the copies runs on all cores.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 from gymnasium.spaces import Box
 
 import envs
+from arena.parallel import forkserver
 
 
 @dataclass
@@ -145,7 +145,7 @@ class GameVector:
             self._local = None
             sizes = [n // self.workers + (i < n % self.workers) for i in range(self.workers)]
             self._blocks = sizes
-            ctx = mp.get_context("forkserver")
+            ctx = forkserver()
             self._conns = []
             self._procs = []
             for size in sizes:

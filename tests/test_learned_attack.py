@@ -119,7 +119,7 @@ def test_scorecard_families_l2_radius_and_the_learned_family(cli, tmp_path, runn
     out = tmp_path / "pert"
     trained = cli("train-perturber", "toy_pass_v0", "--victim", f"runner=sb3:{runner_zip}",
                   "--opponent", "blocker=zero", "--eps", "0.2", "--timesteps", "256",
-                  "--envs", "2", "--out", out)  # fmt: skip
+                  "--steps", "2", "--envs", "16", "--out", out)  # fmt: skip
     assert trained.code == 0, trained.err
     wrong = cli("scorecard", "toy_catch_v0", "--victim", "player=zero", "--learned", out,
                 "--out", tmp_path / "sc")  # fmt: skip
@@ -138,7 +138,7 @@ def test_a_director_for_small_frames(cli, tmp_path):
     out = tmp_path / "catch"
     victim = f"player=sb3:{ASSETS / 'toy_catch_v0__player.zip'}"
     done = cli("train-perturber", "toy_catch_v0", "--victim", victim, "--eps", "0.05",
-               "--steps", "2", "--envs", "2", "--timesteps", "256", "--out", out)  # fmt: skip
+               "--steps", "2", "--envs", "16", "--timesteps", "256", "--out", out)  # fmt: skip
     assert done.code == 0, done.err
     played = cli("evaluate", "toy_catch_v0", "--policy", victim, "--attack",
                  f"player=learned:{out}", "--episodes", "1", "--no-save")  # fmt: skip

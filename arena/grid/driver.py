@@ -16,7 +16,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import dataclasses
 import math
-import multiprocessing as mp
 import os
 import sys
 import time
@@ -31,7 +30,7 @@ from arena.errors import USER_ERRORS
 from arena.grid.cells import GridDir, cell_in_pool, execute_cell
 from arena.grid.commands import command
 from arena.io import try_lock, write_json_atomic
-from arena.parallel import passed_env
+from arena.parallel import forkserver, passed_env
 
 MAX_FAILURES = 3
 """Times Ray retries a trial whose worker died before the cell is failed."""
@@ -190,8 +189,7 @@ def _run_local(
     if parallel is None:
         parallel = max(1, math.floor((os.cpu_count() or 1) / manifest.spec.cpus))
     parallel = min(parallel, len(todo))
-    ctx = mp.get_context("forkserver")
-    with cf.ProcessPoolExecutor(parallel, ctx, max_tasks_per_child=1) as pool:
+    with cf.ProcessPoolExecutor(parallel, forkserver(), max_tasks_per_child=1) as pool:
         job = (str(grid.root), os.getcwd(), passed_env())
         futures = {pool.submit(cell_in_pool, (job[0], i, *job[1:])): i for i in todo}
         for fut in cf.as_completed(futures):
