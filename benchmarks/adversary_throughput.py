@@ -35,7 +35,6 @@ Run it on an idle machine:
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import tempfile
 import time
 from typing import Any
@@ -192,7 +191,9 @@ def bare_replay(
 def _at_once(target: Any, args: tuple[Any, ...], processes: int) -> float:
     """Total rate of ``processes`` copies of ``target(*args, queue)`` run at once, each
     putting its rate on the queue."""
-    ctx = mp.get_context("forkserver")
+    from arena.parallel import forkserver
+
+    ctx = forkserver()
     queue = ctx.Queue()
     procs = [ctx.Process(target=target, args=(*args, queue)) for _ in range(processes)]
     for proc in procs:

@@ -101,3 +101,29 @@ def test_every_kind_of_import_is_seen():
     } <= names
     init = imported_modules("from . import fgsm\n", "agents.attacks", is_package=True)
     assert (1, "agents.attacks.fgsm") in init
+
+
+def test_fork_server_preload_is_safe_to_fork_after():
+    """What ``arena.parallel.forkserver`` preloads is imported once by the server and
+    inherited by every process it forks: it must not import mujoco (which reads
+    ``MUJOCO_GL`` on import, a setting a child may change) and must not leave a thread
+    running (forking a process with threads copies their locks, held or not)."""
+    import multiprocessing.forkserver
+    import subprocess
+    import sys
+
+    from arena.parallel import PRELOAD, forkserver
+
+    forkserver()
+    assert multiprocessing.forkserver._forkserver._preload_modules == list(PRELOAD)
+    probe = (
+        "import sys, threading\n"
+        f"for name in {list(PRELOAD)!r}: __import__(name)\n"
+        "ours = ('mujoco', 'envs', 'agents', 'arena')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ours))\n"
+        "print(threading.active_count())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    modules, threads = out.stdout.splitlines()
+    assert modules == "[]", f"the preload imports {modules}"
+    assert threads == "1", f"the preload leaves {threads} threads running"
