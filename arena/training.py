@@ -325,7 +325,7 @@ def train_adversary(
     env_id: str,
     victims: Mapping[str, str],
     *,
-    timesteps: int,
+    timesteps: int | None,
     out: str | Path,
     seed: int | None = None,
     config: AdversaryConfig | None = None,
@@ -340,8 +340,8 @@ def train_adversary(
     result loads as the policy spec ``run:OUT``. Returns the results.
 
     ``resume`` continues ``out`` from its latest checkpoint with its own recipe and
-    seed (a ``seed`` given must be the run's); ``runtime`` (``workers``,
-    ``update_threads``) may change how fast.
+    seed (a ``seed`` given must be the run's) up to ``timesteps`` (``None``: the run's
+    own budget); ``runtime`` (``workers``, ``update_threads``) may change how fast.
     ``init`` (a ``sb3:``, ``run:`` or MLP ``zoo:`` spec) starts the learner from
     existing weights and normalization instead of from scratch: that is how a victim
     is fine-tuned.
@@ -349,7 +349,10 @@ def train_adversary(
     import envs
     from agents import specs as policy_specs
 
-    timesteps = _timesteps(timesteps)
+    if timesteps is not None:
+        timesteps = _timesteps(timesteps)
+    elif not resume:
+        raise TrainingError("give the budget: --timesteps N (a new run has none on record)")
     given = None if seed is None else parse_seed(seed, error=TrainingError)
     seed = 0 if given is None else given
     spec = envs.spec(env_id)
@@ -371,6 +374,13 @@ def train_adversary(
     if resume:
         run = TrainingRun.resume(out, env_id, victims, runtime, seed=given)
         check_game_terms(env_id, run.marker.config)  # a run file written by hand
+        if timesteps is None:
+            if run.marker.timesteps is None:
+                raise TrainingError(
+                    f"{out}: the run has no budget on record (made before runs kept one): "
+                    f"give --timesteps N"
+                )
+            timesteps = run.marker.timesteps
     else:
         config = config or default_adversary_config(env_id)
         check_game_terms(env_id, config)
@@ -395,8 +405,10 @@ def train_adversary(
             init=init,
         )
         run = TrainingRun.create(out, marker)
+    budget = run.marker.timesteps if timesteps is None else timesteps
+    assert budget is not None  # a new run's is given; a resumed one's was checked above
     with run:
-        return _train(run, adversary_seat, timesteps, progress)
+        return _train(run, adversary_seat, budget, progress)
 
 
 def budget_steps(timesteps: int, done: int, rollout: int) -> int:

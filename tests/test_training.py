@@ -632,3 +632,33 @@ def test_resume_refuses_a_seed_other_than_the_runs(cli, tmp_path, runner_zip):
     plain = cli(*base, "--timesteps", "6144", "--out", out, "--resume")
     assert plain.code == 0, plain.err
     assert json.loads((out / "adversary_run.json").read_text())["seed"] == 3
+
+
+def test_resume_without_timesteps_goes_on_to_the_runs_own_budget(cli, tmp_path, runner_zip):
+    """``--resume`` needs only what says where the run is: without ``--timesteps`` it
+    trains on to the budget on record. A new run without a budget, or a resume of a run
+    file that has none (made before runs kept one), is refused in one line, nothing
+    written."""
+    from conftest import assert_one_line_error
+
+    out = tmp_path / "run"
+    base = ("train-adversary", "toy_pass_v0", "--victim", f"runner=sb3:{runner_zip}")
+    refused = cli(*base, "--out", out)
+    assert_one_line_error(refused, "give the budget: --timesteps N")
+    assert not out.exists()
+    done = cli(*base, "--timesteps", "2048", "--out", out, "--checkpoint-every", "2048")
+    assert done.code == 0, done.err
+    # as if the run had been given 6,144 steps and stopped at its checkpoint of 2,048
+    marker = out / "adversary_run.json"
+    data = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**data, "timesteps": 6144}))
+    again = cli(*base, "--out", out, "--resume", "--workers", "0")
+    assert again.code == 0, again.err
+    assert json.loads(again.out.strip().splitlines()[-1])["timesteps"] == 6144
+    assert "resuming" in again.err and "2,048 steps" in again.err
+    del data["timesteps"]
+    marker.write_text(json.dumps(data))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    old = cli(*base, "--out", out, "--resume")
+    assert_one_line_error(old, "the run has no budget on record", "give --timesteps N")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

@@ -155,8 +155,7 @@ def _train_adversary(sub: Subparsers) -> None:
     p.add_argument(
         "--timesteps",
         type=TIMESTEPS,
-        required=True,
-        help=f"total env steps (1 to {MAX_TIMESTEPS:,})",
+        help=f"total env steps (1 to {MAX_TIMESTEPS:,}); with --resume, default: the run's own",
     )
     p.add_argument("--out", required=True, help="the run directory (new, or with --resume)")
     p.add_argument(
@@ -339,7 +338,9 @@ def _finetune_victim(sub: Subparsers) -> None:
         default=0.5,
         help="fraction of episodes against the adversary (default 0.5)",
     )
-    p.add_argument("--timesteps", type=TIMESTEPS, required=True)
+    p.add_argument(
+        "--timesteps", type=TIMESTEPS, help="total env steps; with --resume, default: the run's own"
+    )
     p.add_argument("--out", required=True)
     p.add_argument(
         "--seed", type=SEED, help="default 0; with --resume, the run's own (another is refused)"
