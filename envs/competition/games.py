@@ -448,8 +448,8 @@ class CompetitionEnv(ParallelEnv):
 
     def _radius_xy(self, k: int) -> float:
         """Distance of the agent's root from the vertical axis through the origin."""
-        xy = self._own_xy[k]
-        return math.sqrt(xy.dot(xy))  # as np.linalg.norm computes it, bit for bit
+        x, y = self._own_xy[k].tolist()
+        return _norm2(x, y)
 
     # The ufuncs below compute what np.square(...).sum(), np.clip and .sum() compute,
     # bit for bit, without those functions' Python wrappers (a step calls them often).
@@ -470,8 +470,8 @@ class CompetitionEnv(ParallelEnv):
     def _subtree_x(self, k: int) -> float:
         return float(self.data.subtree_com[self._seat[k].torso, 0])
 
-    # Rows of per-copy quantities. The ufuncs compute what np.square(...).sum(), np.clip,
-    # .sum() and np.linalg.norm compute, bit for bit, per row (a reduction along a row
+    # Rows of per-copy quantities. The ufuncs compute what np.square(...).sum(), np.clip
+    # and .sum() compute, bit for bit, per row (a reduction along a row
     # is the reduction of that row alone), without those functions' Python wrappers.
     def _z_rows(self, rows: _Rows, k: int) -> np.ndarray:
         return rows.f["qpos"][:, self._seat[k].qpos.start + 2]
@@ -481,8 +481,10 @@ class CompetitionEnv(ParallelEnv):
         return rows.f["qpos"][:, q0 : q0 + 2]
 
     def _norm_rows(self, v: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore", invalid="ignore"):  # as quiet as the dot it matches
-            return np.sqrt(_add(v * v, axis=1))
+        """``_norm2`` of each row of ``v`` (``(n, 2)``), bit for bit."""
+        x, y = v[:, 0], v[:, 1]
+        with np.errstate(over="ignore", invalid="ignore"):  # as quiet as Python's floats
+            return np.sqrt(x * x + y * y)
 
     def _contact_cost_rows(self, rows: _Rows, k: int) -> np.ndarray:
         f = rows.f["cfrc_ext"][:, self._seat[k].body].reshape(rows.n, -1)
@@ -715,6 +717,19 @@ class Copies:
 
 
 _add, _maximum, _minimum = np.add.reduce, np.maximum, np.minimum
+
+
+def _norm2(x: float, y: float) -> float:
+    """The length of ``(x, y)`` as ``_norm_rows`` computes it for a row, on every CPU.
+
+    Not ``v.dot(v)`` nor ``np.linalg.norm``: on CPUs with fused multiply-add (AVX-512
+    here) numpy's dot rounds ``x*x + y*y`` once where two products and a sum round
+    three times, so a copy stepped alone and the same copy in a batch differed in the
+    last bit. Two products and a sum round the same way in Python and in numpy.
+    """
+    return math.sqrt(x * x + y * y)
+
+
 _NO_ACTION = np.zeros(0)
 
 
@@ -1128,8 +1143,8 @@ class KickAndDefendEnv(CompetitionEnv):
     def _move_rewards(self, acts, before):
         z0, z1 = self._z(0), self._z(1)
         fwd = 0.25 * (self._progress[0] - before[0]) / self.model.opt.timestep
-        gap = self._ball()[:2] - self._xy(0)
-        to_ball = math.sqrt(gap.dot(gap))  # as np.linalg.norm computes it, bit for bit
+        gx, gy = (self._ball()[:2] - self._xy(0)).tolist()
+        to_ball = _norm2(gx, gy)
         kicker = (
             fwd
             - self._ctrl_cost(0, acts[0], 0.1, True)
@@ -1180,7 +1195,8 @@ class KickAndDefendEnv(CompetitionEnv):
         if ball[0] > self.goal_x and abs(ball[1]) <= 3.0:
             self._end = "goal"
             return [GOAL_REWARD, -GOAL_REWARD], 0, shaping, True
-        back = vel[0] < 0 and math.sqrt(vel.dot(vel)) > 1.0
+        vx, vy, vz = vel.tolist()
+        back = vx < 0 and math.sqrt(vx * vx + vy * vy + vz * vz) > 1.0
         done = self.t >= self.max_steps or ball[0] > self.goal_x or back
         if done or all(agent_done):
             self._decided = self.t < self.max_steps
