@@ -292,11 +292,11 @@ def test_lengths_alone_and_in_rows_agree_bit_for_bit():
     """The sumo radii and the kicker's distance to the ball: a copy stepped alone and in
     a batch compute them with the same roundings, whether or not the CPU fuses
     multiply-adds (numpy's ``dot`` does on AVX-512 and broke this in CI)."""
-    from envs.competition.games import CompetitionEnv, _norm2
+    from envs.competition.games import _norm2, _norm2_rows
 
     rng = np.random.default_rng(0)
     v = rng.normal(scale=3.0, size=(20_000, 2))
-    rows = CompetitionEnv._norm_rows(None, v)  # type: ignore[arg-type]
+    rows = _norm2_rows(v)
     alone = np.array([_norm2(x, y) for x, y in v.tolist()])
     assert rows.tobytes() == alone.tobytes()
     assert _norm2(3.0, 4.0) == 5.0

@@ -471,20 +471,14 @@ class CompetitionEnv(ParallelEnv):
         return float(self.data.subtree_com[self._seat[k].torso, 0])
 
     # Rows of per-copy quantities. The ufuncs compute what np.square(...).sum(), np.clip
-    # and .sum() compute, bit for bit, per row (a reduction along a row
-    # is the reduction of that row alone), without those functions' Python wrappers.
+    # and .sum() compute, bit for bit, per row (a reduction along a row is the reduction
+    # of that row alone), without those functions' Python wrappers.
     def _z_rows(self, rows: _Rows, k: int) -> np.ndarray:
         return rows.f["qpos"][:, self._seat[k].qpos.start + 2]
 
     def _xy_rows(self, rows: _Rows, k: int) -> np.ndarray:
         q0 = self._seat[k].qpos.start
         return rows.f["qpos"][:, q0 : q0 + 2]
-
-    def _norm_rows(self, v: np.ndarray) -> np.ndarray:
-        """``_norm2`` of each row of ``v`` (``(n, 2)``), bit for bit."""
-        x, y = v[:, 0], v[:, 1]
-        with np.errstate(over="ignore", invalid="ignore"):  # as quiet as Python's floats
-            return np.sqrt(x * x + y * y)
 
     def _contact_cost_rows(self, rows: _Rows, k: int) -> np.ndarray:
         f = rows.f["cfrc_ext"][:, self._seat[k].body].reshape(rows.n, -1)
@@ -720,7 +714,7 @@ _add, _maximum, _minimum = np.add.reduce, np.maximum, np.minimum
 
 
 def _norm2(x: float, y: float) -> float:
-    """The length of ``(x, y)`` as ``_norm_rows`` computes it for a row, on every CPU.
+    """The length of ``(x, y)`` as ``_norm2_rows`` computes it for a row, on every CPU.
 
     Not ``v.dot(v)`` nor ``np.linalg.norm``: on CPUs with fused multiply-add (AVX-512
     here) numpy's dot rounds ``x*x + y*y`` once where two products and a sum round
@@ -728,6 +722,13 @@ def _norm2(x: float, y: float) -> float:
     last bit. Two products and a sum round the same way in Python and in numpy.
     """
     return math.sqrt(x * x + y * y)
+
+
+def _norm2_rows(v: np.ndarray) -> np.ndarray:
+    """``_norm2`` of each row of ``v`` (``(n, 2)``), bit for bit."""
+    x, y = v[:, 0], v[:, 1]
+    with np.errstate(over="ignore", invalid="ignore"):  # as quiet as Python's floats
+        return np.sqrt(x * x + y * y)
 
 
 _NO_ACTION = np.zeros(0)
@@ -1071,7 +1072,7 @@ class SumoEnv(CompetitionEnv):
 
     def _after_physics_rows(self, rows):
         rows.radii = np.stack(
-            (self._norm_rows(self._xy_rows(rows, 0)), self._norm_rows(self._xy_rows(rows, 1))),
+            (_norm2_rows(self._xy_rows(rows, 0)), _norm2_rows(self._xy_rows(rows, 1))),
             axis=1,
         )
 
@@ -1167,7 +1168,7 @@ class KickAndDefendEnv(CompetitionEnv):
     def _move_rows(self, rows, acts, before):
         z0, z1 = self._z_rows(rows, 0), self._z_rows(rows, 1)
         fwd = 0.25 * (rows.progress[:, 0] - before[:, 0]) / self.model.opt.timestep
-        to_ball = self._norm_rows(rows.f["qpos"][:, 0:2] - self._xy_rows(rows, 0))
+        to_ball = _norm2_rows(rows.f["qpos"][:, 0:2] - self._xy_rows(rows, 0))
         kicker = (
             fwd
             - self._ctrl_cost_rows(0, acts[0], 0.1, True)
