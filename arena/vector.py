@@ -108,7 +108,9 @@ def _worker(conn, env_id: str, env_kwargs: dict, n: int) -> None:
                 games.close()
                 conn.send(None)
                 return
-    except (EOFError, KeyboardInterrupt):
+    except (EOFError, ConnectionResetError, BrokenPipeError, KeyboardInterrupt):
+        # The parent went away (killed, or stopped by a signal after saving its
+        # checkpoint): leave quietly, not with a traceback in the run's log.
         games.close()
 
 

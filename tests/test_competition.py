@@ -313,3 +313,24 @@ def test_copies_in_worker_processes_match_copies_in_this_one():
     finally:
         local.close()
         workers.close()
+
+
+@pytest.mark.parametrize("gone", [EOFError(), ConnectionResetError(104, "reset by peer")])
+def test_a_worker_whose_parent_went_away_closes_its_games_and_leaves_quietly(monkeypatch, gone):
+    """A training stopped by a signal saves its checkpoint and exits; its workers then
+    read EOF or a reset connection. They close their games and return, so the run's
+    log ends with the stop, not with a traceback per worker."""
+    import torch
+
+    from arena import vector
+
+    closed: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    monkeypatch.setattr(vector._Games, "close", lambda self: closed.append(len(self.games)))
+
+    class Parent:
+        def recv(self):
+            raise gone
+
+    vector._worker(Parent(), "toy_pass_v0", {}, 3)
+    assert closed == [3]
