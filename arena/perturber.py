@@ -295,14 +295,15 @@ def train_perturber(
     eps: float,
     norm: str = "linf",
     steps: int = 10,
-    timesteps: int,
+    timesteps: int | None,
     out: str | Path,
     seed: int = 0,
     n_envs: int = 8,
     resume: bool = False,
     checkpoint_every: int = 20_000,
 ) -> dict[str, Any]:
-    """Train the director into ``out`` (new, or ``resume``: from its checkpoint)."""
+    """Train the director into ``out`` (new, or ``resume``: from its checkpoint, up to
+    ``timesteps``; ``None``: the run's own budget)."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
@@ -313,6 +314,11 @@ def train_perturber(
     from arena.training_run import save_atomic
 
     out = Path(out)
+    old = read_marker(out) if resume else None
+    if timesteps is None:
+        if old is None:
+            raise PerturberError("give the budget: --timesteps N (a new run has none on record)")
+        timesteps = int(old["timesteps"])
     marker = {
         "schema_version": SCHEMA_VERSION,
         "env": env_id,
@@ -325,8 +331,7 @@ def train_perturber(
         "seed": int(seed),
         "timesteps": int(timesteps),
     }
-    if resume:
-        old = read_marker(out)
+    if old is not None:
         mine = {k: v for k, v in old.items() if k != "timesteps"}
         if mine != {k: v for k, v in marker.items() if k != "timesteps"}:
             raise PerturberError(

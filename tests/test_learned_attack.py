@@ -63,6 +63,11 @@ def test_train_perturber_trains_resumes_and_attacks(cli, tmp_path, runner_zip):
     more = cli(*args, "--timesteps", "2048", "--resume")
     assert more.code == 0, more.err
     assert json.loads((out / "results.json").read_text())["timesteps"] >= 2048
+    # a run of 4096 stopped at 2048 (as a kill leaves it): --resume alone trains on to 4096
+    (out / "perturber_run.json").write_text(json.dumps({**marker, "timesteps": 4096}))
+    rest = cli(*args, "--resume")
+    assert rest.code == 0, rest.err
+    assert json.loads((out / "results.json").read_text())["timesteps"] >= 4096
     attack = parse_attack(f"learned:{out}")
     assert attack.budget.eps == 0.3 and attack.steps == 3
     assert parse_attack(f"learned:{out},eps=0.1,steps=2").budget.eps == 0.1
@@ -72,6 +77,9 @@ def test_train_perturber_trains_resumes_and_attacks(cli, tmp_path, runner_zip):
     assert played.code == 0, played.err
     again = cli(*args, "--timesteps", "1024")
     assert_one_line_error(again, "--out")
+    fresh = cli(*args[:-1], tmp_path / "fresh")  # a new run has no budget on record
+    assert_one_line_error(fresh, "give the budget: --timesteps N")
+    assert fresh.code == 2 and not (tmp_path / "fresh").exists()
 
 
 def test_perturber_refusals(cli, tmp_path, runner_zip):

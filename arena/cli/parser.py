@@ -308,7 +308,12 @@ def _train_perturber(sub: Subparsers) -> None:
         default=10,
         help="PGD steps of the actor per victim step (default 10)",
     )
-    p.add_argument("--timesteps", type=TIMESTEPS, required=True)
+    p.add_argument(
+        "--timesteps",
+        type=TIMESTEPS,
+        default=None,
+        help="the budget (a new run needs it; --resume trains on to the run's own)",
+    )
     p.add_argument("--out", required=True, help="the run directory (new, or with --resume)")
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--envs", type=ENVS, default=8, help="parallel envs (default 8)")
